@@ -1,0 +1,1 @@
+"""Thin Ray actor wrappers over :mod:`fleet` objects."""

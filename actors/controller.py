@@ -1,0 +1,41 @@
+"""ControllerActor: the named Ray actor that runs a :class:`fleet.controller.FleetController`."""
+
+from __future__ import annotations
+
+import threading
+
+import ray
+
+from actors.camera import CameraActor
+from actors.detector import DetectorActor
+from fleet.config import FleetConfig
+from fleet.controller import FleetController
+from fleet.frames import CameraStats
+from fleet.stats import FleetSnapshot
+
+
+class ControllerWorker:
+    def __init__(self, config: FleetConfig, run_dir: str):
+        self.controller = FleetController(config, run_dir, CameraActor, DetectorActor)
+        self.halt = threading.Event()
+        self.loop = threading.Thread(target=self.controller.run, args=(self.halt,), daemon=True)
+
+    def start(self) -> None:
+        self.controller.start()
+        self.loop.start()
+
+    def snapshot(self) -> FleetSnapshot:
+        return self.controller.latest
+
+    def ended(self) -> bool:
+        return self.controller.ended()
+
+    def stop(self) -> dict[str, CameraStats]:
+        self.halt.set()
+        if self.loop.is_alive():
+            self.loop.join()
+        return self.controller.stop()
+
+
+# Several calls at once: the CLI may ask for a snapshot while a stop is draining.
+ControllerActor = ray.remote(num_cpus=0, max_concurrency=4)(ControllerWorker)

@@ -1,0 +1,37 @@
+"""DetectorActor: a Ray actor that forwards to :class:`fleet.detectors.DetectorService`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import ray
+
+from fleet.config import DetectorConfig
+from fleet.detectors import Detector, DetectorService, build_detector
+from fleet.frames import DetectionResult, DetectorStats, FrameMeta
+
+
+class DetectorWorker:
+    def __init__(self, name: str, config: DetectorConfig,
+                 factory: Callable[[DetectorConfig], Detector] = build_detector):
+        # One OpenCV thread per reserved CPU: the pool, not OpenCV, spreads work over cores.
+        cv2.setNumThreads(max(1, int(config.num_cpus)))
+        actor = ray.get_runtime_context().get_actor_id() or ""
+        self.service = DetectorService(name, factory(config), actor)
+
+    def ready(self) -> bool:
+        return True
+
+    def detect(self, frame: np.ndarray, meta: FrameMeta) -> DetectionResult:
+        # ``frame`` is a read-only view on the object store; nothing here may keep it.
+        return self.service.detect(frame, meta)
+
+    @ray.method(concurrency_group="control")
+    def stats(self) -> DetectorStats:
+        return self.service.stats()
+
+
+# detect runs one frame at a time; stats answers in its own thread, never queued behind frames.
+DetectorActor = ray.remote(concurrency_groups={"control": 1})(DetectorWorker)

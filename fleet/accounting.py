@@ -1,0 +1,85 @@
+"""Per-camera frame ledger: every captured frame ends up processed, dropped (with a reason),
+failed, or is still in flight. Thread-safe; imports no Ray."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+from fleet.frames import CameraStats
+
+DROP_REASONS = ("fps", "no_motion", "no_buffer", "detector_lost", "shutdown")
+_MAX_SAMPLES = 20_000
+
+
+class FrameLedger:
+    def __init__(self, camera: str):
+        self.camera = camera
+        self.lock = threading.Lock()
+        self.captured = 0
+        self.processed = 0
+        self.failed = 0
+        self.in_flight = 0
+        self.offered = 0
+        self.admitted = 0
+        self.peak_in_flight = 0
+        self.reconnects = 0
+        self.frames_with_detections = 0
+        self.dropped: Counter[str] = Counter()
+        self.detections: Counter[str] = Counter()
+        self._latency: list[float] = []
+
+    # Each method is one transition of one frame; the caller holds no lock.
+    def capture(self) -> int:
+        with self.lock:
+            self.captured += 1
+            return self.captured - 1
+
+    def drop(self, reason: str, frames: int = 1) -> None:
+        with self.lock:
+            self.dropped[reason] += frames
+
+    def offer(self) -> None:
+        with self.lock:
+            self.offered += 1
+
+    def admit(self) -> None:
+        with self.lock:
+            self.admitted += 1
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def settle(self, outcome: str, latency_s: float | None = None, labels: Counter[str] | None = None) -> None:
+        """An in-flight frame is done: ``processed``, ``failed`` or a drop reason."""
+        with self.lock:
+            self.in_flight -= 1
+            if outcome == "processed":
+                self.processed += 1
+            elif outcome == "failed":
+                self.failed += 1
+            else:
+                self.dropped[outcome] += 1
+            if latency_s is not None and len(self._latency) < _MAX_SAMPLES:
+                self._latency.append(latency_s)
+            if labels:
+                self.frames_with_detections += 1
+                self.detections.update(labels)
+
+    def fail_unsent(self) -> None:
+        """A captured frame that never reached a slot failed (it could not be decoded)."""
+        with self.lock:
+            self.failed += 1
+
+    def snapshot(self, **extra: object) -> CameraStats:
+        """Counters now, with the latencies recorded since the previous snapshot."""
+        with self.lock:
+            latency, self._latency = tuple(self._latency), []
+            return CameraStats(
+                camera=self.camera, captured=self.captured, processed=self.processed,
+                failed=self.failed, in_flight=self.in_flight, dropped=dict(self.dropped),
+                offered=self.offered, admitted=self.admitted, peak_in_flight=self.peak_in_flight,
+                reconnects=self.reconnects, frames_with_detections=self.frames_with_detections,
+                detections=dict(self.detections), latency_s=latency, time=time.time(),
+                **extra,  # type: ignore[arg-type]
+            )

@@ -1,0 +1,282 @@
+"""One camera's pipeline: read → fps limit → motion gate → in-flight slot → hand-off → results.
+
+Two threads: capture (reads, limits, gates, dispatches) and collect (waits for results,
+settles frames, emits events, dispatches a waiting frame when a slot frees). The hand-off
+itself is a collaborator (:class:`Dispatcher`) so this module needs no Ray.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from fleet.accounting import FrameLedger
+from fleet.config import CameraConfig, FileSource
+from fleet.errors import EndOfStreamError, SourceError
+from fleet.frames import CameraStats, DetectionResult, FrameMeta
+from fleet.motion import MotionGate
+from fleet.redact import redact_url
+from fleet.sinks import EventSink
+from fleet.sources import FrameSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Completion:
+    """A frame whose detectors have all answered (or failed)."""
+
+    meta: FrameMeta
+    started: float  # time.monotonic() at capture
+    results: list[DetectionResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    lost: bool = False  # a detector actor died with the frame
+    view: Callable[[], np.ndarray] | None = None  # the frame, for snapshots; valid until returned
+
+
+class Dispatcher(Protocol):
+    def submit(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
+        """Copy the frame once into shared memory and send it to one detector of each kind."""
+
+    def wait(self, timeout_s: float) -> list[Completion]:
+        """Frames finished since the last call, waiting up to ``timeout_s`` for the first."""
+
+    def abandon(self) -> list[Completion]:
+        """Give up on every frame still in flight (shutdown) and return them."""
+
+
+class FpsLimiter:
+    """Admits frames at ``fps`` on average; skips the rest."""
+
+    def __init__(self, fps: float):
+        self.period = 1.0 / fps
+        self.next_due: float | None = None
+
+    def admit(self, t: float) -> bool:
+        if self.next_due is None or t - self.next_due >= self.period:
+            self.next_due = t + self.period  # first frame, or fell behind: restart the grid
+            return True
+        if t + 1e-9 < self.next_due:
+            return False
+        self.next_due += self.period
+        return True
+
+
+class Backoff:
+    """Capped exponential backoff with jitter."""
+
+    def __init__(self, initial_s: float, max_s: float, jitter: float, rng: random.Random | None = None):
+        self.initial_s, self.max_s, self.jitter = initial_s, max_s, jitter
+        self.attempt = 0
+        self.rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        base = min(self.max_s, self.initial_s * 2 ** self.attempt)
+        self.attempt += 1
+        return max(0.0, base * (1 + self.rng.uniform(-self.jitter, self.jitter)))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Camera:
+    """The per-camera pipeline. ``start()`` runs it in two threads; ``stop()`` drains it."""
+
+    def __init__(self, config: CameraConfig, source: FrameSource, dispatcher: Dispatcher, sink: EventSink):
+        self.config = config
+        self.source = source
+        self.dispatcher = dispatcher
+        self.sink = sink
+        self.ledger = FrameLedger(config.id)
+        self.limiter = FpsLimiter(config.fps)
+        self.gate = MotionGate(config.motion) if config.motion.enabled else None
+        self.backoff = Backoff(config.reconnect.initial_backoff_s, config.reconnect.max_backoff_s,
+                               config.reconnect.jitter)
+        self.buffers = config.buffers
+        self.state = "starting"
+        self.last_error = ""
+        self.lock = threading.Lock()  # guards slots, the waiting frame and the spare buffer
+        self.waiting: tuple[np.ndarray, FrameMeta, float] | None = None
+        self.spare: np.ndarray | None = None
+        self.shape = (0, 0)
+        self.capture_stop = threading.Event()
+        self.collect_stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        media_time = isinstance(config.source, FileSource) and not config.source.realtime
+        self.media_time = media_time  # as-fast-as-possible files are limited on their own timeline
+
+    # --------------------------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        for target, name in ((self._capture_loop, "capture"), (self._collect_loop, "collect")):
+            thread = threading.Thread(target=target, name=f"{self.config.id}-{name}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self, drain_timeout_s: float) -> CameraStats:
+        """Stop capturing, let in-flight frames finish (or count them dropped), flush sinks."""
+        self.capture_stop.set()
+        self.threads[0].join()
+        with self.lock:
+            if self.waiting is not None:
+                self.waiting = None
+                self.ledger.drop("shutdown")
+        deadline = time.monotonic() + drain_timeout_s
+        while self.ledger.in_flight > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.collect_stop.set()
+        self.threads[1].join()
+        for completion in self.dispatcher.abandon():
+            self.ledger.settle("shutdown")
+            del completion
+        self.sink.close()
+        if self.state not in ("ended",):
+            self.state = "stopped"
+        return self.stats()
+
+    @property
+    def ended(self) -> bool:
+        return not self.threads[0].is_alive() if self.threads else False
+
+    def set_buffers(self, buffers: int) -> None:
+        """Takes effect on the next frame; frames already in flight finish normally."""
+        with self.lock:
+            self.buffers = max(1, buffers)
+
+    def stats(self) -> CameraStats:
+        return self.ledger.snapshot(
+            state=self.state, buffers=self.buffers, last_error=self.last_error,
+            source_fps=self.source.native_fps, width=self.shape[1], height=self.shape[0],
+        )
+
+    # ----------------------------------------------------------------------------------- capture
+    def _capture_loop(self) -> None:
+        buf: np.ndarray | None = None
+        opened = False
+        next_read = 0.0
+        while not self.capture_stop.is_set():
+            try:
+                if not opened:
+                    self.source.open()
+                    opened, next_read = True, time.monotonic()
+                    self.state, self.last_error = "up", ""
+                    self.backoff.reset()
+                if self.source.pace_fps:
+                    next_read = self._pace(next_read, self.source.pace_fps)
+                buf = self._one_frame(buf)
+            except EndOfStreamError as exc:
+                log.info("%s", exc)
+                self.state = "ended"
+                break
+            except SourceError as exc:
+                opened = self._source_failed(exc)
+            except Exception as exc:  # a bug or an OpenCV error must not kill the camera silently
+                log.exception("camera %s: unexpected error", self.config.id)
+                opened = self._source_failed(exc)
+        self.source.close()
+
+    def _pace(self, next_read: float, fps: float) -> float:
+        delay = next_read - time.monotonic()
+        if delay > 0:
+            self.capture_stop.wait(delay)
+        elif delay < -1.0:
+            next_read = time.monotonic()  # far behind (a stall): do not burst to catch up
+        return next_read + 1.0 / fps
+
+    def _source_failed(self, exc: Exception) -> bool:
+        self.state = "down"
+        self.last_error = redact_url(str(exc))
+        log.warning("%s", self.last_error)
+        self.source.close()
+        with self.ledger.lock:
+            self.ledger.reconnects += 1
+        self.capture_stop.wait(self.backoff.next_delay())
+        return False
+
+    def _one_frame(self, buf: np.ndarray | None) -> np.ndarray | None:
+        self.source.grab()
+        started, wall = time.monotonic(), time.time()
+        index = self.ledger.capture()
+        t = index / (self.source.native_fps or 25.0) if self.media_time else started
+        if not self.limiter.admit(t):
+            self.ledger.drop("fps")
+            return buf
+        try:
+            frame = self.source.retrieve(buf)
+        except SourceError:
+            self.ledger.fail_unsent()
+            raise
+        self.shape = frame.shape[:2]
+        if self.gate is not None and not self.gate.moving(frame):
+            self.ledger.drop("no_motion")
+            return frame
+        meta = FrameMeta(self.config.id, index, wall, frame.shape[1], frame.shape[0], self.config.detect_width)
+        return self._offer(frame, meta, started)
+
+    def _offer(self, frame: np.ndarray, meta: FrameMeta, started: float) -> np.ndarray | None:
+        """Dispatch now, or apply the drop policy. Returns the buffer to decode the next frame into."""
+        self.ledger.offer()
+        with self.lock:
+            if self.ledger.in_flight < self.buffers:
+                self._dispatch(frame, meta, started)
+                return frame  # ray.put copied it: the buffer is free again
+            if self.config.drop_policy == "drop_newest":
+                self.ledger.drop("no_buffer")
+                return frame
+            # drop_oldest: this frame waits for a slot; the frame it replaces is dropped.
+            if self.waiting is not None:
+                self.ledger.drop("no_buffer")
+                free = self.waiting[0]
+            else:
+                free, self.spare = self.spare, None
+            self.waiting = (frame, meta, started)
+            return free
+
+    def _dispatch(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
+        self.ledger.admit()
+        try:
+            self.dispatcher.submit(frame, meta, started)
+        except Exception as exc:
+            log.warning("camera %s: hand-off failed: %s", self.config.id, exc)
+            self.ledger.settle("failed")
+
+    # ----------------------------------------------------------------------------------- collect
+    def _collect_loop(self) -> None:
+        while not self.collect_stop.is_set():
+            try:
+                for completion in self.dispatcher.wait(0.05):
+                    self._settle(completion)
+                self._dispatch_waiting()
+                self.sink.tick()
+            except Exception:
+                log.exception("camera %s: collecting results failed", self.config.id)
+                time.sleep(0.1)
+
+    def _settle(self, done: Completion) -> None:
+        latency = time.monotonic() - done.started
+        if done.lost:
+            self.ledger.settle("detector_lost")
+            return
+        if done.errors:
+            log.warning("camera %s frame %d: %s", self.config.id, done.meta.index, done.errors[0])
+        labels = Counter(d.label for r in done.results for d in r.detections)
+        try:
+            self.sink.emit(done.meta, done.results, latency, done.view)
+        except Exception:
+            log.exception("camera %s: sink failed", self.config.id)
+        self.ledger.settle("failed" if done.errors else "processed", latency, labels)
+
+    def _dispatch_waiting(self) -> None:
+        with self.lock:
+            if self.waiting is not None and self.ledger.in_flight < self.buffers:
+                frame, meta, started = self.waiting
+                self.waiting = None
+                self._dispatch(frame, meta, started)
+                self.spare = frame

@@ -1,0 +1,91 @@
+"""Small frozen records that cross actor boundaries. None of them holds pixels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """What a detector needs to know about a frame besides its pixels."""
+
+    camera: str
+    index: int  # captured-frame counter of the camera, from 0
+    capture_time: float  # wall clock (time.time()) when the frame was read
+    width: int
+    height: int
+    detect_width: int | None  # downscale to this width before detecting (None: native)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One box in original-frame pixel coordinates."""
+
+    label: str
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """A detector's answer for one frame."""
+
+    detector: str
+    camera: str
+    index: int
+    detections: tuple[Detection, ...]
+    service_s: float  # time spent inside the detector, read to result
+    actor: str = ""  # which detector actor answered (its Ray actor id)
+
+
+@dataclass(frozen=True)
+class CameraStats:
+    """A camera's counters at one instant. Counters are totals since the camera started.
+
+    Invariant: ``captured == processed + sum(dropped.values()) + failed + in_flight``.
+    """
+
+    camera: str
+    state: str  # starting | up | down | ended | stopped
+    captured: int
+    processed: int
+    failed: int
+    in_flight: int
+    dropped: dict[str, int]
+    offered: int  # frames that passed the fps limit and motion gate
+    admitted: int  # frames that got an in-flight slot
+    buffers: int
+    peak_in_flight: int
+    reconnects: int
+    frames_with_detections: int
+    detections: dict[str, int]
+    latency_s: tuple[float, ...] = ()  # end-to-end latencies since the previous snapshot
+    last_error: str = ""
+    time: float = 0.0  # time.time() of the snapshot
+    source_fps: float = 0.0
+    width: int = 0
+    height: int = 0
+
+    @property
+    def accounted(self) -> bool:
+        return self.captured == self.processed + sum(self.dropped.values()) + self.failed + self.in_flight
+
+    @property
+    def hit_rate(self) -> float:
+        return self.admitted / self.offered if self.offered else 1.0
+
+
+@dataclass(frozen=True)
+class DetectorStats:
+    """A detector actor's counters since it started."""
+
+    detector: str
+    actor: str
+    calls: int
+    errors: int
+    busy_s: float
+    uptime_s: float
+    service_s: tuple[float, ...] = field(default=())  # service times since the previous snapshot

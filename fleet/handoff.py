@@ -1,0 +1,118 @@
+"""The zero-copy hand-off: one ``ray.put`` per frame, the ObjectRef to one detector per kind.
+
+The detector receives the ObjectRef as a top-level argument, so Ray resolves it to a read-only
+numpy view on the object store: the only copy of the pixels is the one ``ray.put`` made.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import ray
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+from fleet.camera import Completion
+from fleet.frames import FrameMeta
+
+_LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
+
+
+@dataclass
+class _Route:
+    handle: Any
+    outstanding: int = 0
+
+
+@dataclass
+class _Ticket:
+    completion: Completion
+    frame_ref: ray.ObjectRef
+    waiting: dict[ray.ObjectRef, _Route] = field(default_factory=dict)
+
+
+class RayDispatcher:
+    """Routes each frame to the least-loaded actor of every detector kind the camera runs."""
+
+    def __init__(self, pools: dict[str, list[Any]], offset: int = 0):
+        self.lock = threading.Lock()
+        self.routes: dict[str, list[_Route]] = {}
+        self.rotation = itertools.count(offset)
+        for kind, handles in pools.items():
+            self.set_pool(kind, handles)
+        self.tickets: dict[ray.ObjectRef, _Ticket] = {}  # by result ref
+
+    def set_pool(self, kind: str, handles: list[Any]) -> None:
+        """Replace a kind's actors; counts of frames already sent to kept actors are kept."""
+        with self.lock:
+            old = {id(r.handle): r for r in self.routes.get(kind, [])}
+            self.routes[kind] = [old.get(id(h)) or _Route(h) for h in handles]
+
+    def _pick(self, kind: str) -> _Route:
+        routes = self.routes[kind]
+        if not routes:
+            raise RuntimeError(f"no '{kind}' detector actor is running")
+        start = next(self.rotation) % len(routes)
+        ordered = routes[start:] + routes[:start]  # ties go round-robin
+        return min(ordered, key=lambda r: r.outstanding)
+
+    def submit(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
+        frame_ref = ray.put(frame)
+        completion = Completion(meta, started, view=lambda: ray.get(frame_ref))
+        ticket = _Ticket(completion, frame_ref)
+        with self.lock:
+            for kind in self.routes:
+                route = self._pick(kind)
+                route.outstanding += 1
+                result_ref = route.handle.detect.remote(frame_ref, meta)
+                ticket.waiting[result_ref] = route
+                self.tickets[result_ref] = ticket
+
+    def wait(self, timeout_s: float) -> list[Completion]:
+        with self.lock:
+            refs = list(self.tickets)
+        if not refs:
+            threading.Event().wait(timeout_s)
+            return []
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout_s, fetch_local=True)
+        if ready:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=True)
+        done: list[Completion] = []
+        for ref in ready:
+            ticket, finished = self._resolve(ref)
+            if finished:
+                done.append(ticket.completion)
+        return done
+
+    def _resolve(self, ref: ray.ObjectRef) -> tuple[_Ticket, bool]:
+        try:
+            result, error = ray.get(ref), None
+        except _LOST as exc:
+            result, error = None, exc
+        except Exception as exc:  # the detector raised: the frame failed
+            result, error = None, exc
+        with self.lock:
+            ticket = self.tickets.pop(ref)
+            route = ticket.waiting.pop(ref)
+            route.outstanding -= 1
+            if result is not None:
+                ticket.completion.results.append(result)
+            elif isinstance(error, _LOST):
+                ticket.completion.lost = True
+            else:
+                ticket.completion.errors.append(str(error).splitlines()[-1][:300])
+            return ticket, not ticket.waiting
+
+    def abandon(self) -> list[Completion]:
+        with self.lock:
+            tickets = {id(t): t for t in self.tickets.values()}
+            for ref in self.tickets:
+                ray.cancel(ref)
+            self.tickets.clear()
+            for routes in self.routes.values():
+                for route in routes:
+                    route.outstanding = 0
+        return [t.completion for t in tickets.values()]

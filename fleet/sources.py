@@ -1,0 +1,241 @@
+"""Frame sources: video files, RTSP/HTTP streams, devices, image folders and a synthetic scene.
+
+A source hands out frames in two steps, so that frames the fps limit skips cost no colour
+conversion or copy: ``grab()`` advances one frame, ``retrieve(into)`` decodes it into ``into``
+(the camera's reused buffer) and returns the array that holds it, which is ``into`` whenever the
+shape matches. Pacing (a file at its native fps) is the caller's job: see ``pace_fps``.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from fleet.config import (
+    DeviceSource,
+    FileSource,
+    HttpSource,
+    ImagesSource,
+    RtspSource,
+    SyntheticSource,
+)
+from fleet.errors import EndOfStreamError, SourceConnectionError, SourceError
+
+# FFmpeg and OpenCV print the URLs they fail on, credentials included: keep them quiet and let
+# camfleet report failures with redacted URLs. Set before the first capture opens.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+SourceConfig = FileSource | RtspSource | HttpSource | DeviceSource | ImagesSource | SyntheticSource
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class FrameSource(Protocol):
+    description: str  # safe to log: no credentials
+    pace_fps: float  # the caller paces reads at this rate; 0 means the source paces itself
+    native_fps: float
+
+    def open(self) -> None: ...
+
+    def grab(self) -> None: ...
+
+    def retrieve(self, into: np.ndarray | None) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def _into(frame: np.ndarray, into: np.ndarray | None) -> np.ndarray:
+    if into is not None and into.shape == frame.shape and into.dtype == frame.dtype:
+        np.copyto(into, frame)
+        return into
+    return frame
+
+
+class CaptureSource:
+    """Anything OpenCV's VideoCapture opens: files, rtsp://, http(s)://, devices."""
+
+    def __init__(self, camera: str, config: FileSource | RtspSource | HttpSource | DeviceSource):
+        self.camera = camera
+        self.config = config
+        self.cap: cv2.VideoCapture | None = None
+        self.native_fps = 0.0
+        if isinstance(config, FileSource):
+            self.description = f"file {config.path}"
+        elif isinstance(config, DeviceSource):
+            self.description = f"device {config.index}"
+        else:
+            self.description = config.safe_url
+        self.pace_fps = 0.0
+
+    def open(self) -> None:
+        config = self.config
+        if isinstance(config, FileSource):
+            if not Path(config.path).is_file():
+                raise SourceConnectionError(
+                    f"camera '{self.camera}': no video file at {config.path}; check the path"
+                )
+            cap = cv2.VideoCapture(config.path)
+        elif isinstance(config, DeviceSource):
+            cap = cv2.VideoCapture(config.index)
+        else:
+            cap = self._open_stream(config)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceConnectionError(self._open_failure())
+        self.cap = cap
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.native_fps = fps if 0 < fps < 1000 and math.isfinite(fps) else 0.0
+        if isinstance(config, FileSource) and config.realtime:
+            self.pace_fps = self.native_fps or 25.0
+
+    def _open_stream(self, config: RtspSource | HttpSource) -> cv2.VideoCapture:
+        # FFmpeg reads these options at open time; each camera actor is its own process.
+        options = ["analyzeduration;0", "probesize;65536", "fflags;nobuffer"]
+        if isinstance(config, RtspSource):
+            options.insert(0, f"rtsp_transport;{config.transport}")
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "|".join(options)
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(config.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(config.read_timeout_s * 1000),
+        ]
+        return cv2.VideoCapture(config.url, cv2.CAP_FFMPEG, params)
+
+    def _open_failure(self) -> str:
+        config = self.config
+        if isinstance(config, FileSource):
+            return f"camera '{self.camera}': OpenCV cannot decode {config.path}; is it a video file?"
+        if isinstance(config, DeviceSource):
+            return f"camera '{self.camera}': cannot open /dev/video{config.index}; is it connected?"
+        return (
+            f"camera '{self.camera}': could not open {config.safe_url} "
+            f"(timeout {config.open_timeout_s:g} s); check the URL, the network and credentials"
+        )
+
+    def grab(self) -> None:
+        if self.cap is None:
+            raise SourceConnectionError(f"camera '{self.camera}': source is not open")
+        if self.cap.grab():
+            return
+        if isinstance(self.config, FileSource):
+            if self.config.loop and self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0) and self.cap.grab():
+                return
+            raise EndOfStreamError(f"camera '{self.camera}': end of {self.config.path}")
+        raise SourceConnectionError(f"camera '{self.camera}': {self.description} stopped delivering frames")
+
+    def retrieve(self, into: np.ndarray | None) -> np.ndarray:
+        assert self.cap is not None
+        ok, frame = self.cap.retrieve(into) if into is not None else self.cap.retrieve()
+        if not ok or frame is None:
+            raise SourceError(f"camera '{self.camera}': could not decode a frame from {self.description}")
+        return frame
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+            self.cap = None
+
+
+class ImageFolderSource:
+    """Still images from a folder or glob, in name order, at ``fps``."""
+
+    def __init__(self, camera: str, config: ImagesSource):
+        self.camera = camera
+        self.config = config
+        self.description = f"images {config.path}"
+        self.pace_fps = config.fps
+        self.native_fps = config.fps
+        self.files: list[str] = []
+        self.position = -1
+
+    def open(self) -> None:
+        path = self.config.path
+        if os.path.isdir(path):
+            names = [str(p) for p in sorted(Path(path).iterdir()) if p.suffix.lower() in _IMAGE_SUFFIXES]
+        else:
+            names = sorted(glob.glob(path))
+        if not names:
+            raise SourceConnectionError(
+                f"camera '{self.camera}': no images at {path}; expected a folder of "
+                f"{'/'.join(_IMAGE_SUFFIXES)} files or a glob pattern"
+            )
+        self.files, self.position = names, -1
+
+    def grab(self) -> None:
+        self.position += 1
+        if self.position >= len(self.files):
+            if not self.config.loop:
+                raise EndOfStreamError(f"camera '{self.camera}': last image of {self.config.path}")
+            self.position = 0
+
+    def retrieve(self, into: np.ndarray | None) -> np.ndarray:
+        name = self.files[self.position]
+        frame = cv2.imread(name, cv2.IMREAD_COLOR)
+        if frame is None:
+            raise SourceError(f"camera '{self.camera}': cannot decode image {name}")
+        return _into(frame, into)
+
+    def close(self) -> None:
+        self.files = []
+
+
+class SyntheticScene:
+    """A moving test scene drawn in place into the reused buffer: no allocation per frame."""
+
+    def __init__(self, camera: str, config: SyntheticSource):
+        self.camera = camera
+        self.config = config
+        self.description = f"synthetic {config.width}x{config.height}@{config.fps:g}"
+        self.pace_fps = config.fps
+        self.native_fps = config.fps
+        self.index = -1
+        self.background: np.ndarray | None = None
+
+    def open(self) -> None:
+        w, h = self.config.width, self.config.height
+        ramp_x = np.linspace(40, 200, w, dtype=np.float32)[None, :]
+        ramp_y = np.linspace(0, 60, h, dtype=np.float32)[:, None]
+        gray = (ramp_x + ramp_y).astype(np.uint8)
+        self.background = np.dstack([gray, np.flipud(gray), np.full_like(gray, 90)])
+        self.index = -1
+
+    def grab(self) -> None:
+        self.index += 1
+        if self.config.frames is not None and self.index >= self.config.frames:
+            raise EndOfStreamError(f"camera '{self.camera}': synthetic scene ended")
+
+    def retrieve(self, into: np.ndarray | None) -> np.ndarray:
+        assert self.background is not None
+        frame = into if into is not None and into.shape == self.background.shape else np.empty_like(
+            self.background
+        )
+        np.copyto(frame, self.background)
+        w, h, t = self.config.width, self.config.height, self.index / self.config.fps
+        radius = max(4, min(w, h) // 12)
+        for k in range(self.config.objects):
+            cx = int((0.5 + 0.4 * math.sin(t * (0.7 + 0.3 * k) + k)) * w)
+            cy = int((0.5 + 0.4 * math.cos(t * (0.5 + 0.2 * k) + 2 * k)) * h)
+            colour = (255 - 60 * k % 255, 80 + 50 * k % 175, 40 * k % 255)
+            cv2.circle(frame, (cx, cy), radius, colour, -1)
+        scale = max(0.5, h / 720)
+        cv2.putText(frame, f"{self.camera} #{self.index}", (10, int(30 * scale)),
+                    cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(2 * scale)))
+        return frame
+
+    def close(self) -> None:
+        self.background = None
+
+
+def open_source(camera: str, config: SourceConfig) -> FrameSource:
+    """Build the source for a camera's config (not yet opened)."""
+    if isinstance(config, SyntheticSource):
+        return SyntheticScene(camera, config)
+    if isinstance(config, ImagesSource):
+        return ImageFolderSource(camera, config)
+    return CaptureSource(camera, config)

@@ -1,0 +1,166 @@
+"""Fleet-level view of camera and detector stats: rates, latency percentiles, the live table.
+
+The controller feeds every snapshot it gathers through :class:`FleetStats`; the CLI's table, the
+run's ``stats.jsonl`` and (later) the scaling policy and ``/metrics`` all read from it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from fleet.frames import CameraStats, DetectorStats
+
+
+def percentile_ms(samples: list[float] | tuple[float, ...], q: float) -> float | None:
+    return float(np.percentile(samples, q) * 1000) if len(samples) else None
+
+
+@dataclass
+class CameraView:
+    """One camera as the operator sees it: totals plus rates over the last interval."""
+
+    stats: CameraStats
+    input_fps: float = 0.0
+    analysed_fps: float = 0.0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+    def row(self) -> dict:
+        s = self.stats
+        return {
+            "camera": s.camera, "state": s.state, "input_fps": round(self.input_fps, 2),
+            "analysed_fps": round(self.analysed_fps, 2), "captured": s.captured,
+            "processed": s.processed, "failed": s.failed, "in_flight": s.in_flight,
+            "dropped": s.dropped, "hit_rate": round(s.hit_rate, 4), "buffers": s.buffers,
+            "p50_ms": _round(self.p50_ms), "p95_ms": _round(self.p95_ms), "p99_ms": _round(self.p99_ms),
+            "detections": s.detections, "reconnects": s.reconnects, "last_error": s.last_error,
+            "accounted": s.accounted,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+@dataclass
+class DetectorView:
+    detector: str
+    actors: int
+    calls: int
+    errors: int
+    utilisation: float  # busy time / wall time over the last interval, per actor on average
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+
+@dataclass
+class FleetSnapshot:
+    time: float
+    cameras: dict[str, CameraView] = field(default_factory=dict)
+    detectors: dict[str, DetectorView] = field(default_factory=dict)
+
+    def record(self) -> dict:
+        return {
+            "time": round(self.time, 3),
+            "cameras": [c.row() for c in self.cameras.values()],
+            "detectors": [asdict(d) for d in self.detectors.values()],
+        }
+
+
+class FleetStats:
+    """Keeps the previous snapshot of everything to turn totals into rates, and a latency window."""
+
+    def __init__(self, window_s: float = 10.0):
+        self.window_s = window_s
+        self.cameras: dict[str, CameraView] = {}
+        self.latency: dict[str, deque[tuple[float, float]]] = {}
+        self.detectors: dict[str, dict[str, DetectorStats]] = {}
+        self.service: dict[str, deque[tuple[float, float]]] = {}
+        self.utilisation: dict[str, float] = {}
+
+    def update_camera(self, stats: CameraStats) -> CameraView:
+        previous = self.cameras.get(stats.camera)
+        window = self.latency.setdefault(stats.camera, deque())
+        window.extend((stats.time, s) for s in stats.latency_s)
+        while window and window[0][0] < stats.time - self.window_s:
+            window.popleft()
+        view = CameraView(stats)
+        if previous is not None and stats.time > previous.stats.time:
+            dt = stats.time - previous.stats.time
+            view.input_fps = (stats.captured - previous.stats.captured) / dt
+            view.analysed_fps = (stats.processed - previous.stats.processed) / dt
+        samples = [s for _, s in window]
+        view.p50_ms, view.p95_ms, view.p99_ms = (percentile_ms(samples, q) for q in (50, 95, 99))
+        self.cameras[stats.camera] = view
+        return view
+
+    def update_detectors(self, name: str, actors: list[DetectorStats], now: float) -> DetectorView:
+        previous = self.detectors.get(name, {})
+        busy = wall = 0.0
+        window = self.service.setdefault(name, deque())
+        for s in actors:
+            window.extend((now, x) for x in s.service_s)
+            before = previous.get(s.actor)
+            if before is not None and s.uptime_s > before.uptime_s:
+                busy += s.busy_s - before.busy_s
+                wall += s.uptime_s - before.uptime_s
+        while window and window[0][0] < now - self.window_s:
+            window.popleft()
+        self.detectors[name] = {s.actor: s for s in actors}
+        if wall:
+            self.utilisation[name] = min(1.0, busy / wall)
+        samples = [x for _, x in window]
+        return DetectorView(
+            detector=name, actors=len(actors), calls=sum(s.calls for s in actors),
+            errors=sum(s.errors for s in actors), utilisation=round(self.utilisation.get(name, 0.0), 4),
+            p50_ms=_round(percentile_ms(samples, 50)), p95_ms=_round(percentile_ms(samples, 95)),
+        )
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None) -> str:
+    """The live per-camera table the CLI prints."""
+    head = f"{'camera':<16} {'state':<8} {'in fps':>6} {'out fps':>7} {'hit':>5} {'infl':>4} " \
+           f"{'p50 ms':>6} {'p95 ms':>6} {'drops (reason=n)':<28} detections"
+    lines = [head, "-" * len(head)]
+    for view in snapshot.cameras.values():
+        s = view.stats
+        drops = " ".join(f"{k}={v}" for k, v in sorted(s.dropped.items()) if v) or "-"
+        dets = " ".join(f"{k}={v}" for k, v in sorted(s.detections.items())) or "-"
+        lines.append(
+            f"{s.camera:<16.16} {s.state:<8} {view.input_fps:>6.1f} {view.analysed_fps:>7.1f} "
+            f"{s.hit_rate:>5.2f} {s.in_flight:>4} {_ms(view.p50_ms):>6} {_ms(view.p95_ms):>6} "
+            f"{drops:<28.28} {dets}"
+        )
+        if s.last_error and s.state == "down":
+            lines.append(f"{'':<16} ! {s.last_error[:100]}")
+    for d in snapshot.detectors.values():
+        lines.append(
+            f"detector {d.detector}: {d.actors} actor(s), {d.calls} calls, utilisation "
+            f"{d.utilisation:.0%}, service p50 {_ms(d.p50_ms)} ms p95 {_ms(d.p95_ms)} ms"
+        )
+    if elapsed_s is not None:
+        lines.insert(0, time.strftime("%H:%M:%S") + f"  running {elapsed_s:.0f} s")
+    return "\n".join(lines)
+
+
+def format_summary(final: dict[str, CameraStats]) -> str:
+    """Per-camera accounting at shutdown: captured = processed + dropped + failed + in flight."""
+    lines = ["camera           captured = processed + dropped + failed + in_flight   drops by reason"]
+    for s in final.values():
+        dropped = sum(s.dropped.values())
+        mark = "ok" if s.accounted else "MISMATCH"
+        reasons = " ".join(f"{k}={v}" for k, v in sorted(s.dropped.items()) if v) or "-"
+        lines.append(
+            f"{s.camera:<16.16} {s.captured:>8} = {s.processed:>9} + {dropped:>7} + {s.failed:>6} + "
+            f"{s.in_flight:>9}   {mark:<3} {reasons}"
+        )
+    return "\n".join(lines)
