@@ -1,5 +1,11 @@
 """Per-camera frame ledger: every captured frame ends up processed, dropped (with a reason),
-failed, or is still in flight. Thread-safe; imports no Ray."""
+failed, or is still in flight. Thread-safe; imports no Ray.
+
+A frame is in flight from the moment it is captured until it is settled, so the invariant
+``captured == processed + dropped + failed + in_flight`` holds at every instant, not only
+between frames. ``slots_used`` counts the in-flight frames that hold a slot (sent to detectors
+and not yet answered); it is what the ``buffers`` bound limits.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +27,10 @@ class FrameLedger:
         self.processed = 0
         self.failed = 0
         self.in_flight = 0
+        self.slots_used = 0
         self.offered = 0
         self.admitted = 0
-        self.peak_in_flight = 0
+        self.peak_slots_used = 0
         self.reconnects = 0
         self.frames_with_detections = 0
         self.dropped: Counter[str] = Counter()
@@ -34,11 +41,14 @@ class FrameLedger:
     def capture(self) -> int:
         with self.lock:
             self.captured += 1
+            self.in_flight += 1
             return self.captured - 1
 
-    def drop(self, reason: str, frames: int = 1) -> None:
+    def drop(self, reason: str) -> None:
+        """A frame that holds no slot is dropped (fps limit, motion gate, no free slot, ...)."""
         with self.lock:
-            self.dropped[reason] += frames
+            self.in_flight -= 1
+            self.dropped[reason] += 1
 
     def offer(self) -> None:
         with self.lock:
@@ -47,13 +57,14 @@ class FrameLedger:
     def admit(self) -> None:
         with self.lock:
             self.admitted += 1
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            self.slots_used += 1
+            self.peak_slots_used = max(self.peak_slots_used, self.slots_used)
 
     def settle(self, outcome: str, latency_s: float | None = None, labels: Counter[str] | None = None) -> None:
-        """An in-flight frame is done: ``processed``, ``failed`` or a drop reason."""
+        """A frame that holds a slot is done: ``processed``, ``failed`` or a drop reason."""
         with self.lock:
             self.in_flight -= 1
+            self.slots_used -= 1
             if outcome == "processed":
                 self.processed += 1
             elif outcome == "failed":
@@ -69,6 +80,7 @@ class FrameLedger:
     def fail_unsent(self) -> None:
         """A captured frame that never reached a slot failed (it could not be decoded)."""
         with self.lock:
+            self.in_flight -= 1
             self.failed += 1
 
     def snapshot(self, **extra: object) -> CameraStats:
@@ -77,8 +89,9 @@ class FrameLedger:
             latency, self._latency = tuple(self._latency), []
             return CameraStats(
                 camera=self.camera, captured=self.captured, processed=self.processed,
-                failed=self.failed, in_flight=self.in_flight, dropped=dict(self.dropped),
-                offered=self.offered, admitted=self.admitted, peak_in_flight=self.peak_in_flight,
+                failed=self.failed, in_flight=self.in_flight, slots_used=self.slots_used,
+                dropped=dict(self.dropped), offered=self.offered, admitted=self.admitted,
+                peak_slots_used=self.peak_slots_used,
                 reconnects=self.reconnects, frames_with_detections=self.frames_with_detections,
                 detections=dict(self.detections), latency_s=latency, time=time.time(),
                 **extra,  # type: ignore[arg-type]

@@ -129,13 +129,12 @@ class Camera:
                 self.waiting = None
                 self.ledger.drop("shutdown")
         deadline = time.monotonic() + drain_timeout_s
-        while self.ledger.in_flight > 0 and time.monotonic() < deadline:
+        while self.ledger.slots_used > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         self.collect_stop.set()
         self.threads[1].join()
-        for completion in self.dispatcher.abandon():
+        for _ in self.dispatcher.abandon():
             self.ledger.settle("shutdown")
-            del completion
         self.sink.close()
         if self.state not in ("ended",):
             self.state = "stopped"
@@ -224,7 +223,7 @@ class Camera:
         """Dispatch now, or apply the drop policy. Returns the buffer to decode the next frame into."""
         self.ledger.offer()
         with self.lock:
-            if self.ledger.in_flight < self.buffers:
+            if self.ledger.slots_used < self.buffers:
                 self._dispatch(frame, meta, started)
                 return frame  # ray.put copied it: the buffer is free again
             if self.config.drop_policy == "drop_newest":
@@ -251,8 +250,9 @@ class Camera:
     def _collect_loop(self) -> None:
         while not self.collect_stop.is_set():
             try:
-                for completion in self.dispatcher.wait(0.05):
-                    self._settle(completion)
+                finished = self.dispatcher.wait(0.05)
+                while finished:
+                    self._settle(finished.pop())  # pop: keep no reference to a settled frame
                 self._dispatch_waiting()
                 self.sink.tick()
             except Exception:
@@ -275,7 +275,7 @@ class Camera:
 
     def _dispatch_waiting(self) -> None:
         with self.lock:
-            if self.waiting is not None and self.ledger.in_flight < self.buffers:
+            if self.waiting is not None and self.ledger.slots_used < self.buffers:
                 frame, meta, started = self.waiting
                 self.waiting = None
                 self._dispatch(frame, meta, started)

@@ -22,6 +22,12 @@ from fleet.errors import ConfigError, FleetError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
+# Ray's raylet frees out-of-scope objects in batches, by default once a second: at 30 fps a
+# camera's released frames would linger ~30 deep in the object store, past its `buffers` bound.
+# Freeing each object as it goes out of scope keeps the store at cameras x buffers frames.
+# On a cluster set the same with RAY_free_objects_batch_size=1 on every node (see deploy/).
+RAY_SYSTEM_CONFIG = {"free_objects_batch_size": 1}
+
 
 def _load(path: str) -> FleetConfig | None:
     try:
@@ -67,7 +73,7 @@ def init_ray(address: str | None, num_cpus: float | None, object_store_mb: int |
     ray.init(
         num_cpus=num_cpus or os.cpu_count(),
         object_store_memory=object_store_mb * 2**20 if object_store_mb else None,
-        include_dashboard=False, logging_level=logging.WARNING,
+        include_dashboard=False, logging_level=logging.WARNING, _system_config=RAY_SYSTEM_CONFIG,
     )
     return True
 

@@ -53,12 +53,13 @@ class CameraStats:
     captured: int
     processed: int
     failed: int
-    in_flight: int
+    in_flight: int  # captured, not yet settled (decoding, waiting for a slot, or at a detector)
+    slots_used: int  # in flight at detectors; never above ``buffers``
     dropped: dict[str, int]
     offered: int  # frames that passed the fps limit and motion gate
     admitted: int  # frames that got an in-flight slot
     buffers: int
-    peak_in_flight: int
+    peak_slots_used: int
     reconnects: int
     frames_with_detections: int
     detections: dict[str, int]

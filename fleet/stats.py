@@ -36,6 +36,7 @@ class CameraView:
             "camera": s.camera, "state": s.state, "input_fps": round(self.input_fps, 2),
             "analysed_fps": round(self.analysed_fps, 2), "captured": s.captured,
             "processed": s.processed, "failed": s.failed, "in_flight": s.in_flight,
+            "slots_used": s.slots_used,
             "dropped": s.dropped, "hit_rate": round(s.hit_rate, 4), "buffers": s.buffers,
             "p50_ms": _round(self.p50_ms), "p95_ms": _round(self.p95_ms), "p99_ms": _round(self.p99_ms),
             "detections": s.detections, "reconnects": s.reconnects, "last_error": s.last_error,

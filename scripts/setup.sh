@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up a machine for camfleet: Debian packages, a virtual environment in .venv, the package.
+#   bash scripts/setup.sh demo   # what the demo needs (footage from Debian's opencv-doc)
+#   bash scripts/setup.sh test   # plus what the tests need (RTSP server, ...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-demo}"
+
+apt_packages() {
+  if [ "$what" = demo ]; then echo opencv-doc; return; fi
+  grep -vE '^\s*(#|$)' scripts/apt-packages.txt
+}
+
+missing=()
+for pkg in $(apt_packages); do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "[setup] installing Debian packages: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $($python --version)"
+  "$python" -m venv .venv
+fi
+extras=""
+[ "$what" = test ] && extras="[test]"
+echo "[setup] installing camfleet$extras into .venv"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".$extras"

@@ -1,0 +1,186 @@
+"""The camera pipeline's pure logic, with a fake hand-off: fps limit, slots, drop policies,
+accounting, backoff. Real Ray is in tests/integration."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fleet.camera import Backoff, Camera, Completion, FpsLimiter
+from fleet.config import parse_fleet
+from fleet.detectors import Detection
+from fleet.errors import EndOfStreamError
+from fleet.frames import DetectionResult, FrameMeta
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class ListSource:
+    """Frames from a list; ``grab`` fails with end of stream after the last."""
+
+    description, pace_fps, native_fps = "list", 0.0, 30.0
+
+    def __init__(self, count: int, shape=(48, 64, 3)):
+        self.count, self.shape, self.i = count, shape, -1
+
+    def open(self) -> None:
+        self.i = -1
+
+    def grab(self) -> None:
+        self.i += 1
+        if self.i >= self.count:
+            raise EndOfStreamError("done")
+
+    def retrieve(self, into):
+        frame = into if into is not None else np.empty(self.shape, np.uint8)
+        frame.fill(self.i % 255)
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+class HeldDispatcher:
+    """Holds submitted frames until the test releases them, like a detector that is busy."""
+
+    def __init__(self, label: str = "face"):
+        self.lock = threading.Lock()
+        self.held: list[Completion] = []
+        self.released: list[Completion] = []
+        self.seen_values: list[int] = []
+        self.label = label
+
+    def submit(self, frame, meta: FrameMeta, started: float) -> None:
+        self.seen_values.append(int(frame[0, 0, 0]))  # what ray.put would have copied
+        result = DetectionResult("face", meta.camera, meta.index,
+                                 (Detection(self.label, 1, 2, 3, 4, 0.9),), 0.001)
+        with self.lock:
+            self.held.append(Completion(meta, started, results=[result]))
+
+    def release_all(self) -> None:
+        with self.lock:
+            self.released.extend(self.held)
+            self.held = []
+
+    def wait(self, timeout_s: float):
+        time.sleep(min(timeout_s, 0.005))
+        with self.lock:
+            done, self.released = self.released, []
+        return done
+
+    def abandon(self):
+        with self.lock:
+            left, self.held = self.held, []
+        return left
+
+
+class NullSink:
+    def __init__(self):
+        self.events = 0
+
+    def emit(self, meta, results, latency_s, frame=None):
+        self.events += 1
+
+    def tick(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def camera(policy: str, buffers: int, frames: int, fps: float = 240.0):
+    config = parse_fleet(f"""
+cameras: [{{id: cam, source: synthetic, fps: {fps}, buffers: {buffers}, drop_policy: {policy}}}]
+""", env={}).cameras[0]
+    dispatcher = HeldDispatcher()
+    cam = Camera(config, ListSource(frames), dispatcher, NullSink())
+    cam.media_time = True  # limit on the list's 30 fps timeline, not on the wall clock
+    return cam, dispatcher
+
+
+def wait_until(predicate, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest"])
+def test_busy_detectors_drop_frames_with_a_reason_and_every_frame_is_accounted(policy):
+    # given a camera with 2 slots whose detector never answers while 20 frames arrive
+    cam, dispatcher = camera(policy, buffers=2, frames=20)
+    cam.start()
+    wait_until(lambda: cam.ended)
+    stats = cam.stats()
+    # then only 2 frames went out, the rest waited or were dropped for want of a slot
+    waiting = 1 if policy == "drop_oldest" else 0
+    assert stats.slots_used == 2 and stats.peak_slots_used == 2
+    assert stats.in_flight == 2 + waiting  # a waiting frame is in flight too
+    assert stats.dropped == {"no_buffer": 20 - 2 - waiting}
+    assert stats.accounted
+    # when the detector answers, the waiting frame (drop_oldest: the newest one) goes out
+    dispatcher.release_all()
+    wait_until(lambda: cam.stats().processed == 2)
+    if policy == "drop_oldest":
+        wait_until(lambda: len(dispatcher.seen_values) == 3)
+        assert dispatcher.seen_values[-1] == 19  # the newest frame, not frame 2
+    dispatcher.release_all()
+    final = cam.stop(drain_timeout_s=2)
+    assert final.accounted and final.in_flight == 0
+    assert final.processed == 2 + waiting
+    assert final.hit_rate == pytest.approx((2 + waiting) / 20)
+
+
+def test_frames_in_flight_at_shutdown_are_counted_as_dropped():
+    cam, _ = camera("drop_newest", buffers=3, frames=3)
+    cam.start()
+    wait_until(lambda: cam.ended)
+    final = cam.stop(drain_timeout_s=0.1)  # the detector never answers
+    assert final.dropped == {"shutdown": 3} and final.in_flight == 0 and final.accounted
+
+
+def test_fps_limit_skips_frames_and_counts_them():
+    cam, dispatcher = camera("drop_newest", buffers=64, frames=150, fps=10)
+    cam.start()
+    wait_until(lambda: cam.ended)
+    dispatcher.release_all()
+    final = cam.stop(drain_timeout_s=2)
+    assert final.processed == 50 and final.dropped == {"fps": 100}
+    assert final.accounted
+
+
+@pytest.mark.parametrize("source_fps, target_fps, expected", [
+    (30, 10, 10), (25, 10, 10), (30, 30, 30), (10, 30, 10), (24, 5, 5), (30, 7, 7),
+])
+def test_fps_limiter_admits_the_target_rate_on_average(source_fps, target_fps, expected):
+    limiter = FpsLimiter(target_fps)
+    admitted = sum(limiter.admit(i / source_fps) for i in range(source_fps * 10))
+    assert abs(admitted - expected * 10) <= 1
+
+
+def test_fps_limiter_restarts_after_a_stall_instead_of_bursting():
+    limiter = FpsLimiter(5)
+    assert limiter.admit(0.0)
+    assert limiter.admit(10.0)  # a 10 s gap: one frame, not fifty
+    assert not limiter.admit(10.05)
+
+
+def test_backoff_grows_to_its_cap_with_bounded_jitter():
+    backoff = Backoff(0.5, 8.0, 0.2, random.Random(1))
+    delays = [backoff.next_delay() for _ in range(8)]
+    for delay, base in zip(delays, [0.5, 1, 2, 4, 8, 8, 8, 8]):
+        assert base * 0.8 <= delay <= base * 1.2
+    backoff.reset()
+    assert backoff.next_delay() <= 0.6
+
+
+def test_buffers_change_on_the_next_frame():
+    cam, _ = camera("drop_newest", buffers=1, frames=1)
+    cam.set_buffers(5)
+    assert cam.stats().buffers == 5
+    cam.set_buffers(0)
+    assert cam.stats().buffers == 1
