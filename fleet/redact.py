@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import re
 
-# scheme://user:password@host -> scheme://user:***@host ; scheme://token@host -> scheme://***@host
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+# scheme://user:password@host -> scheme://user:***@host ; scheme://token@host -> scheme://***@host.
+# The password may hold unescaped '@' or '/': the host is what follows the *last* '@' before the
+# path, so the lazy password grows until the rest looks like a host.
+_USERINFO = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*)(?::(?P<password>\S*?))?@"
+    r"(?=[^@/\s?#]+(?:[/?#\s,;'\")\]]|$))"
+)
+# A query parameter whose name says it is a secret: token, access_token, api_key, x-api-key,
+# client_secret, password, ... (but not "monkey": a prefix must end in '_' or '-').
 _QUERY_SECRET = re.compile(
-    r"(?P<key>[?&](?:password|passwd|pwd|token|auth|key|secret|signature)=)[^&\s]*", re.IGNORECASE
+    r"(?P<key>[?&;](?:[a-z0-9]+[_-])*(?:access_?token|auth_?token|token|api_?key|key|password|"
+    r"passwd|pass|pwd|secret|auth|signature|sig|credentials?)=)[^&\s#,;'\")\]]*",
+    re.IGNORECASE,
 )
 
 
 def _mask_userinfo(match: re.Match[str]) -> str:
-    user, sep, _ = match.group("userinfo").partition(":")
-    masked = f"{user}:***" if sep else "***"
+    user, password = match.group("user"), match.group("password")
+    masked = f"{user}:***" if password is not None else "***"
     return f"{match.group('scheme')}{masked}@"
 
 

@@ -1,26 +1,31 @@
 """Fleet configuration: models, loading, and the JSON schema. Imports no Ray."""
 
+from typing import Any
+
 from fleet.config._loader import load_fleet, parse_fleet
 from fleet.config._models import (
     DETECTOR_KINDS,
     CameraConfig,
     CameraSettings,
     DetectorConfig,
+    DeviceSource,
     FaceDetectorConfig,
     FileSource,
     FleetConfig,
     HttpSource,
     ImagesSource,
-    DeviceSource,
+    JsonlSinkConfig,
     MotionConfig,
     PersonDetectorConfig,
+    ReconnectConfig,
     RtspSource,
     SinksConfig,
+    SnapshotSinkConfig,
     SyntheticSource,
 )
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     """The JSON schema of a fleet file, as committed in ``config/schema.json``."""
     schema = FleetConfig.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -29,8 +34,25 @@ def json_schema() -> dict:
 
 
 __all__ = [
-    "DETECTOR_KINDS", "CameraConfig", "CameraSettings", "DetectorConfig", "DeviceSource",
-    "FaceDetectorConfig", "FileSource", "FleetConfig", "HttpSource", "ImagesSource",
-    "MotionConfig", "PersonDetectorConfig", "RtspSource", "SinksConfig", "SyntheticSource",
-    "json_schema", "load_fleet", "parse_fleet",
+    "DETECTOR_KINDS",
+    "CameraConfig",
+    "CameraSettings",
+    "DetectorConfig",
+    "DeviceSource",
+    "FaceDetectorConfig",
+    "FileSource",
+    "FleetConfig",
+    "HttpSource",
+    "ImagesSource",
+    "JsonlSinkConfig",
+    "MotionConfig",
+    "PersonDetectorConfig",
+    "ReconnectConfig",
+    "RtspSource",
+    "SinksConfig",
+    "SnapshotSinkConfig",
+    "SyntheticSource",
+    "json_schema",
+    "load_fleet",
+    "parse_fleet",
 ]

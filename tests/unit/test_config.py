@@ -1,0 +1,489 @@
+"""Fleet files: what parses, what is refused, and how refusals read (file:line: field: message)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fleet.cli import main as cli_main
+from fleet.config import (
+    DeviceSource,
+    FaceDetectorConfig,
+    FileSource,
+    HttpSource,
+    PersonDetectorConfig,
+    RtspSource,
+    SyntheticSource,
+    load_fleet,
+    parse_fleet,
+)
+from fleet.errors import ConfigError, ConfigProblem
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fleet(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def problems_of(text: str, env: Mapping[str, str] | None = None) -> list[ConfigProblem]:
+    with pytest.raises(ConfigError) as caught:
+        parse_fleet(fleet(text), "f.yaml", env={} if env is None else env)
+    return caught.value.problems
+
+
+# ------------------------------------------------------------------------------------ good files
+def test_minimal_file_parses_with_defaults() -> None:
+    config = parse_fleet("cameras: [{id: gate, source: synthetic}]", env={})
+
+    camera = config.cameras[0]
+    assert (config.version, config.name, camera.id) == (1, "fleet", "gate")
+    assert (camera.fps, camera.buffers, camera.drop_policy) == (5, 4, "drop_oldest")
+    assert isinstance(camera.source, SyntheticSource)
+    assert camera.detect == ["face"]
+    assert isinstance(config.detectors["face"], FaceDetectorConfig)
+    assert config.active_cameras == [camera]
+
+
+def test_defaults_deep_merge_into_each_camera_and_the_camera_wins() -> None:
+    config = parse_fleet(fleet("""
+        defaults:
+          fps: 2
+          buffers: 8
+          motion: {enabled: true, threshold: 0.1}
+          reconnect: {max_backoff_s: 10}
+        cameras:
+          - id: a
+            source: synthetic
+            fps: 9
+            motion: {threshold: 0.5}
+            reconnect: {jitter: 0}
+          - id: b
+            source: synthetic
+    """), env={})
+
+    a, b = config.cameras
+    assert (a.fps, a.buffers, b.fps, b.buffers) == (9, 8, 2, 8)
+    assert (a.motion.enabled, a.motion.threshold, a.motion.width) == (True, 0.5, 160)
+    assert (b.motion.enabled, b.motion.threshold) == (True, 0.1)
+    assert (a.reconnect.max_backoff_s, a.reconnect.jitter) == (10, 0)
+    assert a.reconnect.initial_backoff_s == 0.5
+    assert (b.reconnect.max_backoff_s, b.reconnect.jitter) == (10, 0.2)
+
+
+def test_interpolation_uses_the_env_given_not_the_process_env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CAM_HOST", "from-process")
+    text = fleet("""
+        name: ${FLEET_NAME}
+        cameras:
+          - id: a
+            source: rtsp://${CAM_HOST:-10.0.0.9}/${STREAM:-main}
+            fps: ${FPS:-3}
+    """)
+
+    config = parse_fleet(text, env={"FLEET_NAME": "lobby", "STREAM": "sub"})
+
+    assert config.name == "lobby"
+    source = config.cameras[0].source
+    assert isinstance(source, RtspSource) and source.url == "rtsp://10.0.0.9/sub"
+    assert config.cameras[0].fps == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "attrs"),
+    [
+        ("rtsp://10.0.0.5/live", RtspSource, {"url": "rtsp://10.0.0.5/live", "transport": "tcp"}),
+        ("rtsps://cam.example/live", RtspSource, {"url": "rtsps://cam.example/live"}),
+        ("RTSP://10.0.0.5/live", RtspSource, {"url": "RTSP://10.0.0.5/live"}),
+        ("http://cam.example/mjpg", HttpSource, {"url": "http://cam.example/mjpg"}),
+        ("https://cam.example/live.m3u8", HttpSource, {"url": "https://cam.example/live.m3u8"}),
+        ("videos/lobby.mp4", FileSource, {"path": "videos/lobby.mp4", "loop": True}),
+        ("/data/lobby.mp4", FileSource, {"path": "/data/lobby.mp4"}),
+        ("file:///data/my%20lobby.mp4", FileSource, {"path": "/data/my lobby.mp4"}),
+        ("file://videos/lobby.mp4", FileSource, {"path": "videos/lobby.mp4"}),
+        ("device:0", DeviceSource, {"index": 0}),
+        ("device:3", DeviceSource, {"index": 3}),
+        ("synthetic", SyntheticSource, {"width": 1280, "fps": 30}),
+    ],
+)
+def test_source_shorthand_maps_to_a_typed_source(
+    text: str, kind: type, attrs: dict[str, object]
+) -> None:
+    config = parse_fleet(f"cameras: [{{id: a, source: '{text}'}}]", env={})
+
+    source = config.cameras[0].source
+    assert isinstance(source, kind)
+    assert {name: getattr(source, name) for name in attrs} == attrs
+
+
+@pytest.mark.parametrize(
+    ("mapping", "kind"),
+    [
+        ("{url: 'rtsp://h/s', transport: udp}", RtspSource),
+        ("{url: 'https://h/s', read_timeout_s: 2}", HttpSource),
+        ("{url: 'file:///v.mp4', loop: false}", FileSource),
+        ("{path: v.mp4, realtime: false}", FileSource),
+        ("{type: synthetic, frames: 10}", SyntheticSource),
+    ],
+)
+def test_source_mapping_without_type_takes_it_from_url_or_path(mapping: str, kind: type) -> None:
+    config = parse_fleet(f"cameras: [{{id: a, source: {mapping}}}]", env={})
+
+    assert isinstance(config.cameras[0].source, kind)
+
+
+def test_detectors_named_like_a_kind_get_that_type() -> None:
+    config = parse_fleet(fleet("""
+        cameras: [{id: a, source: synthetic, detect: [face, person]}]
+        detectors:
+          face: {min_neighbors: 3}
+          person:
+    """), env={})
+
+    face, person = config.detectors["face"], config.detectors["person"]
+    assert isinstance(face, FaceDetectorConfig) and face.min_neighbors == 3
+    assert isinstance(person, PersonDetectorConfig) and person.scale == 1.05
+
+
+def test_a_kind_used_in_detect_but_not_defined_is_added_with_defaults() -> None:
+    config = parse_fleet(fleet("""
+        cameras:
+          - {id: a, source: synthetic, detect: [person]}
+          - {id: b, source: synthetic}
+        detectors:
+          faces-hd: {type: face, scale_factor: 1.3}
+    """), env={})
+
+    assert sorted(config.detectors) == ["face", "faces-hd", "person"]
+    assert config.detectors["person"] == PersonDetectorConfig()
+    assert config.detectors["face"] == FaceDetectorConfig()
+
+
+def test_yaml_anchors_and_merge_keys_are_not_duplicate_keys() -> None:
+    config = parse_fleet(fleet("""
+        defaults: &base {fps: 2, buffers: 6}
+        cameras:
+          - id: a
+            source: synthetic
+            <<: *base
+            fps: 7
+    """), env={})
+
+    assert (config.cameras[0].fps, config.cameras[0].buffers) == (7, 6)
+
+
+class _AnyEnv(dict[str, str]):
+    """Every variable is set: example fleets validate whatever the reader's environment holds."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        return "placeholder"
+
+
+def _example_fleets() -> Iterator[object]:
+    paths = sorted((REPO / "config").glob("*.yaml")) + sorted((REPO / "config").glob("*.yml"))
+    if not paths:
+        yield pytest.param(None, marks=pytest.mark.skip(reason="no example fleets in config/"))
+    for path in paths:
+        yield pytest.param(path, id=path.name)
+
+
+@pytest.mark.parametrize("path", _example_fleets())
+def test_every_example_fleet_validates(path: Path) -> None:
+    config = load_fleet(path, env=_AnyEnv())
+
+    assert config.cameras
+
+
+# ------------------------------------------------------------------------------------- bad files
+@dataclass(frozen=True)
+class Bad:
+    """A malformed fleet file and the problem it must produce."""
+
+    name: str
+    text: str
+    line: int | None
+    field: str
+    fragment: str
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+ONE_CAMERA = "cameras:\n  - id: a\n    source: synthetic\n"
+
+BAD = [
+    # name, file text,
+    #     line, field, message fragment
+    Bad("unknown-key", ONE_CAMERA + "    fsp: 5\n",
+        4, "cameras[0].fsp", "did you mean 'fps'"),
+    Bad("unknown-key-no-match", ONE_CAMERA + "    colour: red\n",
+        4, "cameras[0].colour", "expected one of: buffers, detect"),
+    Bad("wrong-type", ONE_CAMERA + "    fps: fast\n",
+        4, "cameras[0].fps", "expected a number; found 'fast'"),
+    Bad("negative-fps", ONE_CAMERA + "  - id: b\n    source: synthetic\n    fps: -1\n",
+        6, "cameras[1].fps", "greater than 0; found -1"),
+    Bad("zero-buffers", ONE_CAMERA + "    buffers: 0\n",
+        4, "cameras[0].buffers", "at least 1; found 0"),
+    Bad("too-many-buffers", ONE_CAMERA + "    buffers: 65\n",
+        4, "cameras[0].buffers", "at most 64; found 65"),
+    Bad("duplicate-id", ONE_CAMERA + "  - id: a\n    source: synthetic\n",
+        4, "cameras[1].id", "duplicate camera id 'a'"),
+    Bad("id-uppercase", "cameras:\n  - id: Gate\n    source: synthetic\n",
+        2, "cameras[0].id", "'Gate' is not a safe id"),
+    Bad("id-slash", "cameras:\n  - id: gate/2\n    source: synthetic\n",
+        2, "cameras[0].id", "is not a safe id"),
+    Bad("id-leading-dash", "cameras:\n  - id: '-gate'\n    source: synthetic\n",
+        2, "cameras[0].id", "is not a safe id"),
+    Bad("id-spaces", "cameras:\n  - id: front gate\n    source: synthetic\n",
+        2, "cameras[0].id", "'front gate' is not a safe id"),
+    Bad("fleet-name-unsafe", "name: My Fleet\n" + ONE_CAMERA,
+        1, "name", "is not a safe id"),
+    Bad("ftp-scheme", "cameras:\n  - id: a\n    source: ftp://cam.example/x\n",
+        3, "cameras[0].source", "unknown scheme 'ftp'"),
+    Bad("scheme-does-not-match-type",
+        "cameras:\n  - id: a\n    source:\n      type: rtsp\n      url: http://cam.example/x\n",
+        5, "cameras[0].source.url", "starting with rtsp://"),
+    Bad("missing-env-var", "cameras:\n  - id: a\n    source: rtsp://admin:${CAM_PASS}@10.0.0.5/s\n",
+        3, "cameras[0].source", "environment variable CAM_PASS is not set",
+        env={"CAM_PASSWORD": "hunter2"}),
+    Bad("yaml-syntax", "cameras:\n  - id: a\n    source: [synthetic\n  - id: b\n",
+        4, "", "YAML syntax error"),
+    Bad("yaml-bad-indent", "cameras:\n  - id: a\n   source: synthetic\n",
+        3, "", "YAML syntax error"),
+    Bad("yaml-tab", "cameras:\n\t- id: a\n",
+        2, "", "YAML syntax error"),
+    Bad("yaml-unknown-tag", ONE_CAMERA + "    fps: !fast 5\n",
+        4, "cameras[0].fps", "YAML cannot read this value"),
+    Bad("empty-file", "",
+        1, "", "the file is empty"),
+    Bad("comments-only", "# nothing yet\n",
+        1, "", "the file is empty"),
+    Bad("top-level-list", "- id: a\n  source: synthetic\n",
+        1, "", "the top level is a list"),
+    Bad("top-level-scalar", "cameras\n",
+        1, "", "the top level is a single value"),
+    Bad("cameras-empty", "name: lobby\ncameras: []\n",
+        2, "cameras", "expected at least 1 item"),
+    Bad("cameras-missing", "name: lobby\n",
+        1, "cameras", "required key 'cameras' is missing"),
+    Bad("cameras-a-mapping", "cameras:\n  a: synthetic\n",
+        1, "cameras", "expected a list"),
+    Bad("camera-a-string", "cameras:\n  - synthetic\n",
+        2, "cameras[0]", "expected a mapping"),
+    Bad("camera-missing-source", "cameras:\n  - id: a\n    fps: 2\n",
+        2, "cameras[0].source", "required key 'source' is missing"),
+    Bad("source-mapping-missing-url", "cameras:\n  - id: a\n    source:\n      type: rtsp\n",
+        3, "cameras[0].source.url", "required key 'url' is missing"),
+    Bad("source-mapping-without-type", "cameras:\n  - id: a\n    source:\n      transport: tcp\n",
+        3, "cameras[0].source", "no type given"),
+    Bad("unknown-source-type", "cameras:\n  - id: a\n    source:\n      type: webcam\n",
+        4, "cameras[0].source.type", "unknown type 'webcam'; expected one of: file, rtsp"),
+    Bad("unknown-source-key",
+        "cameras:\n  - id: a\n    source:\n      url: rtsp://h/s\n      tranport: udp\n",
+        5, "cameras[0].source.tranport", "did you mean 'transport'"),
+    Bad("device-index-not-a-number", "cameras:\n  - id: a\n    source: device:front\n",
+        3, "cameras[0].source.index", "expected a whole number; found 'front'"),
+    Bad("unknown-detector", ONE_CAMERA + "    detect: [face, car]\n",
+        4, "cameras[0].detect[1]", "unknown detector 'car'"),
+    Bad("detector-listed-twice", ONE_CAMERA + "    detect: [face, face]\n",
+        4, "cameras[0].detect", "face listed more than once"),
+    Bad("detect-not-a-list", ONE_CAMERA + "    detect: face\n",
+        4, "cameras[0].detect", "expected a list"),
+    Bad("min-above-max-actors",
+        ONE_CAMERA + "detectors:\n  face:\n    max_actors: 2\n    min_actors: 3\n",
+        7, "detectors.face.min_actors", "3 exceeds max_actors (2)"),
+    Bad("actors-outside-bounds", ONE_CAMERA + "detectors:\n  face:\n    actors: 9\n",
+        6, "detectors.face.actors", "9 lies outside min_actors..max_actors (1..4)"),
+    Bad("bad-detector-parameter", ONE_CAMERA + "detectors:\n  face:\n    scale_factor: 1.0\n",
+        6, "detectors.face.scale_factor", "greater than 1; found 1.0"),
+    Bad("detector-without-type",
+        ONE_CAMERA + "    detect: [cars]\ndetectors:\n  cars:\n    actors: 2\n",
+        6, "detectors.cars", "no type given; add type: with one of face, person"),
+    Bad("detector-name-unsafe", ONE_CAMERA + "detectors:\n  Face HD:\n    type: face\n",
+        5, "detectors.Face HD", "is not a safe id"),
+    Bad("bad-drop-policy", ONE_CAMERA + "    drop_policy: newest\n",
+        4, "cameras[0].drop_policy", "expected 'drop_newest' or 'drop_oldest'; found 'newest'"),
+    Bad("motion-threshold-above-1", ONE_CAMERA + "    motion:\n      threshold: 1.5\n",
+        5, "cameras[0].motion.threshold", "at most 1; found 1.5"),
+    Bad("backoff-order", ONE_CAMERA + "    reconnect:\n      initial_backoff_s: 40\n",
+        5, "cameras[0].reconnect.initial_backoff_s", "exceeds max_backoff_s"),
+    Bad("duplicate-yaml-key", ONE_CAMERA + "    fps: 2\n    fps: 3\n",
+        5, "cameras[0].fps", "duplicate key 'fps' (first at line 4)"),
+    Bad("unknown-top-level-key", ONE_CAMERA + "camras: []\n",
+        4, "camras", "did you mean 'cameras'"),
+    Bad("version-2", "version: 2\n" + ONE_CAMERA,
+        1, "version", "version 2 is not supported"),
+    Bad("bad-default-reported-at-defaults", "defaults:\n  fps: 0\n" + ONE_CAMERA,
+        2, "defaults.fps", "greater than 0; found 0"),
+    Bad("sink-unknown-key", ONE_CAMERA + "sinks:\n  jsonl:\n    flush_s: 2\n",
+        6, "sinks.jsonl.flush_s", "did you mean 'flush_interval_s'"),
+]
+
+
+@pytest.mark.parametrize("case", BAD, ids=[case.name for case in BAD])
+def test_malformed_fleet_is_refused_with_file_line_field_and_message(
+    case: Bad, tmp_path: Path
+) -> None:
+    path = tmp_path / f"{case.name}.yaml"
+    path.write_text(case.text, encoding="utf-8")
+
+    with pytest.raises(ConfigError) as caught:
+        load_fleet(path, env=case.env)
+
+    wanted = (str(path), case.line, case.field)
+    matching = [p for p in caught.value.problems if (p.file, p.line, p.field) == wanted]
+    assert matching, f"no problem at {wanted}; got {caught.value.problems}"
+    assert any(case.fragment in p.message for p in matching), caught.value.problems
+    assert all("hunter2" not in p.message for p in caught.value.problems)
+
+
+def test_every_problem_in_a_file_is_reported_at_once_in_line_order() -> None:
+    problems = problems_of("""
+        cameras:
+          - id: a
+            source: synthetic
+            fps: 0
+          - id: B
+            source: synthetic
+            buffers: 99
+    """)
+
+    assert [(p.line, p.field) for p in problems] == [
+        (4, "cameras[0].fps"), (5, "cameras[1].id"), (7, "cameras[1].buffers"),
+    ]
+
+
+def test_a_bad_default_is_reported_once_not_once_per_camera() -> None:
+    problems = problems_of("""
+        defaults:
+          fpz: 2
+        cameras:
+          - {id: a, source: synthetic}
+          - {id: b, source: synthetic}
+    """)
+
+    assert [(p.line, p.field) for p in problems] == [(2, "defaults.fpz")]
+
+
+def test_every_duplicate_and_unknown_detector_is_reported() -> None:
+    problems = problems_of("""
+        cameras:
+          - {id: a, source: synthetic}
+          - {id: a, source: synthetic, detect: [car]}
+          - {id: a, source: synthetic, detect: [face, bus]}
+    """)
+
+    assert {(p.line, p.field) for p in problems} == {
+        (3, "cameras[1].id"),
+        (3, "cameras[1].detect[0]"),
+        (4, "cameras[2].id"),
+        (4, "cameras[2].detect[1]"),
+    }
+
+
+def test_config_problem_reads_file_line_field_message() -> None:
+    problems = problems_of(ONE_CAMERA + "    fps: -2\n")
+
+    assert str(problems[0]) == "f.yaml:4: cameras[0].fps: expected a value greater than 0; found -2"
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_fleet(tmp_path / "absent.yaml", env={})
+
+
+# -------------------------------------------------------------------------------------------- CLI
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_cli_validate_bad_file_exits_2_with_one_line_per_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = _write(tmp_path, "bad.yaml", ONE_CAMERA + "    fps: -1\n    buffers: 0\n")
+
+    status = cli_main(["validate", bad])
+
+    lines = capsys.readouterr().err.splitlines()
+    assert status == 2
+    assert f"{bad}:4: cameras[0].fps: expected a value greater than 0; found -1" in lines
+    assert f"{bad}:5: cameras[0].buffers: expected a value of at least 1; found 0" in lines
+    assert all(re.match(rf"{re.escape(bad)}(:\d+: \S+)?: ", line) for line in lines)
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_cli_validate_good_file_exits_0_and_says_ok(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = _write(tmp_path, "good.yaml", ONE_CAMERA)
+
+    status = cli_main(["validate", good])
+
+    out, err = capsys.readouterr()
+    assert status == 0
+    assert out.startswith(f"{good}: ok")
+    assert err == ""
+
+
+def test_cli_validate_in_a_subprocess_exits_2(tmp_path: Path) -> None:
+    bad = _write(tmp_path, "bad.yaml", "cameras: []\n")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "fleet", "validate", bad],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+    assert done.returncode == 2, done.stderr
+    assert f"{bad}:1: cameras:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------------------------------- secrets
+SECRET_ENV = {"CAM_PASS": "hunter2"}
+SECRET_URL = "rtsp://admin:${CAM_PASS}@10.0.0.5/s"
+
+
+def test_loaded_config_never_shows_the_password() -> None:
+    config = parse_fleet(f"cameras: [{{id: a, source: '{SECRET_URL}'}}]", env=SECRET_ENV)
+
+    camera = config.cameras[0]
+    source = camera.source
+    assert isinstance(source, RtspSource) and source.url == "rtsp://admin:hunter2@10.0.0.5/s"
+    assert source.safe_url == "rtsp://admin:***@10.0.0.5/s"
+    for shown in (repr(config), str(config), repr(camera), str(camera), repr(source), str(source)):
+        assert "hunter2" not in shown
+
+
+@pytest.mark.parametrize(
+    "camera",
+    [
+        f"{{id: a, source: '{SECRET_URL}', fps: -1}}",
+        f"{{id: a, source: {{url: '{SECRET_URL}', transport: carrier}}}}",
+        f"{{id: a, source: {{type: http, url: '{SECRET_URL}'}}}}",
+        "{id: a, source: 'ftp://admin:${CAM_PASS}@10.0.0.5/s'}",
+        "{id: a, source: 'ftp://10.0.0.5/s?token=${CAM_PASS}'}",
+        "{id: '${CAM_PASS}', source: synthetic, fps: 0}",
+        "{id: a, source: {url: 'rtsp://10.0.0.5/s', transport: '${CAM_PASS}'}}",
+        "{id: a, source: 'device:${CAM_PASS}'}",
+    ],
+)
+def test_config_errors_never_show_the_password(camera: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_fleet(f"cameras:\n  - {camera}\n", "f.yaml", env=SECRET_ENV)
+
+    assert caught.value.problems
+    assert "hunter2" not in str(caught.value)
+    assert all("hunter2" not in p.message for p in caught.value.problems)
