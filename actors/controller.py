@@ -38,4 +38,4 @@ class ControllerWorker:
 
 
 # Several calls at once: the CLI may ask for a snapshot while a stop is draining.
-ControllerActor = ray.remote(num_cpus=0, max_concurrency=4)(ControllerWorker)
+ControllerActor = ray.remote(num_cpus=0, max_concurrency=4)(ControllerWorker)  # type: ignore[call-overload]

@@ -34,4 +34,4 @@ class DetectorWorker:
 
 
 # detect runs one frame at a time; stats answers in its own thread, never queued behind frames.
-DetectorActor = ray.remote(concurrency_groups={"control": 1})(DetectorWorker)
+DetectorActor = ray.remote(concurrency_groups={"control": 1})(DetectorWorker)  # type: ignore[call-overload]

@@ -46,22 +46,31 @@ def _percentile(samples: list[float], q: float) -> float:
     return float(np.percentile(samples, q))
 
 
-def measure_memcpy(frame: np.ndarray, repeats: int) -> list[float]:
-    dst = np.empty_like(frame)
+def frame_pool(shape: tuple[int, int], rng: np.random.Generator) -> list[np.ndarray]:
+    """Distinct frames filling more than a CPU cache (64 MB), so no copy is measured cache-hot."""
+    nbytes = shape[0] * shape[1] * 3
+    count = min(8, max(2, -(-64 * 2**20 // nbytes)))
+    return [rng.integers(0, 255, (*shape, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def measure_memcpy(frames: list[np.ndarray], repeats: int) -> list[float]:
+    targets = [np.empty_like(f) for f in frames]
     times = []
-    for _ in range(repeats):
+    for i in range(repeats):
+        src, dst = frames[i % len(frames)], targets[(i + 1) % len(targets)]
         start = time.perf_counter()
-        np.copyto(dst, frame)
+        np.copyto(dst, src)
         times.append(time.perf_counter() - start)
     return times
 
 
-def measure_handoff(detector: Any, frame: np.ndarray, meta: FrameMeta, repeats: int) -> list[float]:
+def measure_handoff(detector: Any, frames: list[np.ndarray], meta: FrameMeta, repeats: int) -> list[float]:
     """One frame in flight: put + call + read + result back, per frame."""
     import ray
 
     times = []
-    for _ in range(repeats):
+    for i in range(repeats):
+        frame = frames[i % len(frames)]
         start = time.perf_counter()
         ref = ray.put(frame)
         ray.get(detector.detect.remote(ref, meta))
@@ -70,7 +79,7 @@ def measure_handoff(detector: Any, frame: np.ndarray, meta: FrameMeta, repeats: 
     return times
 
 
-def measure_pipelined(detectors: list[Any], frame: np.ndarray, meta: FrameMeta, frames: int,
+def measure_pipelined(detectors: list[Any], pool: list[np.ndarray], meta: FrameMeta, frames: int,
                       in_flight: int) -> float:
     """``in_flight`` frames outstanding, as a camera with that many buffers: seconds per frame."""
     import ray
@@ -81,7 +90,7 @@ def measure_pipelined(detectors: list[Any], frame: np.ndarray, meta: FrameMeta, 
         if len(pending) >= in_flight:
             done, pending = ray.wait(pending, num_returns=1)
             ray.get(done)
-        ref = ray.put(frame)
+        ref = ray.put(pool[i % len(pool)])
         pending.append(detectors[i % len(detectors)].detect.remote(ref, meta))
         del ref
     ray.get(pending)
@@ -102,13 +111,14 @@ def run_transport(args: argparse.Namespace, detector_actor: Any,
     results: dict[str, Any] = {"sizes": {}, "repeats": args.repeats, "in_flight": args.in_flight}
     for name in args.sizes:
         h, w = SIZES[name]
-        frame = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        pool = frame_pool((h, w), rng)
+        frame = pool[0]
         meta = FrameMeta("bench", 0, time.time(), w, h, None)
         progress(f"{name}: memcpy, hand-off x{args.repeats}, pipelined x{args.frames}")
-        measure_handoff(detectors[0], frame, meta, 3)  # warm up
-        memcpy = measure_memcpy(frame, args.repeats)
-        handoff = measure_handoff(detectors[0], frame, meta, args.repeats)
-        pipelined = measure_pipelined(detectors, frame, meta, args.frames, args.in_flight)
+        measure_handoff(detectors[0], pool, meta, 10)  # warm up
+        memcpy = measure_memcpy(pool, args.repeats)
+        handoff = measure_handoff(detectors[0], pool, meta, args.repeats)
+        pipelined = measure_pipelined(detectors, pool, meta, args.frames, args.in_flight)
         copy_ms = statistics.median(memcpy) * 1000
         results["sizes"][name] = {
             "frame_mb": round(frame.nbytes / 1e6, 2),
@@ -128,8 +138,8 @@ def run_transport(args: argparse.Namespace, detector_actor: Any,
 
 def transport_table(results: dict[str, Any]) -> str:
     lines = [
-        f"| frame | MB | memcpy ms | hand-off median ms | p99 ms | x memcpy | "
-        f"{results['in_flight']} in flight ms/frame | x memcpy |",
+        (f"| frame | MB | memcpy ms | hand-off median ms | p99 ms | x memcpy | "
+         f"{results['in_flight']} in flight ms/frame | x memcpy |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results["sizes"].items():

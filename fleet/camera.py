@@ -230,6 +230,7 @@ class Camera:
                 self.ledger.drop("no_buffer")
                 return frame
             # drop_oldest: this frame waits for a slot; the frame it replaces is dropped.
+            free: np.ndarray | None
             if self.waiting is not None:
                 self.ledger.drop("no_buffer")
                 free = self.waiting[0]
@@ -242,7 +243,7 @@ class Camera:
         self.ledger.admit()
         try:
             self.dispatcher.submit(frame, meta, started)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever Ray raised, the frame is settled
             log.warning("camera %s: hand-off failed: %s", self.config.id, exc)
             self.ledger.settle("failed")
 

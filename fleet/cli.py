@@ -62,7 +62,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def init_ray(address: str | None, num_cpus: float | None, object_store_mb: int | None) -> bool:
+def init_ray(address: str | None, num_cpus: int | None, object_store_mb: int | None) -> bool:
     """Join ``address`` (or RAY_ADDRESS), else start an embedded local Ray. True if embedded."""
     import ray
 
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
     run.add_argument("--every", type=float, default=5.0, help="seconds between live tables")
     run.add_argument("--run-dir", help="write events and stats here (default: output_dir/name-time)")
-    run.add_argument("--num-cpus", type=float, help="embedded Ray: logical CPUs (default: all)")
+    run.add_argument("--num-cpus", type=int, help="embedded Ray: logical CPUs (default: all)")
     run.add_argument("--object-store-mb", type=int, help="embedded Ray: object store size")
     run.set_defaults(func=cmd_run)
 

@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,8 @@ class FleetController:
         self.latest = FleetSnapshot(time.time())
         self.lock = threading.Lock()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")
+        # Open for the fleet's lifetime; closed by stop().
+        self.stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")  # noqa: SIM115
 
     # ------------------------------------------------------------------------------------ start
     def start(self) -> None:
@@ -48,11 +49,10 @@ class FleetController:
         used = {name for camera in cameras for name in camera.detect}
         for name in sorted(used):
             spec = self.config.detectors[name]
-            options = {"num_cpus": spec.num_cpus, "max_restarts": 3, "name": None}
-            options.pop("name")
-            self.pools[name] = [
-                self.detector_actor.options(**options).remote(name, spec) for _ in range(spec.actors)
-            ]
+            # Detectors are stateless: a crashed one restarts; its in-flight frames count as
+            # detector_lost on their camera.
+            actor = self.detector_actor.options(num_cpus=spec.num_cpus, max_restarts=3)
+            self.pools[name] = [actor.remote(name, spec) for _ in range(spec.actors)]
         self._wait_ready()
         for i, camera in enumerate(cameras):
             pools = {name: self.pools[name] for name in camera.detect}
@@ -145,9 +145,9 @@ class FleetController:
         for handle in [*self.cameras.values(), *(h for hs in self.pools.values() for h in hs)]:
             ray.kill(handle)
         with self.lock:
-            record = {"time": round(time.time(), 3), "final": {c: s.__dict__ for c, s in final.items()}}
-            record["final"] = {c: {k: v for k, v in d.items() if k != "latency_s"}
-                               for c, d in record["final"].items()}
+            counters = {cid: {k: v for k, v in asdict(s).items() if k != "latency_s"}
+                        for cid, s in final.items()}
+            record = {"time": round(time.time(), 3), "final": counters}
             self.stats_file.write(json.dumps(record, separators=(",", ":")) + "\n")
             self.stats_file.close()
         return final

@@ -20,6 +20,8 @@ from fleet.config import DetectorConfig, FaceDetectorConfig, PersonDetectorConfi
 from fleet.errors import DetectorError
 from fleet.frames import Detection, DetectionResult, DetectorStats, FrameMeta
 
+CASCADES: str = cv2.data.haarcascades  # type: ignore[attr-defined]
+
 
 class Detector(Protocol):
     label: str
@@ -58,8 +60,10 @@ class Downscaler:
         return out
 
 
-def _to_frame(x: float, y: float, w: float, h: float, scale: float) -> tuple[int, int, int, int]:
-    return round(x / scale), round(y / scale), round(w / scale), round(h / scale)
+def _box(label: str, rect: np.ndarray, scale: float, score: float) -> Detection:
+    """A box found on the downscaled image, in original-frame pixels."""
+    x, y, w, h = (round(float(v) / scale) for v in rect)
+    return Detection(label, x, y, w, h, score)
 
 
 class HaarFaceDetector:
@@ -71,12 +75,12 @@ class HaarFaceDetector:
         self.config = config
         path = config.cascade
         if not os.path.isabs(path):
-            path = os.path.join(cv2.data.haarcascades, path)
+            path = os.path.join(CASCADES, path)
         self.cascade = cv2.CascadeClassifier(path)
         if self.cascade.empty():
             raise DetectorError(
                 f"face detector: cannot load cascade {config.cascade}; give a file name in "
-                f"{cv2.data.haarcascades} or an absolute path"
+                f"{CASCADES} or an absolute path"
             )
         self.scaler = Downscaler()
 
@@ -89,7 +93,7 @@ class HaarFaceDetector:
             minSize=(size, size), outputRejectLevels=True,
         )
         return [
-            Detection(self.label, *_to_frame(*rect, scale), score=float(weight))
+            _box(self.label, rect, scale, float(weight))
             for rect, weight in zip(np.asarray(rects).reshape(-1, 4), np.ravel(weights))
         ]
 
@@ -102,7 +106,7 @@ class HogPersonDetector:
     def __init__(self, config: PersonDetectorConfig):
         self.config = config
         self.hog = cv2.HOGDescriptor()
-        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
         self.scaler = Downscaler()
 
     def detect(self, frame: np.ndarray, meta: FrameMeta) -> list[Detection]:
@@ -111,15 +115,12 @@ class HogPersonDetector:
         rects, weights = self.hog.detectMultiScale(
             small, winStride=(stride, stride), padding=(8, 8), scale=self.config.scale
         )
-        rects = np.asarray(rects).reshape(-1, 4)
+        boxes = np.asarray(rects).reshape(-1, 4)
         scores = np.ravel(weights).astype(float)
-        if len(rects) == 0:
+        if len(boxes) == 0:
             return []
-        keep = cv2.dnn.NMSBoxes(rects.tolist(), scores.tolist(), self.config.min_score, self.config.nms_iou)
-        return [
-            Detection(self.label, *_to_frame(*rects[i], scale), score=float(scores[i]))
-            for i in np.ravel(keep)
-        ]
+        keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.config.min_score, self.config.nms_iou)
+        return [_box(self.label, boxes[i], scale, float(scores[i])) for i in np.ravel(keep)]
 
 
 REGISTRY: dict[str, Callable[..., Detector]] = {

@@ -88,11 +88,12 @@ class RayDispatcher:
         return done
 
     def _resolve(self, ref: ray.ObjectRef) -> tuple[_Ticket, bool]:
+        error: BaseException | None
         try:
             result, error = ray.get(ref), None
         except _LOST as exc:
             result, error = None, exc
-        except Exception as exc:  # the detector raised: the frame failed
+        except Exception as exc:  # noqa: BLE001 - the detector raised: the frame failed
             result, error = None, exc
         with self.lock:
             ticket = self.tickets.pop(ref)
