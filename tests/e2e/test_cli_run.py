@@ -1,0 +1,108 @@
+"""Whole CLI runs: `camfleet run` on an embedded local Ray, stopped by --duration or SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MEGAMIND, VTEST
+
+pytestmark = pytest.mark.timeout(240)
+RAY_ARGS = ["--num-cpus", "3", "--object-store-mb", "300", "--every", "2"]
+
+
+def fleet_file(tmp_path: Path) -> Path:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(f"""
+name: e2e
+defaults: {{fps: 4, buffers: 2}}
+cameras:
+  - {{id: faces, source: {MEGAMIND}, detect: [face]}}
+  - {{id: people, source: {VTEST}, detect: [person]}}
+  - {{id: synth, source: {{type: synthetic, width: 1920, height: 1080, fps: 30}}, detect: [face]}}
+  - id: offline
+    source: rtsp://admin:${{CAM_PASSWORD}}@127.0.0.1:9/stream
+detectors:
+  face: {{actors: 1, num_cpus: 0.5}}
+  person: {{actors: 1, num_cpus: 0.5}}
+sinks:
+  snapshots: {{enabled: true, max_per_camera: 2, min_interval_s: 1}}
+""")
+    return path
+
+
+def camfleet(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fleet", *args]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "CAM_PASSWORD": "hunter2-secret", "PYTHONUNBUFFERED": "1"}
+
+
+def check_run_folder(run_dir: Path) -> dict:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for cid, s in summary.items():
+        dropped = sum(s["dropped"].values())
+        assert s["captured"] == s["processed"] + dropped + s["failed"] + s["in_flight"], cid
+        assert s["in_flight"] == 0, cid
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    per_camera = Counter(e["camera"] for e in events)
+    for cid, s in summary.items():
+        assert per_camera.get(cid, 0) == s["frames_with_detections"], cid
+    for name in ("events.jsonl", "stats.jsonl", "summary.json"):
+        assert "hunter2-secret" not in (run_dir / name).read_text()
+    return summary
+
+
+def test_run_for_a_duration_prints_tables_and_an_exact_summary(tmp_path, footage):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        camfleet("run", str(fleet_file(tmp_path)), "--duration", "14", "--run-dir", str(run_dir),
+                 *RAY_ARGS),
+        check=False, capture_output=True, text=True, env=env(), timeout=180,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "in fps" in proc.stdout and "detector face" in proc.stdout  # the live table
+    assert "captured = processed + dropped + failed + in_flight" in proc.stdout
+    assert "MISMATCH" not in proc.stdout
+    assert "hunter2-secret" not in output and "rtsp://admin:***@127.0.0.1:9" in output
+    summary = check_run_folder(run_dir)
+    assert summary["faces"]["detections"].get("face", 0) > 0
+    assert summary["people"]["detections"].get("person", 0) > 0
+    assert summary["synth"]["processed"] > 0
+    assert summary["offline"]["captured"] == 0 and summary["offline"]["reconnects"] >= 1
+    assert list((run_dir / "snapshots").glob("faces-*.jpg"))
+
+
+def test_sigterm_drains_flushes_and_exits_zero(tmp_path, footage):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        camfleet("run", str(fleet_file(tmp_path)), "--run-dir", str(run_dir), *RAY_ARGS),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(),
+    )
+    try:
+        # wait until frames are being analysed (the second live table), then stop it
+        tables, deadline = 0, time.monotonic() + 120
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tables += line.startswith("camera ") and "in fps" in line
+            if tables >= 2 or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest
+    assert "stopping on SIGTERM" in rest
+    summary = check_run_folder(run_dir)
+    assert sum(s["processed"] for s in summary.values()) > 0

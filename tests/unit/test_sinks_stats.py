@@ -1,0 +1,77 @@
+"""Event sinks (JSONL batching and flushing, bounded snapshots) and the fleet stats view."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from fleet.config import SinksConfig
+from fleet.frames import CameraStats, Detection, DetectionResult, FrameMeta
+from fleet.sinks import EventSink
+from fleet.stats import FleetStats, format_summary, format_table
+
+
+def result(boxes: int) -> DetectionResult:
+    detections = tuple(Detection("face", 10 * i, 5, 20, 20, 1.5) for i in range(boxes))
+    return DetectionResult("face", "cam", 7, detections, 0.01)
+
+
+def test_jsonl_lines_for_frames_with_detections_are_flushed_on_close(tmp_path):
+    config = SinksConfig.model_validate({"jsonl": {"flush_interval_s": 60}})
+    sink = EventSink(config, str(tmp_path), "cam")
+    meta = FrameMeta("cam", 7, 1.5, 640, 480, None)
+    sink.emit(meta, [result(2)], 0.05)
+    sink.emit(meta, [result(0)], 0.05)  # no detections: no line
+    assert (tmp_path / "events.jsonl").read_text() == ""  # batched
+    sink.close()
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    event = json.loads(lines[0])
+    assert event["camera"] == "cam" and event["frame"] == 7 and event["detector"] == "face"
+    assert event["boxes"] == [[0, 5, 20, 20], [10, 5, 20, 20]] and event["latency_ms"] == 50.0
+
+
+def test_snapshots_are_bounded_and_never_draw_on_the_shared_frame(tmp_path):
+    config = SinksConfig.model_validate(
+        {"snapshots": {"enabled": True, "max_per_camera": 2, "min_interval_s": 0, "width": 320}}
+    )
+    sink = EventSink(config, str(tmp_path), "cam")
+    frame = np.zeros((240, 320, 3), np.uint8)
+    frame.flags.writeable = False
+    for i in range(5):
+        sink.emit(FrameMeta("cam", i, 0.0, 320, 240, None), [result(1)], 0.01, lambda: frame)
+    sink.close()
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == [
+        "cam-00000000.jpg", "cam-00000001.jpg"]
+    assert not frame.any()
+
+
+def stats(t: float, captured: int, processed: int, latencies=()) -> CameraStats:
+    return CameraStats(
+        camera="cam", state="up", captured=captured, processed=processed, failed=0, in_flight=0,
+        slots_used=0, dropped={"fps": captured - processed}, offered=processed, admitted=processed,
+        buffers=4, peak_slots_used=1, reconnects=0, frames_with_detections=0, detections={},
+        latency_s=tuple(latencies), time=t,
+    )
+
+
+def test_rates_and_latency_percentiles_over_the_window():
+    fleet = FleetStats(window_s=10)
+    fleet.update_camera(stats(100.0, 0, 0, [0.1] * 10))
+    view = fleet.update_camera(stats(102.0, 60, 10, [0.2] * 10))
+    assert view.input_fps == 30 and view.analysed_fps == 5
+    assert 100 <= view.p50_ms <= 200 and view.p99_ms == 200
+    later = fleet.update_camera(stats(120.0, 60, 10, [0.3]))  # old samples left the window
+    assert later.p50_ms == 300
+
+
+def test_table_and_summary_show_accounting():
+    fleet = FleetStats()
+    fleet.update_camera(stats(1.0, 30, 5))
+    from fleet.stats import FleetSnapshot
+
+    snapshot = FleetSnapshot(1.0, cameras=dict(fleet.cameras))
+    assert "cam" in format_table(snapshot) and "fps=25" in format_table(snapshot)
+    summary = format_summary({"cam": stats(1.0, 30, 5)})
+    assert "30 =         5 +      25" in summary and "ok" in summary
