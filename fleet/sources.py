@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import math
 import os
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -65,6 +66,7 @@ class CaptureSource:
         self.camera = camera
         self.config = config
         self.cap: cv2.VideoCapture | None = None
+        self.grabbed = False  # a frame came since the source was opened
         self.native_fps = 0.0
         if isinstance(config, FileSource):
             self.description = f"file {config.path}"
@@ -89,7 +91,7 @@ class CaptureSource:
         if not cap.isOpened():
             cap.release()
             raise SourceConnectionError(self._open_failure())
-        self.cap = cap
+        self.cap, self.grabbed = cap, False
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.native_fps = fps if 0 < fps < 1000 and math.isfinite(fps) else 0.0
         if isinstance(config, FileSource) and config.realtime:
@@ -97,7 +99,12 @@ class CaptureSource:
 
     def _open_stream(self, config: RtspSource | HttpSource) -> cv2.VideoCapture:
         # FFmpeg reads these options at open time; each camera actor is its own process.
-        options = ["analyzeduration;0", "probesize;65536", "fflags;nobuffer"]
+        # Probing ends at whichever limit comes first: 64 KB (one JPEG, or a fraction of a
+        # second of a camera's H.264) or 0.5 s of stream. analyzeduration 0 would mean FFmpeg's
+        # default of 5 s. No fflags=nobuffer: it discards the probed packets, key frame
+        # included, so the first frame would wait for the next key frame (seconds on many
+        # cameras, beyond read_timeout_s on some).
+        options = ["analyzeduration;500000", "probesize;65536"]
         if isinstance(config, RtspSource):
             options.insert(0, f"rtsp_transport;{config.transport}")
         os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "|".join(options)
@@ -121,13 +128,31 @@ class CaptureSource:
     def grab(self) -> None:
         if self.cap is None:
             raise SourceConnectionError(f"camera '{self.camera}': source is not open")
+        started = time.monotonic()
         if self.cap.grab():
+            self._check_stall(time.monotonic() - started)
             return
         if isinstance(self.config, FileSource):
             if self.config.loop and self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0) and self.cap.grab():
                 return
             raise EndOfStreamError(f"camera '{self.camera}': end of {self.config.path}")
         raise SourceConnectionError(f"camera '{self.camera}': {self.description} stopped delivering frames")
+
+    def _check_stall(self, elapsed_s: float) -> None:
+        """A stream that needed a whole read timeout for a frame has stalled.
+
+        After a read timeout FFmpeg flushes the H.264 decoder, which hands back frames it still
+        held: grab() then succeeds with old frames, each after another full timeout. Treat the
+        first such grab as the stall it is. The first frame after opening may take longer (a
+        camera joined between key frames), so it is not checked.
+        """
+        config = self.config
+        first, self.grabbed = not self.grabbed, True
+        if isinstance(config, (RtspSource, HttpSource)) and not first and elapsed_s >= config.read_timeout_s:
+            raise SourceConnectionError(
+                f"camera '{self.camera}': {self.description} stalled: no frame for "
+                f"{elapsed_s:.1f} s (read timeout {config.read_timeout_s:g} s)"
+            )
 
     def retrieve(self, into: np.ndarray | None) -> np.ndarray:
         assert self.cap is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,3 @@ def _need_footage() -> None:
 def footage() -> Path:
     _need_footage()
     return FOOTAGE
-
-
-@pytest.fixture(scope="session")
-def ray_session():
-    """One small local Ray for the whole session (ray.init costs about 7 s here)."""
-    import ray
-
-    from fleet.cli import RAY_SYSTEM_CONFIG
-
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    ray.init(num_cpus=4, object_store_memory=400 * 2**20, include_dashboard=False,
-             log_to_driver=False, logging_level="WARNING", _system_config=RAY_SYSTEM_CONFIG)
-    yield ray
-    ray.shutdown()

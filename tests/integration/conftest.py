@@ -1,17 +1,29 @@
 from __future__ import annotations
 
-import sys
+import os
 
 import pytest
 
 from tests.integration import probes
 
 
-@pytest.fixture(scope="session")
-def ray_ready(ray_session):
+@pytest.fixture(scope="package")
+def ray_ready():
+    """One small local Ray for the integration tests (ray.init costs about 7 s here).
+
+    Package-scoped: it is shut down before the e2e tests start Ray processes of their own.
+    """
+    import ray
+
+    from fleet.cli import RAY_SYSTEM_CONFIG
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    ray.init(num_cpus=4, object_store_memory=400 * 2**20, include_dashboard=False,
+             log_to_driver=False, logging_level="WARNING", _system_config=RAY_SYSTEM_CONFIG)
     # Workers cannot import the tests package: ship the probes module by value.
-    ray_session.cloudpickle.register_pickle_by_value(probes)
-    return ray_session
+    ray.cloudpickle.register_pickle_by_value(probes)
+    yield ray
+    ray.shutdown()
 
 
 @pytest.fixture
@@ -29,5 +41,3 @@ def plasma_objects():
 
     return count
 
-
-sys.modules.setdefault("probes", probes)

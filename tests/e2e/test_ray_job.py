@@ -1,0 +1,101 @@
+"""`ray job submit` against a real Ray head started here; `ray job stop` drains the fleet."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MEGAMIND
+from tests.e2e.test_cli_run import check_run_folder
+
+pytestmark = pytest.mark.timeout(300)
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A Ray head in its own process group, ended by its PID's group at teardown."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_free_objects_batch_size": "1"}
+    dashboard = free_port()
+    log = open(tmp_path / "head.log", "w")  # noqa: SIM115 - closed in teardown
+    head = subprocess.Popen(
+        [RAY, "start", "--head", "--block", f"--port={free_port()}", f"--dashboard-port={dashboard}",
+         "--dashboard-host=127.0.0.1", "--num-cpus=3", "--object-store-memory=300000000",
+         "--disable-usage-stats"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    address = f"http://127.0.0.1:{dashboard}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{address}/api/version", timeout=2).read()
+            break
+        except OSError:
+            assert head.poll() is None and time.monotonic() < deadline, (tmp_path / "head.log").read_text()
+            time.sleep(1)
+    yield address, env
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+    log.close()
+
+
+def ray_job(address: str, env: dict, command: str, *args: str) -> str:
+    proc = subprocess.run([RAY, "job", command, "--address", address, *args], env=env, check=False,
+                          capture_output=True, text=True, timeout=120)
+    return proc.stdout + proc.stderr
+
+
+def test_ray_job_stop_drains_the_fleet_and_keeps_every_event(ray_head, tmp_path, footage):
+    address, env = ray_head
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(f"""
+name: job
+defaults: {{fps: 4, buffers: 2}}
+cameras:
+  - {{id: faces, source: {MEGAMIND}, detect: [face]}}
+  - {{id: synth, source: {{type: synthetic, width: 1280, height: 720, fps: 25}}, detect: [face]}}
+detectors:
+  face: {{actors: 1, num_cpus: 0.5}}
+""")
+    run_dir = tmp_path / "run"
+    # when a fleet is submitted as a Ray job
+    out = ray_job(address, env, "submit", "--no-wait", "--",
+                  sys.executable, "-m", "fleet", "run", str(fleet), "--run-dir", str(run_dir),
+                  "--every", "2")
+    job = re.search(r"raysubmit_\w+", out)
+    assert job, out
+    # and it has analysed frames for a while
+    deadline = time.monotonic() + 60
+    while not (run_dir / "stats.jsonl").is_file() or len(
+        (run_dir / "stats.jsonl").read_text().splitlines()
+    ) < 5:
+        assert time.monotonic() < deadline, ray_job(address, env, "logs", job.group())
+        time.sleep(1)
+    # when the job is stopped
+    ray_job(address, env, "stop", job.group())
+    # then the driver got SIGTERM, drained, and wrote an exact summary
+    logs = ray_job(address, env, "logs", job.group())
+    assert "stopping on SIGTERM" in logs, logs
+    assert "MISMATCH" not in logs
+    summary = check_run_folder(run_dir)
+    assert summary["faces"]["processed"] > 0
+    assert "was stopped" in ray_job(address, env, "status", job.group())

@@ -1,0 +1,1 @@
+"""Real camera servers for tests: HTTP MJPEG (in-process) and RTSP (gst-rtsp-server subprocess)."""
