@@ -71,6 +71,7 @@ def init_ray(address: str | None, num_cpus: int | None, object_store_mb: int | N
         ray.init(address=address, logging_level=logging.WARNING)
         return False
     ray.init(
+        address="local",  # a new local Ray, never one a `ray start` left behind
         num_cpus=num_cpus or os.cpu_count(),
         object_store_memory=object_store_mb * 2**20 if object_store_mb else None,
         include_dashboard=False, logging_level=logging.WARNING, _system_config=RAY_SYSTEM_CONFIG,

@@ -49,7 +49,7 @@ def ray_head(tmp_path):
             assert head.poll() is None and time.monotonic() < deadline, (tmp_path / "head.log").read_text()
             time.sleep(1)
     yield address, env
-    os.killpg(head.pid, signal.SIGTERM)
+    head.send_signal(signal.SIGINT)  # `ray start --block` stops its cluster on Ctrl-C
     try:
         head.wait(timeout=60)
     except subprocess.TimeoutExpired:
