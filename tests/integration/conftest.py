@@ -31,9 +31,8 @@ def plasma_objects(ray_ready):
     """Number of objects in the object store now, from Ray's own memory summary."""
     import re
 
-    from ray._private.internal_api import memory_summary
-
     import ray
+    from ray._private.internal_api import memory_summary
 
     address = ray.get_runtime_context().gcs_address
 
