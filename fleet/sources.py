@@ -40,8 +40,11 @@ _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 class FrameSource(Protocol):
     description: str  # safe to log: no credentials
-    pace_fps: float  # the caller paces reads at this rate; 0 means the source paces itself
     native_fps: float
+
+    @property
+    def pace_fps(self) -> float:
+        """The caller paces reads at this rate; 0 means the source paces itself."""
 
     def open(self) -> None: ...
 
@@ -217,10 +220,14 @@ class SyntheticScene:
         self.camera = camera
         self.config = config
         self.description = f"synthetic {config.width}x{config.height}@{config.fps:g}"
-        self.pace_fps = config.fps
         self.native_fps = config.fps
         self.index = -1
         self.background: np.ndarray | None = None
+        self.started = time.monotonic()
+
+    @property
+    def pace_fps(self) -> float:
+        return self.config.fps_at(time.monotonic() - self.started)
 
     def open(self) -> None:
         w, h = self.config.width, self.config.height
@@ -229,6 +236,7 @@ class SyntheticScene:
         gray = (ramp_x + ramp_y).astype(np.uint8)
         self.background = np.dstack([gray, np.flipud(gray), np.full_like(gray, 90)])
         self.index = -1
+        self.started = time.monotonic()
 
     def grab(self) -> None:
         self.index += 1
@@ -241,7 +249,7 @@ class SyntheticScene:
             self.background
         )
         np.copyto(frame, self.background)
-        w, h, t = self.config.width, self.config.height, self.index / self.config.fps
+        w, h, t = self.config.width, self.config.height, self.index / self.native_fps
         radius = max(4, min(w, h) // 12)
         for k in range(self.config.objects):
             cx = int((0.5 + 0.4 * math.sin(t * (0.7 + 0.3 * k) + k)) * w)

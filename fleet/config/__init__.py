@@ -5,6 +5,7 @@ from typing import Any
 from fleet.config._loader import load_fleet, parse_fleet
 from fleet.config._models import (
     DETECTOR_KINDS,
+    AutoscalingConfig,
     CameraConfig,
     CameraSettings,
     DetectorConfig,
@@ -35,6 +36,7 @@ def json_schema() -> dict[str, Any]:
 
 __all__ = [
     "DETECTOR_KINDS",
+    "AutoscalingConfig",
     "CameraConfig",
     "CameraSettings",
     "DetectorConfig",

@@ -122,6 +122,29 @@ class SyntheticSource(StrictModel):
     frames: int | None = Field(
         default=None, ge=1, description="Stop after this many frames (none: endless)."
     )
+    fps_schedule: list[tuple[float, float]] = Field(
+        default_factory=list,
+        description="Load steps for load tests: [[seconds after start, fps], ...]; before the "
+        "first step the scene runs at fps.",
+    )
+
+    @field_validator("fps_schedule")
+    @classmethod
+    def _steps_in_order(cls, steps: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        times = [at for at, _ in steps]
+        if times != sorted(times) or any(at < 0 for at in times):
+            raise ValueError("fps_schedule times must be >= 0 and in increasing order")
+        if any(not 0 < fps <= 240 for _, fps in steps):
+            raise ValueError("fps_schedule rates must be > 0 and <= 240")
+        return steps
+
+    def fps_at(self, elapsed_s: float) -> float:
+        """The scene's frame rate ``elapsed_s`` seconds after it started."""
+        fps = self.fps
+        for at, step_fps in self.fps_schedule:
+            if elapsed_s >= at:
+                fps = step_fps
+        return fps
 
 
 Source = Annotated[
@@ -407,6 +430,42 @@ def _detectors_schema(schema: dict[str, Any]) -> None:
         member.pop("discriminator", None)
 
 
+class AutoscalingConfig(StrictModel):
+    """Targets and bounds for the controller's scaling policy (see fleet/policy.py)."""
+
+    enabled: bool = Field(
+        default=True, description="Tune detector actors and camera buffers; false keeps them fixed."
+    )
+    target_hit_rate: float = Field(
+        default=0.99, gt=0, le=1, description="Frames admitted / frames offered, per camera."
+    )
+    latency_slo_ms: float = Field(
+        default=1000.0, gt=0, le=600_000, description="p95 end-to-end latency to stay under."
+    )
+    target_utilisation: float = Field(
+        default=0.75, ge=0.1, le=1, description="Busy fraction each detector actor should run at."
+    )
+    min_buffers: int = Field(default=1, ge=1, le=64, description="Fewest buffers per camera.")
+    max_buffers: int = Field(default=16, ge=1, le=64, description="Most buffers per camera.")
+    upscale_delay_s: float = Field(
+        default=3.0, ge=0, le=3600, description="A need to grow must hold this long before acting."
+    )
+    downscale_delay_s: float = Field(
+        default=30.0, ge=0, le=3600, description="A need to shrink must hold this long."
+    )
+    look_back_s: float = Field(
+        default=10.0, ge=1, le=600, description="Window for hit-rate, latency and service time."
+    )
+
+    @model_validator(mode="after")
+    def _buffer_bounds(self) -> AutoscalingConfig:
+        if self.min_buffers > self.max_buffers:
+            raise ValueError(
+                f"min_buffers ({self.min_buffers}) exceeds max_buffers ({self.max_buffers})"
+            )
+        return self
+
+
 class FleetConfig(StrictModel):
     """A whole fleet file."""
 
@@ -433,6 +492,9 @@ class FleetConfig(StrictModel):
         json_schema_extra=_detectors_schema,
     )
     sinks: SinksConfig = Field(default_factory=SinksConfig, description="Where events go.")
+    autoscaling: AutoscalingConfig = Field(
+        default_factory=AutoscalingConfig, description="Detector actors and buffers, tuned."
+    )
 
     @model_validator(mode="before")
     @classmethod

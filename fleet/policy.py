@@ -1,0 +1,215 @@
+"""The scaling policy: a pure function of a fleet snapshot, its carried state and the config.
+
+No Ray, no clock, no sleeps: ``decide`` is given the time in the snapshot, so it is tested on a
+simulated fleet (tests/unit/fleetsim.py) exactly as it runs in the controller.
+
+Two knobs:
+
+- **detector actors per kind.** Demand is measured in actor-seconds per second: the frames the
+  cameras *offer* (after the fps limit and the motion gate, admitted or not) times the kind's
+  mean service time. The wanted count is ``ceil(demand / target_utilisation)`` within
+  ``min_actors..max_actors``. Offered rather than admitted frames is what lets one decision jump
+  to the right count after a load step, instead of creeping up one actor at a time while
+  saturated actors hide the real demand.
+- **buffers (in-flight slots) per camera.** Hit-rate below target while the camera's detectors
+  have headroom means bursts: one more buffer. p95 latency above the SLO means frames queue:
+  one buffer less. Buffers grow again only once p95 is back under 80% of the SLO, a band that
+  keeps the two rules from chasing each other.
+
+Every change needs its direction to hold for a delay (``upscale_delay_s`` / ``downscale_delay_s``);
+a flip of direction restarts the timer, as in Ray Serve's autoscaler. Scale-down also keeps 15%
+headroom: noise around a boundary holds rather than flips. The policy never asks for more CPU
+than the cluster has free: pending actors are waited for, and a shortfall is reported as a
+``capacity_limited`` action instead of a larger target.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from fleet.config import AutoscalingConfig
+
+_DOWN_HEADROOM = 1.15  # scale in only when demand fits in one actor less with 15% to spare
+_SLO_RECOVERED = 0.8  # buffers may grow again once p95 is under 80% of the SLO
+
+
+@dataclass(frozen=True)
+class CameraSignal:
+    camera: str
+    kinds: tuple[str, ...]  # detector kinds the camera's frames go to
+    offered_fps: float  # frames per second that passed the fps limit and motion gate
+    hit_rate: float  # admitted / offered over the look-back window (1.0 if nothing offered)
+    p95_ms: float | None  # end-to-end latency, None without samples
+    buffers: int
+
+
+@dataclass(frozen=True)
+class PoolSignal:
+    kind: str
+    target: int  # actors the controller is running or starting
+    running: int  # of which ready
+    pending: int  # of which waiting for resources or starting
+    utilisation: float  # busy time / wall time of the running actors, 0..1
+    service_s: float | None  # mean service time per frame, None without samples
+    num_cpus: float  # CPUs one actor reserves
+    min_actors: int
+    max_actors: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    now: float  # seconds, any monotonic origin
+    cameras: tuple[CameraSignal, ...]
+    pools: tuple[PoolSignal, ...]
+    free_cpus: float  # CPUs free in the cluster for new actors
+
+
+@dataclass(frozen=True)
+class Action:
+    target: str  # "detector:<kind>" or "camera:<id>"
+    action: str  # scale_up | scale_down | buffers_up | buffers_down | capacity_limited
+    reason: str
+    before: int
+    after: int
+    inputs: dict[str, float | int | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    actors: dict[str, int]  # target actors per kind
+    buffers: dict[str, int]  # buffers per camera
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """What the policy remembers between calls: the direction each knob leans and since when."""
+
+    leaning: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (direction, since)
+
+    def held(self, key: str, direction: int, now: float, delay_s: float) -> tuple[bool, PolicyState]:
+        """Has ``direction`` (+1/-1, 0 = hold) been wanted for ``delay_s``? A flip restarts the timer."""
+        leaning = dict(self.leaning)
+        if direction == 0:
+            leaning.pop(key, None)
+            return False, PolicyState(leaning)
+        current = leaning.get(key)
+        if current is None or current[0] != direction:
+            leaning[key] = (direction, now)
+            return delay_s <= 0, PolicyState(leaning)
+        return now - current[1] >= delay_s, PolicyState(leaning)
+
+    def restart(self, key: str, now: float) -> PolicyState:
+        """After a change: the next one in the same direction waits a whole delay again."""
+        leaning = dict(self.leaning)
+        if key in leaning:
+            leaning[key] = (leaning[key][0], now)
+        return PolicyState(leaning)
+
+
+def demand(snapshot: Snapshot, pool: PoolSignal) -> float | None:
+    """Actor-seconds per second the cameras offer to ``pool``'s kind (None: service time unknown)."""
+    if pool.service_s is None:
+        return None
+    fps = sum(c.offered_fps for c in snapshot.cameras if pool.kind in c.kinds)
+    return fps * pool.service_s
+
+
+def wanted_actors(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfig) -> tuple[int, int]:
+    """(direction, count): +1 with the count to grow to, -1 with the count to shrink to, or 0."""
+    load = demand(snapshot, pool)
+    if load is None:
+        return 0, pool.target
+    needed = load / config.target_utilisation
+    up = min(pool.max_actors, max(pool.min_actors, math.ceil(needed)))
+    down = min(pool.max_actors, max(pool.min_actors, math.ceil(needed * _DOWN_HEADROOM)))
+    if pool.target < pool.min_actors or up > pool.target:
+        return 1, max(up, pool.min_actors)
+    if down < pool.target:
+        return -1, down
+    return 0, pool.target
+
+
+def _scale_pool(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfig,
+                state: PolicyState, free_cpus: float) -> tuple[int, list[Action], PolicyState, float]:
+    key = f"detector:{pool.kind}"
+    direction, count = wanted_actors(snapshot, pool, config)
+    delay = config.upscale_delay_s if direction > 0 else config.downscale_delay_s
+    ready, state = state.held(key, direction, snapshot.now, delay)
+    inputs = {"demand": _round(demand(snapshot, pool)), "utilisation": round(pool.utilisation, 3),
+              "service_ms": _round(pool.service_s and pool.service_s * 1000), "running": pool.running,
+              "pending": pool.pending, "free_cpus": round(free_cpus, 2)}
+    if not ready or count == pool.target:
+        return pool.target, [], state, free_cpus
+    if direction < 0:
+        action = Action(key, "scale_down", "low_utilisation", pool.target, count, inputs)
+        return count, [action], state.restart(key, snapshot.now), free_cpus
+    if pool.pending:
+        return pool.target, [], state, free_cpus  # wait for the actors already asked for
+    affordable = int(free_cpus // pool.num_cpus) if pool.num_cpus > 0 else count - pool.target
+    grow = min(count - pool.target, affordable)
+    actions = []
+    if grow < count - pool.target:
+        actions.append(Action(key, "capacity_limited", "cluster_cpus", pool.target, pool.target + grow,
+                              {**inputs, "wanted": count}))
+    if grow > 0:
+        reason = "below_min" if pool.target < pool.min_actors else "demand"
+        actions.append(Action(key, "scale_up", reason, pool.target, pool.target + grow, inputs))
+        state = state.restart(key, snapshot.now)
+    return pool.target + grow, actions, state, free_cpus - grow * pool.num_cpus
+
+
+def _tune_buffers(camera: CameraSignal, saturated: bool, config: AutoscalingConfig,
+                  state: PolicyState, now: float) -> tuple[int, list[Action], PolicyState]:
+    key = f"camera:{camera.camera}"
+    slo = config.latency_slo_ms
+    late = camera.p95_ms is not None and camera.p95_ms > slo
+    calm = camera.p95_ms is None or camera.p95_ms <= slo * _SLO_RECOVERED
+    if late and camera.buffers > config.min_buffers:
+        direction, reason = -1, "latency_slo"
+    elif (camera.hit_rate < config.target_hit_rate and not saturated and calm
+          and camera.buffers < config.max_buffers):
+        direction, reason = 1, "bursts"
+    else:
+        direction, reason = 0, ""
+    ready, state = state.held(key, direction, now, config.upscale_delay_s)
+    if not ready:
+        return camera.buffers, [], state
+    after = camera.buffers + direction
+    inputs = {"hit_rate": round(camera.hit_rate, 4), "p95_ms": _round(camera.p95_ms),
+              "offered_fps": round(camera.offered_fps, 2)}
+    action = Action(key, "buffers_up" if direction > 0 else "buffers_down", reason,
+                    camera.buffers, after, inputs)
+    return after, [action], state.restart(key, now)
+
+
+def decide(snapshot: Snapshot, state: PolicyState, config: AutoscalingConfig) -> tuple[Decision, PolicyState]:
+    """One control step: target actors per kind and buffers per camera, with the actions taken."""
+    actors: dict[str, int] = {}
+    actions: list[Action] = []
+    free = snapshot.free_cpus
+    for pool in sorted(snapshot.pools, key=lambda p: p.kind):
+        actors[pool.kind], taken, state, free = _scale_pool(snapshot, pool, config, state, free)
+        actions += taken
+    saturated = {
+        p.kind for p in snapshot.pools
+        if p.utilisation >= config.target_utilisation or actors[p.kind] > p.running
+        or any(a.action == "capacity_limited" and a.target == f"detector:{p.kind}" for a in actions)
+    }
+    buffers: dict[str, int] = {}
+    for camera in snapshot.cameras:
+        busy = any(kind in saturated for kind in camera.kinds)
+        buffers[camera.camera], taken, state = _tune_buffers(camera, busy, config, state, snapshot.now)
+        actions += taken
+    return Decision(actors, buffers, tuple(actions)), state
+
+
+def disabled(snapshot: Snapshot) -> Decision:
+    """``autoscaling.enabled: false``: every count stays as it is."""
+    return Decision({p.kind: p.target for p in snapshot.pools},
+                    {c.camera: c.buffers for c in snapshot.cameras})
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
