@@ -30,6 +30,9 @@ class CameraWorker:
     def set_pool(self, kind: str, handles: list[Any]) -> None:
         self.dispatcher.set_pool(kind, handles)
 
+    def outstanding(self) -> dict[str, int]:
+        return self.dispatcher.outstanding()
+
     def set_buffers(self, buffers: int) -> None:
         self.camera.set_buffers(buffers)
 

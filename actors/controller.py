@@ -19,6 +19,7 @@ class ControllerWorker:
         self.controller = FleetController(config, run_dir, CameraActor, DetectorActor)
         self.halt = threading.Event()
         self.loop = threading.Thread(target=self.controller.run, args=(self.halt,), daemon=True)
+        # The control loop runs in its own thread; calls below answer from the actor's threads.
 
     def start(self) -> None:
         self.controller.start()

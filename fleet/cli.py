@@ -129,14 +129,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             ray.shutdown()
         return EXIT_FAILED
     started = time.monotonic()
-    next_table = started + args.every
+    next_table, shown = started + args.every, time.time()
     while not stop.event.wait(0.2):
         now = time.monotonic()
         if args.duration and now - started >= args.duration:
             break
         if now >= next_table:
             next_table = now + args.every
-            print(format_table(ray.get(controller.snapshot.remote()), now - started), "\n", flush=True)
+            snapshot = ray.get(controller.snapshot.remote())
+            print(format_table(snapshot, now - started, since=shown), "\n", flush=True)
+            shown = max([shown, *(a["time"] for a in snapshot.actions)])
             if ray.get(controller.ended.remote()):
                 print("camfleet: every camera has ended", flush=True)
                 break

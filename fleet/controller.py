@@ -1,8 +1,10 @@
-"""FleetController: starts the fleet's actors from the config, gathers their stats, stops them.
+"""FleetController: starts the fleet's actors from the config, gathers their stats, runs the
+scaling policy on them and applies its decisions, and stops the fleet.
 
 A plain class; ``actors/controller.py`` makes it a Ray actor and injects the camera and detector
 actor classes, so imports flow one way (actors -> fleet). Each step of the control loop catches
-and logs its own exceptions: one bad camera never halts the loop.
+and logs its own exceptions: one bad camera never halts the loop. One stats path: the snapshot
+``collect`` builds feeds the policy, the live table and ``stats.jsonl`` alike.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter, deque
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -18,9 +21,11 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
+from fleet import policy
 from fleet.config import FleetConfig
 from fleet.errors import FleetError
 from fleet.frames import CameraStats
+from fleet.pools import DetectorPool
 from fleet.stats import FleetSnapshot, FleetStats
 
 log = logging.getLogger(__name__)
@@ -33,51 +38,54 @@ class FleetController:
         self.run_dir = Path(run_dir)
         self.camera_actor = camera_actor
         self.detector_actor = detector_actor
-        self.pools: dict[str, list[Any]] = {}
+        self.pools: dict[str, DetectorPool] = {}
         self.cameras: dict[str, Any] = {}
+        self.kinds = {c.id: tuple(c.detect) for c in config.active_cameras}
         self.last: dict[str, CameraStats] = {}
-        self.stats = FleetStats()
+        self.stats = FleetStats(window_s=config.autoscaling.look_back_s)
         self.latest = FleetSnapshot(time.time())
+        self.policy_state = policy.PolicyState()
+        self.decisions: Counter[tuple[str, str]] = Counter()  # (action, reason) -> count
+        self.recent: deque[dict] = deque(maxlen=20)
         self.lock = threading.Lock()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # Open for the fleet's lifetime; closed by stop().
         self.stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self.decisions_file = open(self.run_dir / "decisions.jsonl", "a", encoding="utf-8")  # noqa: SIM115
 
     # ------------------------------------------------------------------------------------ start
     def start(self) -> None:
-        cameras = self.config.active_cameras
-        used = {name for camera in cameras for name in camera.detect}
+        used = {name for kinds in self.kinds.values() for name in kinds}
         for name in sorted(used):
             spec = self.config.detectors[name]
-            # Detectors are stateless: a crashed one restarts; its in-flight frames count as
-            # detector_lost on their camera.
-            actor = self.detector_actor.options(num_cpus=spec.num_cpus, max_restarts=3)
-            self.pools[name] = [actor.remote(name, spec) for _ in range(spec.actors)]
+            self.pools[name] = DetectorPool(name, spec, self.detector_actor)
+            self.pools[name].start(spec.actors)
         self._wait_ready()
-        for i, camera in enumerate(cameras):
-            pools = {name: self.pools[name] for name in camera.detect}
+        for i, camera in enumerate(self.config.active_cameras):
+            routes = {name: list(self.pools[name].running) for name in camera.detect}
             handle = self.camera_actor.options(num_cpus=camera.num_cpus).remote(
-                camera, pools, self.config.sinks, str(self.run_dir), i
+                camera, routes, self.config.sinks, str(self.run_dir), i
             )
             self.cameras[camera.id] = handle
         ray.get([h.start.remote() for h in self.cameras.values()], timeout=START_TIMEOUT_S)
 
     def _wait_ready(self) -> None:
-        refs = {h.ready.remote(): name for name, hs in self.pools.items() for h in hs}
-        ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=START_TIMEOUT_S)
-        if pending:
-            names = sorted({refs[r] for r in pending})
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while any(p.pending for p in self.pools.values()) and time.monotonic() < deadline:
+            for pool in self.pools.values():
+                pool.promote(timeout_s=0.2)
+        short = [p.name for p in self.pools.values() if p.pending or not p.running]
+        if short:
             free = ray.available_resources().get("CPU", 0)
             raise FleetError(
-                f"detector pool(s) {', '.join(names)} did not start within {START_TIMEOUT_S:g} s; "
+                f"detector pool(s) {', '.join(short)} did not start within {START_TIMEOUT_S:g} s; "
                 f"the cluster has {free:g} CPU free. Lower detectors.<name>.actors or num_cpus, "
                 "or add nodes"
             )
-        ray.get(ready)  # raises the constructor's error, e.g. a missing cascade file
 
     # ---------------------------------------------------------------------------------- collect
     def collect(self) -> FleetSnapshot:
-        """Gather every actor's stats once; the table, stats.jsonl and the policy read this."""
+        """Gather every actor's stats once."""
         now = time.time()
         snapshot = FleetSnapshot(now)
         refs = {cid: h.stats.remote() for cid, h in self.cameras.items()}
@@ -86,14 +94,18 @@ class FleetController:
             stats = self._get_stats(cid, ref)
             if stats is not None:
                 snapshot.cameras[cid] = self.stats.update_camera(stats)
-        for name, handles in self.pools.items():
+        for name, pool in self.pools.items():
             results = []
-            for handle in handles:
+            for handle in pool.actors():
                 try:
                     results.append(ray.get(handle.stats.remote(), timeout=self.config.stats_interval_s))
                 except (RayActorError, GetTimeoutError) as exc:
                     log.warning("detector %s: no stats: %s", name, type(exc).__name__)
-            snapshot.detectors[name] = self.stats.update_detectors(name, results, now)
+            view = self.stats.update_detectors(name, results, now)
+            view.target, view.running = pool.target, len(pool.running)
+            view.pending, view.draining = len(pool.pending), len(pool.draining)
+            snapshot.detectors[name] = view
+        snapshot.actions = list(self.recent)
         with self.lock:
             self.latest = snapshot
             self.stats_file.write(json.dumps(snapshot.record(), separators=(",", ":")) + "\n")
@@ -113,13 +125,84 @@ class FleetController:
             self.last[cid] = stats
         return stats
 
+    # -------------------------------------------------------------------------------- autoscale
+    def signals(self, snapshot: FleetSnapshot) -> policy.Snapshot:
+        """What the policy sees: the same figures as the table, per camera and per pool."""
+        cameras = tuple(
+            policy.CameraSignal(cid, self.kinds[cid], v.offered_fps, v.hit_rate, v.p95_ms, v.stats.buffers)
+            for cid, v in snapshot.cameras.items() if v.stats.state not in ("ended", "crashed")
+        )
+        pools = tuple(
+            policy.PoolSignal(
+                kind=name, target=pool.target, running=len(pool.running), pending=len(pool.pending),
+                utilisation=view.utilisation if (view := snapshot.detectors.get(name)) else 0.0,
+                service_s=view.mean_service_s if view else None, num_cpus=pool.spec.num_cpus,
+                min_actors=pool.spec.min_actors, max_actors=pool.spec.max_actors,
+            )
+            for name, pool in self.pools.items()
+        )
+        free = ray.available_resources().get("CPU", 0.0)
+        return policy.Snapshot(time.monotonic(), cameras, pools, free)
+
+    def autoscale(self, snapshot: FleetSnapshot) -> policy.Decision:
+        """Promote ready actors, decide, apply: actors, routing, buffers; reap drained actors."""
+        changed = {name for name, pool in self.pools.items() if pool.promote()}
+        signals = self.signals(snapshot)
+        if self.config.autoscaling.enabled:
+            decision, self.policy_state = policy.decide(signals, self.policy_state, self.config.autoscaling)
+        else:
+            decision = policy.disabled(signals)
+        for name, target in decision.actors.items():
+            if self.pools[name].resize(target):
+                changed.add(name)
+        for name in changed:
+            self._route(name)
+        for camera in signals.cameras:
+            wanted = decision.buffers.get(camera.camera, camera.buffers)
+            if wanted != camera.buffers:
+                self.cameras[camera.camera].set_buffers.remote(wanted)
+        self._reap()
+        self._record(decision.actions)
+        return decision
+
+    def _route(self, name: str) -> None:
+        """Tell every camera of this kind which actors to send frames to (ordered calls)."""
+        running = list(self.pools[name].running)
+        ray.get([self.cameras[cid].set_pool.remote(name, running)
+                 for cid, kinds in self.kinds.items() if name in kinds and cid in self.cameras])
+
+    def _reap(self) -> None:
+        if not any(p.draining for p in self.pools.values()):
+            return
+        outstanding: Counter[str] = Counter()
+        for counts in ray.get([h.outstanding.remote() for h in self.cameras.values()]):
+            outstanding.update(counts)
+        for pool in self.pools.values():
+            pool.reap(outstanding)
+
+    def _record(self, actions: tuple[policy.Action, ...]) -> None:
+        for action in actions:
+            event = {"time": round(time.time(), 3), **asdict(action)}
+            self.decisions[(action.action, action.reason)] += 1
+            self.recent.append(event)
+            self.decisions_file.write(json.dumps(event, separators=(",", ":")) + "\n")
+            log.info("autoscale: %s %s %s -> %s (%s)", action.target, action.action,
+                     action.before, action.after, action.reason)
+        if actions:
+            self.decisions_file.flush()
+
+    # ------------------------------------------------------------------------------------- loop
+    def step(self) -> None:
+        snapshot = self.collect()
+        self.autoscale(snapshot)
+
     def run(self, stop: threading.Event) -> None:
-        """The control loop: collect every ``stats_interval_s`` until ``stop`` is set."""
+        """The control loop: one step every ``stats_interval_s`` until ``stop`` is set."""
         while not stop.wait(self.config.stats_interval_s):
             try:
-                self.collect()
-            except Exception:
-                log.exception("controller: collecting stats failed")
+                self.step()
+            except Exception:  # the loop must outlive any one bad step
+                log.exception("controller: control step failed")
 
     def ended(self) -> bool:
         """True when every camera has finished its source (files with loop: false)."""
@@ -142,12 +225,15 @@ class FleetController:
                 last = self.last.get(cid)
                 if last is not None:
                     final[cid] = replace(last, state="crashed")
-        for handle in [*self.cameras.values(), *(h for hs in self.pools.values() for h in hs)]:
+        for handle in self.cameras.values():
             ray.kill(handle)
+        for pool in self.pools.values():
+            pool.stop()
         with self.lock:
             counters = {cid: {k: v for k, v in asdict(s).items() if k != "latency_s"}
                         for cid, s in final.items()}
             record = {"time": round(time.time(), 3), "final": counters}
             self.stats_file.write(json.dumps(record, separators=(",", ":")) + "\n")
             self.stats_file.close()
+            self.decisions_file.close()
         return final

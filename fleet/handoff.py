@@ -21,9 +21,15 @@ from fleet.frames import FrameMeta
 _LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
+def actor_id(handle: Any) -> str:
+    """A detector actor's id, the same in every process (handles are not)."""
+    return str(handle._actor_id.hex())
+
+
 @dataclass
 class _Route:
     handle: Any
+    actor: str
     outstanding: int = 0
 
 
@@ -46,10 +52,20 @@ class RayDispatcher:
         self.tickets: dict[ray.ObjectRef, _Ticket] = {}  # by result ref
 
     def set_pool(self, kind: str, handles: list[Any]) -> None:
-        """Replace a kind's actors; counts of frames already sent to kept actors are kept."""
+        """Replace a kind's actors. Kept actors keep their counts; a removed actor gets no new
+        frame, and the frames it has finish normally (they are still tracked by their tickets)."""
         with self.lock:
-            old = {id(r.handle): r for r in self.routes.get(kind, [])}
-            self.routes[kind] = [old.get(id(h)) or _Route(h) for h in handles]
+            old = {r.actor: r for r in self.routes.get(kind, [])}
+            self.routes[kind] = [old.get(actor_id(h)) or _Route(h, actor_id(h)) for h in handles]
+
+    def outstanding(self) -> dict[str, int]:
+        """Frames sent and not yet answered, per detector actor id (removed actors included)."""
+        with self.lock:
+            counts: dict[str, int] = {}
+            for ticket in {id(t): t for t in self.tickets.values()}.values():
+                for route in ticket.waiting.values():
+                    counts[route.actor] = counts.get(route.actor, 0) + 1
+            return counts
 
     def _pick(self, kind: str) -> _Route:
         routes = self.routes[kind]

@@ -231,10 +231,18 @@ class SyntheticScene:
 
     def open(self) -> None:
         w, h = self.config.width, self.config.height
-        ramp_x = np.linspace(40, 200, w, dtype=np.float32)[None, :]
-        ramp_y = np.linspace(0, 60, h, dtype=np.float32)[:, None]
-        gray = (ramp_x + ramp_y).astype(np.uint8)
-        self.background = np.dstack([gray, np.flipud(gray), np.full_like(gray, 90)])
+        if self.config.background:
+            image = cv2.imread(self.config.background, cv2.IMREAD_COLOR)
+            if image is None:
+                raise SourceConnectionError(
+                    f"camera '{self.camera}': cannot read background image {self.config.background}"
+                )
+            self.background = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+        else:
+            ramp_x = np.linspace(40, 200, w, dtype=np.float32)[None, :]
+            ramp_y = np.linspace(0, 60, h, dtype=np.float32)[:, None]
+            gray = (ramp_x + ramp_y).astype(np.uint8)
+            self.background = np.dstack([gray, np.flipud(gray), np.full_like(gray, 90)])
         self.index = -1
         self.started = time.monotonic()
 

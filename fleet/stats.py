@@ -26,6 +26,8 @@ class CameraView:
     stats: CameraStats
     input_fps: float = 0.0
     analysed_fps: float = 0.0
+    offered_fps: float = 0.0  # over the look-back window: what the policy sizes detectors for
+    hit_rate: float = 1.0  # admitted / offered over the look-back window
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
@@ -37,7 +39,8 @@ class CameraView:
             "analysed_fps": round(self.analysed_fps, 2), "captured": s.captured,
             "processed": s.processed, "failed": s.failed, "in_flight": s.in_flight,
             "slots_used": s.slots_used,
-            "dropped": s.dropped, "hit_rate": round(s.hit_rate, 4), "buffers": s.buffers,
+            "dropped": s.dropped, "hit_rate": round(self.hit_rate, 4),
+            "offered_fps": round(self.offered_fps, 2), "buffers": s.buffers,
             "p50_ms": _round(self.p50_ms), "p95_ms": _round(self.p95_ms), "p99_ms": _round(self.p99_ms),
             "detections": s.detections, "reconnects": s.reconnects, "last_error": s.last_error,
             "accounted": s.accounted,
@@ -51,12 +54,17 @@ def _round(value: float | None) -> float | None:
 @dataclass
 class DetectorView:
     detector: str
-    actors: int
+    actors: int  # actors that reported stats (running and draining)
     calls: int
     errors: int
-    utilisation: float  # busy time / wall time over the last interval, per actor on average
+    utilisation: float  # busy time / wall time over the look-back window, all actors together
     p50_ms: float | None = None
     p95_ms: float | None = None
+    mean_service_s: float | None = None
+    target: int = 0
+    running: int = 0
+    pending: int = 0
+    draining: int = 0
 
 
 @dataclass
@@ -64,6 +72,7 @@ class FleetSnapshot:
     time: float
     cameras: dict[str, CameraView] = field(default_factory=dict)
     detectors: dict[str, DetectorView] = field(default_factory=dict)
+    actions: list[dict] = field(default_factory=list)  # scaling actions of the last few steps
 
     def record(self) -> dict:
         return {
@@ -73,28 +82,44 @@ class FleetSnapshot:
         }
 
 
+def _trim(window: deque, oldest: float) -> None:
+    while window and window[0][0] < oldest:
+        window.popleft()
+
+
 class FleetStats:
-    """Keeps the previous snapshot of everything to turn totals into rates, and a latency window."""
+    """Turns counters into rates and windowed figures: the one stats path that the live table,
+    ``stats.jsonl``, the scaling policy and the metrics read."""
 
     def __init__(self, window_s: float = 10.0):
         self.window_s = window_s
         self.cameras: dict[str, CameraView] = {}
         self.latency: dict[str, deque[tuple[float, float]]] = {}
+        self.counts: dict[str, deque[tuple[float, int, int]]] = {}  # (time, offered, admitted)
         self.detectors: dict[str, dict[str, DetectorStats]] = {}
         self.service: dict[str, deque[tuple[float, float]]] = {}
-        self.utilisation: dict[str, float] = {}
+        self.busy: dict[str, deque[tuple[float, float, float]]] = {}  # (time, busy s, wall s)
 
     def update_camera(self, stats: CameraStats) -> CameraView:
         previous = self.cameras.get(stats.camera)
+        oldest = stats.time - self.window_s
         window = self.latency.setdefault(stats.camera, deque())
         window.extend((stats.time, s) for s in stats.latency_s)
-        while window and window[0][0] < stats.time - self.window_s:
-            window.popleft()
+        _trim(window, oldest)
+        counts = self.counts.setdefault(stats.camera, deque())
+        counts.append((stats.time, stats.offered, stats.admitted))
+        while len(counts) > 2 and counts[1][0] <= oldest:
+            counts.popleft()  # keep one sample at or before the window's start
         view = CameraView(stats)
         if previous is not None and stats.time > previous.stats.time:
             dt = stats.time - previous.stats.time
             view.input_fps = (stats.captured - previous.stats.captured) / dt
             view.analysed_fps = (stats.processed - previous.stats.processed) / dt
+        first = counts[0]
+        if stats.time > first[0]:
+            offered = stats.offered - first[1]
+            view.offered_fps = offered / (stats.time - first[0])
+            view.hit_rate = (stats.admitted - first[2]) / offered if offered else 1.0
         samples = [s for _, s in window]
         view.p50_ms, view.p95_ms, view.p99_ms = (percentile_ms(samples, q) for q in (50, 95, 99))
         self.cameras[stats.camera] = view
@@ -110,16 +135,19 @@ class FleetStats:
             if before is not None and s.uptime_s > before.uptime_s:
                 busy += s.busy_s - before.busy_s
                 wall += s.uptime_s - before.uptime_s
-        while window and window[0][0] < now - self.window_s:
-            window.popleft()
+        _trim(window, now - self.window_s)
+        usage = self.busy.setdefault(name, deque())
+        usage.append((now, busy, wall))
+        _trim(usage, now - self.window_s)
         self.detectors[name] = {s.actor: s for s in actors}
-        if wall:
-            self.utilisation[name] = min(1.0, busy / wall)
+        total_wall = sum(w for _, _, w in usage)
+        utilisation = min(1.0, sum(b for _, b, _ in usage) / total_wall) if total_wall else 0.0
         samples = [x for _, x in window]
         return DetectorView(
             detector=name, actors=len(actors), calls=sum(s.calls for s in actors),
-            errors=sum(s.errors for s in actors), utilisation=round(self.utilisation.get(name, 0.0), 4),
+            errors=sum(s.errors for s in actors), utilisation=round(utilisation, 4),
             p50_ms=_round(percentile_ms(samples, 50)), p95_ms=_round(percentile_ms(samples, 95)),
+            mean_service_s=float(np.mean(samples)) if samples else None,
         )
 
 
@@ -127,10 +155,19 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
 
-def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None) -> str:
-    """The live per-camera table the CLI prints."""
+def format_actions(actions: list[dict], since: float) -> list[str]:
+    """Scaling actions newer than ``since`` (wall clock), one line each."""
+    return [
+        f"  {time.strftime('%H:%M:%S', time.localtime(a['time']))} autoscale {a['target']}: "
+        f"{a['action']} {a['before']} -> {a['after']} ({a['reason']})"
+        for a in actions if a["time"] > since
+    ]
+
+
+def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None, since: float = 0.0) -> str:
+    """The live per-camera table the CLI prints, with the scaling actions since ``since``."""
     head = f"{'camera':<16} {'state':<8} {'in fps':>6} {'out fps':>7} {'hit':>5} {'infl':>4} " \
-           f"{'p50 ms':>6} {'p95 ms':>6} {'drops (reason=n)':<28} detections"
+           f"{'buf':>3} {'p50 ms':>6} {'p95 ms':>6} {'drops (reason=n)':<28} detections"
     lines = [head, "-" * len(head)]
     for view in snapshot.cameras.values():
         s = view.stats
@@ -138,16 +175,19 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None) -> str
         dets = " ".join(f"{k}={v}" for k, v in sorted(s.detections.items())) or "-"
         lines.append(
             f"{s.camera:<16.16} {s.state:<8} {view.input_fps:>6.1f} {view.analysed_fps:>7.1f} "
-            f"{s.hit_rate:>5.2f} {s.in_flight:>4} {_ms(view.p50_ms):>6} {_ms(view.p95_ms):>6} "
+            f"{view.hit_rate:>5.2f} {s.in_flight:>4} {s.buffers:>3} {_ms(view.p50_ms):>6} "
+            f"{_ms(view.p95_ms):>6} "
             f"{drops:<28.28} {dets}"
         )
         if s.last_error and s.state == "down":
             lines.append(f"{'':<16} ! {s.last_error[:100]}")
     for d in snapshot.detectors.values():
+        extra = "".join(f", {n} {what}" for n, what in ((d.pending, "starting"), (d.draining, "draining")) if n)
         lines.append(
-            f"detector {d.detector}: {d.actors} actor(s), {d.calls} calls, utilisation "
-            f"{d.utilisation:.0%}, service p50 {_ms(d.p50_ms)} ms p95 {_ms(d.p95_ms)} ms"
+            f"detector {d.detector}: {d.running} running of {d.target} wanted{extra}; {d.calls} calls, "
+            f"utilisation {d.utilisation:.0%}, service p50 {_ms(d.p50_ms)} ms p95 {_ms(d.p95_ms)} ms"
         )
+    lines += format_actions(snapshot.actions, since)
     if elapsed_s is not None:
         lines.insert(0, time.strftime("%H:%M:%S") + f"  running {elapsed_s:.0f} s")
     return "\n".join(lines)

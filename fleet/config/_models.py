@@ -119,6 +119,11 @@ class SyntheticSource(StrictModel):
     height: int = Field(default=720, ge=16, le=4320, description="Frame height in pixels.")
     fps: float = Field(default=30.0, gt=0, le=240, description="Frames generated per second.")
     objects: int = Field(default=3, ge=0, le=64, description="Moving shapes in the scene.")
+    background: str | None = Field(
+        default=None,
+        description="An image (e.g. a frame of real footage) the scene is drawn on, resized to "
+        "width x height: gives detectors real work in load tests.",
+    )
     frames: int | None = Field(
         default=None, ge=1, description="Stop after this many frames (none: endless)."
     )

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(200)
 
 
 def test_bench_transport_smoke(tmp_path):
@@ -24,4 +24,22 @@ def test_bench_transport_smoke(tmp_path):
     for key in ("memcpy_ms", "handoff_median_ms", "pipelined_ms_per_frame", "handoff_vs_memcpy"):
         assert result[key] > 0
     assert "| 720p |" in proc.stdout
+    assert plot.stat().st_size > 1000
+
+
+def test_bench_autoscale_smoke(tmp_path):
+    out, plot = tmp_path / "autoscale.json", tmp_path / "autoscale.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet", "bench", "autoscale", "--cameras", "1", "--warmup-s", "3",
+         "--step-s", "4", "--cooldown-s", "3", "--object-store-mb", "200", "--json", str(out),
+         "--plot", str(plot)],
+        check=False, capture_output=True, text=True, timeout=170,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    for fleet in ("autoscaled", "fixed"):
+        assert results[fleet]["accounted"] is True and results[fleet]["detector_lost"] == 0
+        assert results[fleet]["actor_seconds"] > 0
+        assert results["timeline"][fleet]
+    assert "| autoscaled |" in proc.stdout and "[bench] fixed" in proc.stderr
     assert plot.stat().st_size > 1000

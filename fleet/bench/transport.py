@@ -1,6 +1,4 @@
-"""``camfleet bench``: measured figures, always as ratios to a baseline taken in the same run.
-
-``transport``: for each frame size, the camera -> detector hand-off (``ray.put`` of a reused
+"""``camfleet bench transport``: for each frame size, the camera -> detector hand-off (``ray.put`` of a reused
 buffer + actor call + zero-copy read on the detector side) next to one ``memcpy`` of the same
 frame, with one frame in flight and with several in flight (how a camera with ``buffers > 1``
 runs). Results go to stdout as a markdown table, to ``--json`` and to a PNG plot.
@@ -9,9 +7,7 @@ runs). Results go to stdout as a markdown table, to ``--json`` and to a PNG plot
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -179,50 +175,18 @@ def plot_transport(results: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def main(args: argparse.Namespace) -> int:
-    from actors.detector import DetectorActor
-    from fleet.cli import init_ray
-
-    def progress(text: str) -> None:
-        print(f"[bench] {text}", file=sys.stderr, flush=True)
-
-    import ray
-
-    embedded = init_ray(args.address, None, args.object_store_mb)
-    try:
-        results = run_transport(args, DetectorActor, progress)
-    finally:
-        if embedded:
-            ray.shutdown()
-    results["machine"] = _machine()
+def run(args: argparse.Namespace, detector_actor: Any, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Measure, print the table, write JSON and the plot. Ray is already up."""
+    results = run_transport(args, detector_actor, progress)
     print(transport_table(results))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if args.plot and plot_transport(results, Path(args.plot)):
         print(f"\nplot: {args.plot}")
-    return 0
+    return results
 
 
-def _machine() -> dict[str, Any]:
-    import os
-    import platform
-
-    import ray
-
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__,
-            "numpy": np.__version__, "platform": platform.platform()}
-
-
-def add_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> None:
-    bench = sub.add_parser("bench", help="benchmarks (ratios against a baseline in the same run)")
-    modes = bench.add_subparsers(dest="mode", required=True)
-    transport = modes.add_parser("transport", help="camera -> detector hand-off vs memcpy")
+def add_arguments(transport: argparse.ArgumentParser) -> None:
     transport.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     transport.add_argument("--repeats", type=int, default=100, help="hand-offs timed per size")
     transport.add_argument("--frames", type=int, default=200, help="frames in the pipelined run")
     transport.add_argument("--in-flight", type=int, default=4, help="frames in flight, pipelined")
-    transport.add_argument("--json", help="write results as JSON here")
     transport.add_argument("--plot", default="bench-transport.png", help="PNG plot path ('' for none)")
-    transport.add_argument("--address", help="Ray cluster to join (default: embedded)")
-    transport.add_argument("--object-store-mb", type=int, default=1024)
-    transport.set_defaults(func=handler)
