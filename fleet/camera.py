@@ -52,6 +52,9 @@ class Dispatcher(Protocol):
     def abandon(self) -> list[Completion]:
         """Give up on every frame still in flight (shutdown) and return them."""
 
+    def outstanding(self) -> dict[str, int]:
+        """Frames sent and not yet answered, per detector actor id."""
+
 
 class FpsLimiter:
     """Admits frames at ``fps`` on average; skips the rest."""
@@ -153,6 +156,7 @@ class Camera:
         return self.ledger.snapshot(
             state=self.state, buffers=self.buffers, last_error=self.last_error,
             source_fps=self.source.native_fps, width=self.shape[1], height=self.shape[0],
+            outstanding=self.dispatcher.outstanding(),
         )
 
     # ----------------------------------------------------------------------------------- capture

@@ -25,6 +25,7 @@ from fleet import policy
 from fleet.config import FleetConfig
 from fleet.errors import FleetError
 from fleet.frames import CameraStats
+from fleet.handoff import actor_id
 from fleet.pools import DetectorPool
 from fleet.stats import FleetSnapshot, FleetStats
 
@@ -104,6 +105,7 @@ class FleetController:
             view = self.stats.update_detectors(name, results, now)
             view.target, view.running = pool.target, len(pool.running)
             view.pending, view.draining = len(pool.pending), len(pool.draining)
+            view.queued = self._queued(pool, snapshot)
             snapshot.detectors[name] = view
         snapshot.actions = list(self.recent)
         with self.lock:
@@ -111,6 +113,13 @@ class FleetController:
             self.stats_file.write(json.dumps(snapshot.record(), separators=(",", ":")) + "\n")
             self.stats_file.flush()
         return snapshot
+
+    @staticmethod
+    def _queued(pool: DetectorPool, snapshot: FleetSnapshot) -> int:
+        """Frames at the pool's actors beyond the one each is working on."""
+        ids = {actor_id(h) for h in pool.actors()}
+        at_pool = sum(n for v in snapshot.cameras.values() for a, n in v.stats.outstanding.items() if a in ids)
+        return max(0, at_pool - len(ids))
 
     def _get_stats(self, cid: str, ref: Any) -> CameraStats | None:
         try:

@@ -69,6 +69,7 @@ class CameraStats:
     source_fps: float = 0.0
     width: int = 0
     height: int = 0
+    outstanding: dict[str, int] = field(default_factory=dict)  # frames at each detector actor
 
     @property
     def accounted(self) -> bool:

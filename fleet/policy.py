@@ -26,7 +26,7 @@ than the cluster has free: pending actors are waited for, and a shortfall is rep
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from fleet.config import AutoscalingConfig
 
@@ -87,25 +87,37 @@ class PolicyState:
     """What the policy remembers between calls: the direction each knob leans and since when."""
 
     leaning: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (direction, since)
+    limited: dict[str, int] = field(default_factory=dict)  # key -> count wanted but not affordable
 
     def held(self, key: str, direction: int, now: float, delay_s: float) -> tuple[bool, PolicyState]:
         """Has ``direction`` (+1/-1, 0 = hold) been wanted for ``delay_s``? A flip restarts the timer."""
         leaning = dict(self.leaning)
         if direction == 0:
             leaning.pop(key, None)
-            return False, PolicyState(leaning)
+            return False, replace(self, leaning=leaning)
         current = leaning.get(key)
         if current is None or current[0] != direction:
             leaning[key] = (direction, now)
-            return delay_s <= 0, PolicyState(leaning)
-        return now - current[1] >= delay_s, PolicyState(leaning)
+            return delay_s <= 0, replace(self, leaning=leaning)
+        return now - current[1] >= delay_s, replace(self, leaning=leaning)
 
     def restart(self, key: str, now: float) -> PolicyState:
         """After a change: the next one in the same direction waits a whole delay again."""
         leaning = dict(self.leaning)
         if key in leaning:
             leaning[key] = (leaning[key][0], now)
-        return PolicyState(leaning)
+        return replace(self, leaning=leaning)
+
+    def limit(self, key: str, wanted: int | None) -> tuple[bool, PolicyState]:
+        """Note that ``wanted`` actors do not fit (None: they fit again). True when that is news,
+        so a shortfall is reported once, not at every step while it lasts."""
+        limited = dict(self.limited)
+        news = wanted is not None and limited.get(key) != wanted
+        if wanted is None:
+            limited.pop(key, None)
+        else:
+            limited[key] = wanted
+        return news, replace(self, limited=limited)
 
 
 def demand(snapshot: Snapshot, pool: PoolSignal) -> float | None:
@@ -141,6 +153,8 @@ def _scale_pool(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfig,
               "service_ms": _round(pool.service_s and pool.service_s * 1000), "running": pool.running,
               "pending": pool.pending, "free_cpus": round(free_cpus, 2)}
     if not ready or count == pool.target:
+        if direction <= 0:
+            _, state = state.limit(key, None)
         return pool.target, [], state, free_cpus
     if direction < 0:
         action = Action(key, "scale_down", "low_utilisation", pool.target, count, inputs)
@@ -150,7 +164,8 @@ def _scale_pool(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfig,
     affordable = int(free_cpus // pool.num_cpus) if pool.num_cpus > 0 else count - pool.target
     grow = min(count - pool.target, affordable)
     actions = []
-    if grow < count - pool.target:
+    news, state = state.limit(key, count if grow < count - pool.target else None)
+    if news:
         actions.append(Action(key, "capacity_limited", "cluster_cpus", pool.target, pool.target + grow,
                               {**inputs, "wanted": count}))
     if grow > 0:
@@ -195,7 +210,7 @@ def decide(snapshot: Snapshot, state: PolicyState, config: AutoscalingConfig) ->
     saturated = {
         p.kind for p in snapshot.pools
         if p.utilisation >= config.target_utilisation or actors[p.kind] > p.running
-        or any(a.action == "capacity_limited" and a.target == f"detector:{p.kind}" for a in actions)
+        or f"detector:{p.kind}" in state.limited
     }
     buffers: dict[str, int] = {}
     for camera in snapshot.cameras:

@@ -65,6 +65,7 @@ class DetectorView:
     running: int = 0
     pending: int = 0
     draining: int = 0
+    queued: int = 0  # frames sent to this kind's actors and not yet started, fleet-wide
 
 
 @dataclass
@@ -182,7 +183,8 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None, since:
         if s.last_error and s.state == "down":
             lines.append(f"{'':<16} ! {s.last_error[:100]}")
     for d in snapshot.detectors.values():
-        extra = "".join(f", {n} {what}" for n, what in ((d.pending, "starting"), (d.draining, "draining")) if n)
+        extra = "".join(f", {n} {what}" for n, what in (
+            (d.pending, "starting"), (d.draining, "draining"), (d.queued, "frames queued")) if n)
         lines.append(
             f"detector {d.detector}: {d.running} running of {d.target} wanted{extra}; {d.calls} calls, "
             f"utilisation {d.utilisation:.0%}, service p50 {_ms(d.p50_ms)} ms p95 {_ms(d.p95_ms)} ms"

@@ -41,5 +41,7 @@ def test_bench_autoscale_smoke(tmp_path):
         assert results[fleet]["accounted"] is True and results[fleet]["detector_lost"] == 0
         assert results[fleet]["actor_seconds"] > 0
         assert results["timeline"][fleet]
+    # with autoscaling disabled the fixed fleet keeps its actor count throughout
+    assert len({p["actors"] for p in results["timeline"]["fixed"]}) == 1
     assert "| autoscaled |" in proc.stdout and "[bench] fixed" in proc.stderr
     assert plot.stat().st_size > 1000

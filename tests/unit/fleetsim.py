@@ -94,7 +94,7 @@ class CameraSpec:
     name: str
     fps: Rate
     kinds: tuple[str, ...] = ("person",)
-    buffers: int = 2
+    buffers: int = 4  # as CameraSettings.buffers
     pause: Pause | None = None
     burst: Burst | None = None
 
@@ -412,7 +412,8 @@ class FleetSim:
             self._resize(self.pools[kind], target)
         for cam in self.cameras:
             cam.buffers = decision.buffers.get(cam.spec.name, cam.buffers)
-        self.timeline.append(Tick(self.now, snapshot, decision, self.ledgers(), self.claimed_cpus()))
+        tick = Tick(self.now, snapshot, decision, self.ledgers(), self.claimed_cpus())
+        self.timeline.append(tick)
         self._at(self.now + self.spec.interval_s, "tick", None)
 
     def snapshot(self) -> Snapshot:
@@ -441,7 +442,8 @@ class FleetSim:
                 actor.busy.popleft()
             since = max(lo, actor.ready_at)
             wall += self.now - since
-            busy += sum(max(0.0, min(end, self.now) - max(start, since)) for start, end in actor.busy)
+            busy += sum(max(0.0, min(end, self.now) - max(start, since))
+                        for start, end in actor.busy)
         services = [s for _, s in pool.services]
         spec = pool.spec
         pending = len(pool.live("waiting", "starting"))
@@ -457,7 +459,8 @@ def _prune(samples: deque[tuple[float, Any]], lo: float) -> None:
 
 
 # ------------------------------------------------------------------------------------ analysis
-def scaling_actions(timeline: Iterable[Tick], target: str | None = None) -> list[tuple[float, Action]]:
+def scaling_actions(timeline: Iterable[Tick],
+                    target: str | None = None) -> list[tuple[float, Action]]:
     """(time, action) for every action, or only those on ``target`` ("detector:person")."""
     return [(t.time, a) for t in timeline for a in t.actions if target in (None, a.target)]
 

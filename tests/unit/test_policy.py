@@ -4,6 +4,8 @@ pieces as pure functions. No Ray, no sleeps: every run is a fake clock and a see
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -107,7 +109,8 @@ def test_load_drop_scales_in_only_after_the_downscale_delay_and_ends_at_the_need
     _, timeline = simulate(cameras, [pool], 240.0)
 
     # then: no scale-down until the need to shrink has held for downscale_delay_s
-    downs = [(t, a) for t, a in scaling_actions(timeline, "detector:person") if a.action == "scale_down"]
+    downs = [(t, a) for t, a in scaling_actions(timeline, "detector:person")
+             if a.action == "scale_down"]
     assert downs, "never scaled in"
     assert all(t >= DROP_AT + CONFIG.downscale_delay_s for t, _ in downs), downs
     assert all(a.reason == "low_utilisation" for _, a in downs)
@@ -183,7 +186,8 @@ def test_cluster_capacity_limit_is_respected_and_reported():
                    "but one, 'person' starves, and every frame needs both (see report)")
 def test_capacity_is_shared_between_kinds_that_every_frame_needs():
     # given: every frame goes to face and person; each kind wants 6 actors; CPUs for 5 in all
-    pools = [PoolSpec(kind, service_s=0.15, actors=1, start_delay_s=5.0) for kind in ("face", "person")]
+    pools = [PoolSpec(kind, service_s=0.15, actors=1, start_delay_s=5.0)
+             for kind in ("face", "person")]
     cameras = [CameraSpec(f"cam{i}", steps((0, 15.0)), kinds=("face", "person"), buffers=4)
                for i in range(2)]
 
@@ -212,7 +216,8 @@ def test_latency_above_slo_lowers_buffers_never_below_min_and_without_oscillatio
 
     # then: buffers only go down, for latency_slo, each time with p95 above the SLO
     actions = [a for _, a in scaling_actions(timeline, "camera:cam")]
-    assert actions and all(a.action == "buffers_down" and a.reason == "latency_slo" for a in actions)
+    assert actions
+    assert all(a.action == "buffers_down" and a.reason == "latency_slo" for a in actions)
     assert all(a.inputs["p95_ms"] > slo_ms for a in actions)
     assert direction_flips(timeline, "camera:cam") == 0
     assert all(t.buffers["cam"] >= min_buffers for t in timeline)
@@ -285,8 +290,8 @@ def test_a_pool_with_no_actors_starts_one_when_frames_are_offered():
     # when
     sim, timeline = simulate([camera], [pool], 60.0)
 
-    # then: an actor is started and frames are processed (now: target 0 forever, hit-rate 0, and
-    # the buffers climb to max_buffers on a "bursts" reason because an empty pool is not "saturated")
+    # then: an actor is started and frames are processed (now: target 0 forever, hit-rate 0,
+    # and the buffers climb to max_buffers for "bursts": an empty pool does not count as saturated)
     assert timeline[-1].actors["person"] >= 1
     assert sim.ledgers()["cam"].processed > 0
     assert hit_ok(timeline[-1])
@@ -309,7 +314,8 @@ def test_disabled_policy_keeps_every_count_in_the_simulator():
 
 
 # ------------------------------------------------------------------------------ property: bounds
-def random_fleet(seed: int) -> tuple[SimSpec, AutoscalingConfig]:
+def random_fleet(seed: int) -> SimSpec:
+    """A fleet drawn from ``seed``: config, 1-2 kinds, 1-3 cameras with steps, pauses, bursts."""
     rng = np.random.default_rng(seed)
     min_b = int(rng.integers(1, 4))
     config = AutoscalingConfig(
@@ -317,32 +323,39 @@ def random_fleet(seed: int) -> tuple[SimSpec, AutoscalingConfig]:
         max_buffers=int(rng.integers(min_b, 17)), target_utilisation=float(rng.uniform(0.5, 0.9)),
         upscale_delay_s=float(rng.integers(0, 6)), downscale_delay_s=float(rng.integers(5, 40)))
     kinds = ("face", "person")[: int(rng.integers(1, 3))]
-    pools = []
-    for kind in kinds:
-        lo = int(rng.integers(0, 3))
-        hi = int(rng.integers(max(lo, 1), 7))
-        pools.append(PoolSpec(kind, service_s=float(rng.uniform(0.02, 0.2)),
-                              jitter=float(rng.uniform(0.05, 0.6)), actors=int(rng.integers(max(lo, 1), hi + 1)),
-                              min_actors=lo, max_actors=hi, num_cpus=float(rng.choice([0.5, 1.0, 2.0])),
-                              start_delay_s=float(rng.uniform(0, 5))))
-    cameras = []
-    for i in range(int(rng.integers(1, 4))):
-        times = np.sort(rng.uniform(0, 150, 3))
-        rate = steps((0, float(rng.uniform(1, 20))), *((float(t), float(rng.uniform(0, 25))) for t in times))
-        cameras.append(CameraSpec(
-            f"cam{i}", rate, kinds=tuple(k for k in kinds if rng.random() < 0.8) or kinds[:1],
-            buffers=int(rng.integers(config.min_buffers, config.max_buffers + 1)),
-            pause=Pause(float(rng.uniform(3, 10)), float(rng.uniform(0.5, 2))) if rng.random() < 0.3 else None,
-            burst=Burst(float(rng.uniform(3, 10)), int(rng.integers(2, 30))) if rng.random() < 0.3 else None))
+    pools = tuple(random_pool(rng, kind) for kind in kinds)
+    cameras = tuple(random_camera(rng, f"cam{i}", kinds, config) for i in range(rng.integers(1, 4)))
     used = sum(p.actors * p.num_cpus for p in pools)
-    budget = float(rng.uniform(used, used + 12))
-    return SimSpec(tuple(cameras), tuple(pools), config, budget, seed=seed), config
+    return SimSpec(cameras, pools, config, float(rng.uniform(used, used + 12)), seed=seed)
+
+
+def random_pool(rng: np.random.Generator, kind: str) -> PoolSpec:
+    lo = int(rng.integers(0, 3))
+    hi = int(rng.integers(max(lo, 1), 7))
+    return PoolSpec(kind, service_s=float(rng.uniform(0.02, 0.2)),
+                    jitter=float(rng.uniform(0.05, 0.6)),
+                    actors=int(rng.integers(max(lo, 1), hi + 1)), min_actors=lo, max_actors=hi,
+                    num_cpus=float(rng.choice([0.5, 1.0, 2.0])),
+                    start_delay_s=float(rng.uniform(0, 5)))
+
+
+def random_camera(rng: np.random.Generator, name: str, kinds: tuple[str, ...],
+                  config: AutoscalingConfig) -> CameraSpec:
+    points = [(float(t), float(rng.uniform(0, 25))) for t in np.sort(rng.uniform(0, 150, 3))]
+    pause = Pause(float(rng.uniform(3, 10)), float(rng.uniform(0.5, 2)))
+    burst = Burst(float(rng.uniform(3, 10)), int(rng.integers(2, 30)))
+    return CameraSpec(
+        name, steps((0, float(rng.uniform(1, 20))), *points),
+        kinds=tuple(k for k in kinds if rng.random() < 0.8) or kinds[:1],
+        buffers=int(rng.integers(config.min_buffers, config.max_buffers + 1)),
+        pause=pause if rng.random() < 0.3 else None, burst=burst if rng.random() < 0.3 else None)
 
 
 @pytest.mark.parametrize("seed", range(10))
 def test_targets_and_buffers_stay_within_their_bounds(seed):
     # given: a random fleet (cameras, steps, pauses, bursts, kinds, CPU budget, config)
-    spec, config = random_fleet(seed)
+    spec = random_fleet(seed)
+    config = spec.autoscaling
     sim = FleetSim(spec)
 
     # when: 3 simulated minutes
@@ -394,20 +407,19 @@ def test_restart_keeps_the_direction_and_resets_the_time():
     assert PolicyState().restart("k", 7.0).leaning == {}
 
 
-def pool_signal(**kw) -> PoolSignal:
-    base = dict(kind="person", target=2, running=2, pending=0, utilisation=0.5, service_s=0.1,
-                num_cpus=1.0, min_actors=1, max_actors=8)
-    return PoolSignal(**{**base, **kw})
+POOL = PoolSignal(kind="person", target=2, running=2, pending=0, utilisation=0.5, service_s=0.1,
+                  num_cpus=1.0, min_actors=1, max_actors=8)
+CAMERA = CameraSignal(camera="cam", kinds=("person",), offered_fps=10.0, hit_rate=1.0, p95_ms=100.0,
+                      buffers=2)
 
 
-def camera_signal(**kw) -> CameraSignal:
-    base = dict(camera="cam", kinds=("person",), offered_fps=10.0, hit_rate=1.0, p95_ms=100.0, buffers=2)
-    return CameraSignal(**{**base, **kw})
+def pool_signal(**changes: Any) -> PoolSignal:
+    return replace(POOL, **changes)
 
 
-def snapshot(fps: float, pool: PoolSignal, free_cpus: float = 8.0, now: float = 100.0,
-             **camera) -> Snapshot:
-    return Snapshot(now, (camera_signal(offered_fps=fps, **camera),), (pool,), free_cpus)
+def snapshot(fps: float, pool: PoolSignal, free_cpus: float = 8.0, **camera: Any) -> Snapshot:
+    """At t=100 s: one camera offering ``fps`` to ``pool``'s kind."""
+    return Snapshot(100.0, (replace(CAMERA, offered_fps=fps, **camera),), (pool,), free_cpus)
 
 
 @pytest.mark.parametrize(("fps", "pool", "expected"), [
@@ -445,7 +457,8 @@ def test_scale_up_carries_its_reason_and_inputs():
     decision, state = decide(snap, PolicyState(), NOW_CONFIG)
     # then
     (action,) = [a for a in decision.actions if a.target == "detector:person"]
-    assert (action.action, action.reason, action.before, action.after) == ("scale_up", "demand", 2, 4)
+    assert (action.action, action.reason, action.before, action.after) == (
+        "scale_up", "demand", 2, 4)
     assert action.inputs == {"demand": 3.0, "utilisation": 0.98, "service_ms": 100.0, "running": 2,
                              "pending": 0, "free_cpus": 8.0}
     assert decision.actors == {"person": 4}
@@ -454,11 +467,13 @@ def test_scale_up_carries_its_reason_and_inputs():
 
 
 def test_below_min_scale_down_and_capacity_actions_carry_reasons():
-    below, _ = decide(snapshot(0.0, pool_signal(target=0, running=0, min_actors=1)), PolicyState(), NOW_CONFIG)
+    empty = pool_signal(target=0, running=0, min_actors=1)
+    below, _ = decide(snapshot(0.0, empty), PolicyState(), NOW_CONFIG)
     assert [(a.action, a.reason) for a in below.actions] == [("scale_up", "below_min")]
 
     down, _ = decide(snapshot(5.0, pool_signal(target=4, running=4)), PolicyState(), NOW_CONFIG)
-    assert [(a.action, a.reason, a.after) for a in down.actions] == [("scale_down", "low_utilisation", 1)]
+    assert [(a.action, a.reason, a.after) for a in down.actions] == [
+        ("scale_down", "low_utilisation", 1)]
 
     short, _ = decide(snapshot(60.0, pool_signal(), free_cpus=2.5), PolicyState(), NOW_CONFIG)
     limited, up = short.actions[:2]
