@@ -8,13 +8,16 @@ Two knobs:
 - **detector actors per kind.** Demand is measured in actor-seconds per second: the frames the
   cameras *offer* (after the fps limit and the motion gate, admitted or not) times the kind's
   mean service time. The wanted count is ``ceil(demand / target_utilisation)`` within
-  ``min_actors..max_actors``. Offered rather than admitted frames is what lets one decision jump
-  to the right count after a load step, instead of creeping up one actor at a time while
-  saturated actors hide the real demand.
+  ``min_actors..max_actors``. Sizing on offered rather than admitted frames lets a decision add
+  the whole measured shortfall at once instead of one actor at a time while saturated actors
+  hide the real demand (demand is a look-back average, so a sudden step is seen in one or two
+  decisions). Free CPUs are shared out between kinds one actor at a time, since a frame needs
+  every kind its camera runs.
 - **buffers (in-flight slots) per camera.** Hit-rate below target while the camera's detectors
   have headroom means bursts: one more buffer. p95 latency above the SLO means frames queue:
-  one buffer less. Buffers grow again only once p95 is back under 80% of the SLO, a band that
-  keeps the two rules from chasing each other.
+  one buffer less. Buffers grow only while p95, scaled by the growth one more buffer brings,
+  stays under 80% of the SLO, and change at most once per look-back window (the figures they act
+  on are look-back averages): together these keep the two rules from chasing each other.
 
 Every change needs its direction to hold for a delay (``upscale_delay_s`` / ``downscale_delay_s``);
 a flip of direction restarts the timer, as in Ray Serve's autoscaler. Scale-down also keeps 15%
@@ -132,7 +135,10 @@ def wanted_actors(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfi
     """(direction, count): +1 with the count to grow to, -1 with the count to shrink to, or 0."""
     load = demand(snapshot, pool)
     if load is None:
-        return 0, pool.target
+        # nothing measured: hold, except that a pool without actors would never measure anything
+        offered = any(pool.kind in c.kinds and c.offered_fps > 0 for c in snapshot.cameras)
+        floor = max(pool.min_actors, 1 if offered else 0)
+        return (1, floor) if pool.target < floor else (0, pool.target)
     needed = load / config.target_utilisation
     up = min(pool.max_actors, max(pool.min_actors, math.ceil(needed)))
     down = min(pool.max_actors, max(pool.min_actors, math.ceil(needed * _DOWN_HEADROOM)))
@@ -151,7 +157,7 @@ def _scale_pool(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfig,
     ready, state = state.held(key, direction, snapshot.now, delay)
     inputs = {"demand": _round(demand(snapshot, pool)), "utilisation": round(pool.utilisation, 3),
               "service_ms": _round(pool.service_s and pool.service_s * 1000), "running": pool.running,
-              "pending": pool.pending, "free_cpus": round(free_cpus, 2)}
+              "pending": pool.pending, "free_cpus": round(snapshot.free_cpus, 2)}
     if not ready or count == pool.target:
         if direction <= 0:
             _, state = state.limit(key, None)
@@ -162,6 +168,7 @@ def _scale_pool(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfig,
     if pool.pending:
         return pool.target, [], state, free_cpus  # wait for the actors already asked for
     affordable = int(free_cpus // pool.num_cpus) if pool.num_cpus > 0 else count - pool.target
+    affordable = max(0, affordable)  # free_cpus < 0 (a node lost): no growth, and no shrinking
     grow = min(count - pool.target, affordable)
     actions = []
     news, state = state.limit(key, count if grow < count - pool.target else None)
@@ -180,7 +187,8 @@ def _tune_buffers(camera: CameraSignal, saturated: bool, config: AutoscalingConf
     key = f"camera:{camera.camera}"
     slo = config.latency_slo_ms
     late = camera.p95_ms is not None and camera.p95_ms > slo
-    calm = camera.p95_ms is None or camera.p95_ms <= slo * _SLO_RECOVERED
+    grown = (camera.buffers + 1) / camera.buffers  # queueing grows about with the buffers
+    calm = camera.p95_ms is None or camera.p95_ms * grown <= slo * _SLO_RECOVERED
     if late and camera.buffers > config.min_buffers:
         direction, reason = -1, "latency_slo"
     elif (camera.hit_rate < config.target_hit_rate and not saturated and calm
@@ -188,7 +196,9 @@ def _tune_buffers(camera: CameraSignal, saturated: bool, config: AutoscalingConf
         direction, reason = 1, "bursts"
     else:
         direction, reason = 0, ""
-    ready, state = state.held(key, direction, now, config.upscale_delay_s)
+    # p95 and hit-rate are look-back averages: acting sooner than that acts on stale figures
+    delay = max(config.upscale_delay_s, config.look_back_s)
+    ready, state = state.held(key, direction, now, delay)
     if not ready:
         return camera.buffers, [], state
     after = camera.buffers + direction
@@ -199,18 +209,42 @@ def _tune_buffers(camera: CameraSignal, saturated: bool, config: AutoscalingConf
     return after, [action], state.restart(key, now)
 
 
+def _shares(snapshot: Snapshot, config: AutoscalingConfig) -> dict[str, float]:
+    """Free CPUs split between the pools that want to grow, one actor each in turn: a frame needs
+    every kind its camera runs, so one kind must not take the whole cluster."""
+    short: dict[str, int] = {}
+    for pool in snapshot.pools:
+        direction, count = wanted_actors(snapshot, pool, config)
+        if direction > 0 and not pool.pending:
+            short[pool.kind] = count - pool.target
+    shares = {pool.kind: 0.0 for pool in snapshot.pools}
+    cpus = {pool.kind: pool.num_cpus for pool in snapshot.pools}
+    free, granted = snapshot.free_cpus, True
+    while granted:
+        granted = False
+        for kind in sorted(short):
+            if short[kind] > 0 and cpus[kind] <= free:
+                short[kind] -= 1
+                shares[kind] += cpus[kind]
+                free -= cpus[kind]
+                granted = True
+    return shares
+
+
 def decide(snapshot: Snapshot, state: PolicyState, config: AutoscalingConfig) -> tuple[Decision, PolicyState]:
     """One control step: target actors per kind and buffers per camera, with the actions taken."""
     actors: dict[str, int] = {}
     actions: list[Action] = []
-    free = snapshot.free_cpus
+    shares = _shares(snapshot, config)
     for pool in sorted(snapshot.pools, key=lambda p: p.kind):
-        actors[pool.kind], taken, state, free = _scale_pool(snapshot, pool, config, state, free)
+        share = shares[pool.kind]
+        actors[pool.kind], taken, state, _ = _scale_pool(snapshot, pool, config, state, share)
         actions += taken
+    # Saturated: busy, growing, short of CPUs, or wanting to grow (utilisation lags a step).
     saturated = {
         p.kind for p in snapshot.pools
         if p.utilisation >= config.target_utilisation or actors[p.kind] > p.running
-        or f"detector:{p.kind}" in state.limited
+        or f"detector:{p.kind}" in state.limited or wanted_actors(snapshot, p, config)[0] > 0
     }
     buffers: dict[str, int] = {}
     for camera in snapshot.cameras:
