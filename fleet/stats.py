@@ -26,7 +26,7 @@ class CameraView:
     stats: CameraStats
     input_fps: float = 0.0
     analysed_fps: float = 0.0
-    offered_fps: float = 0.0  # over the look-back window: what the policy sizes detectors for
+    offered_fps: float = 0.0  # over the last RATE_WINDOW_S: what the policy sizes detectors for
     hit_rate: float = 1.0  # admitted / offered over the look-back window
     p50_ms: float | None = None
     p95_ms: float | None = None
@@ -83,6 +83,9 @@ class FleetSnapshot:
         }
 
 
+RATE_WINDOW_S = 3.0
+
+
 def _trim(window: deque, oldest: float) -> None:
     while window and window[0][0] < oldest:
         window.popleft()
@@ -119,8 +122,13 @@ class FleetStats:
         first = counts[0]
         if stats.time > first[0]:
             offered = stats.offered - first[1]
-            view.offered_fps = offered / (stats.time - first[0])
             view.hit_rate = (stats.admitted - first[2]) / offered if offered else 1.0
+        # The offered rate sizes the detectors: a short window sees a load step at once (the
+        # policy's delays, not this average, keep it from reacting to noise).
+        recent = next((c for c in counts if c[0] >= stats.time - RATE_WINDOW_S), first)
+        if recent[0] < stats.time or first[0] < stats.time:
+            base = recent if recent[0] < stats.time else first
+            view.offered_fps = (stats.offered - base[1]) / (stats.time - base[0])
         samples = [s for _, s in window]
         view.p50_ms, view.p95_ms, view.p99_ms = (percentile_ms(samples, q) for q in (50, 95, 99))
         self.cameras[stats.camera] = view

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
@@ -75,3 +76,19 @@ def test_table_and_summary_show_accounting():
     assert "cam" in format_table(snapshot) and "fps=25" in format_table(snapshot)
     summary = format_summary({"cam": stats(1.0, 30, 5)})
     assert "30 =         5 +      25" in summary and "ok" in summary
+
+
+def test_offered_rate_follows_a_step_within_seconds_and_hit_rate_uses_the_window():
+    fleet = FleetStats(window_s=10)
+    offered = admitted = 0
+    view = None
+    for t in range(20):  # 5 fps for 10 s, then 15 fps, half of it admitted
+        step = 5 if t < 10 else 15
+        offered += step
+        admitted += step if t < 10 else step // 2
+        s = stats(float(t), offered, admitted)
+        view = fleet.update_camera(replace(s, offered=offered, admitted=admitted))
+        if t == 13:
+            assert view.offered_fps == 15  # three seconds after the step
+    assert view is not None and view.offered_fps == 15
+    assert 0.45 < view.hit_rate < 0.6  # admitted / offered over the last 10 s
