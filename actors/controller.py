@@ -25,6 +25,9 @@ class ControllerWorker:
         self.controller.start()
         self.loop.start()
 
+    def metrics_url(self) -> str | None:
+        return self.controller.metrics_url
+
     def snapshot(self) -> FleetSnapshot:
         return self.controller.latest
 

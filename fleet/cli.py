@@ -128,6 +128,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if embedded:
             ray.shutdown()
         return EXIT_FAILED
+    url = ray.get(controller.metrics_url.remote())
+    print(f"camfleet: metrics at {url}" if url else "camfleet: metrics endpoint off", flush=True)
     started = time.monotonic()
     next_table, shown = started + args.every, time.time()
     while not stop.event.wait(0.2):

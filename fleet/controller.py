@@ -26,6 +26,7 @@ from fleet.config import FleetConfig
 from fleet.errors import FleetError
 from fleet.frames import CameraStats
 from fleet.handoff import actor_id
+from fleet.metrics import FleetMetrics
 from fleet.pools import DetectorPool
 from fleet.stats import FleetSnapshot, FleetStats
 
@@ -46,7 +47,9 @@ class FleetController:
         self.stats = FleetStats(window_s=config.autoscaling.look_back_s)
         self.latest = FleetSnapshot(time.time())
         self.policy_state = policy.PolicyState()
-        self.decisions: Counter[tuple[str, str]] = Counter()  # (action, reason) -> count
+        self.decisions: Counter[tuple[str, str, str]] = Counter()  # (action, reason, target)
+        self.metrics = FleetMetrics(config.name)
+        self.metrics_url: str | None = None
         self.recent: deque[dict] = deque(maxlen=20)
         self.lock = threading.Lock()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +59,7 @@ class FleetController:
 
     # ------------------------------------------------------------------------------------ start
     def start(self) -> None:
+        self._serve_metrics()
         used = {name for kinds in self.kinds.values() for name in kinds}
         for name in sorted(used):
             spec = self.config.detectors[name]
@@ -69,6 +73,16 @@ class FleetController:
             )
             self.cameras[camera.id] = handle
         ray.get([h.start.remote() for h in self.cameras.values()], timeout=START_TIMEOUT_S)
+
+    def _serve_metrics(self) -> None:
+        settings = self.config.metrics
+        if not settings.enabled:
+            return
+        try:
+            self.metrics_url = self.metrics.serve(settings.host, settings.port)
+        except OSError as exc:  # a busy port must not stop the cameras
+            log.error("metrics: cannot listen on %s:%d (%s); set metrics.port (0 picks a free "
+                      "one) or metrics.enabled: false", settings.host, settings.port, exc.strerror)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -95,6 +109,7 @@ class FleetController:
             stats = self._get_stats(cid, ref)
             if stats is not None:
                 snapshot.cameras[cid] = self.stats.update_camera(stats)
+                self.metrics.observe_camera(stats)
         for name, pool in self.pools.items():
             results = []
             for handle in pool.actors():
@@ -103,11 +118,13 @@ class FleetController:
                 except (RayActorError, GetTimeoutError) as exc:
                     log.warning("detector %s: no stats: %s", name, type(exc).__name__)
             view = self.stats.update_detectors(name, results, now)
+            self.metrics.observe_detectors(name, results)
             view.target, view.running = pool.target, len(pool.running)
             view.pending, view.draining = len(pool.pending), len(pool.draining)
             view.queued = self._queued(pool, snapshot)
             snapshot.detectors[name] = view
         snapshot.actions = list(self.recent)
+        self.metrics.update(snapshot, self.decisions)
         with self.lock:
             self.latest = snapshot
             self.stats_file.write(json.dumps(snapshot.record(), separators=(",", ":")) + "\n")
@@ -192,7 +209,7 @@ class FleetController:
     def _record(self, actions: tuple[policy.Action, ...]) -> None:
         for action in actions:
             event = {"time": round(time.time(), 3), **asdict(action)}
-            self.decisions[(action.action, action.reason)] += 1
+            self.decisions[(action.action, action.reason, action.target)] += 1
             self.recent.append(event)
             self.decisions_file.write(json.dumps(event, separators=(",", ":")) + "\n")
             log.info("autoscale: %s %s %s -> %s (%s)", action.target, action.action,
@@ -202,8 +219,10 @@ class FleetController:
 
     # ------------------------------------------------------------------------------------- loop
     def step(self) -> None:
+        started = time.monotonic()
         snapshot = self.collect()
         self.autoscale(snapshot)
+        self.metrics.loop.observe(time.monotonic() - started)
 
     def run(self, stop: threading.Event) -> None:
         """The control loop: one step every ``stats_interval_s`` until ``stop`` is set."""
@@ -245,4 +264,5 @@ class FleetController:
             self.stats_file.write(json.dumps(record, separators=(",", ":")) + "\n")
             self.stats_file.close()
             self.decisions_file.close()
+        self.metrics.close()
         return final

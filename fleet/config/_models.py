@@ -471,6 +471,17 @@ class AutoscalingConfig(StrictModel):
         return self
 
 
+class MetricsConfig(StrictModel):
+    """The controller's Prometheus endpoint."""
+
+    enabled: bool = Field(default=True, description="Serve /metrics from the controller.")
+    host: str = Field(
+        default="127.0.0.1", min_length=1,
+        description="Address to listen on; 0.0.0.0 to let a Prometheus on another host scrape.",
+    )
+    port: int = Field(default=9450, ge=0, le=65535, description="Port; 0 picks a free one.")
+
+
 class FleetConfig(StrictModel):
     """A whole fleet file."""
 
@@ -499,6 +510,9 @@ class FleetConfig(StrictModel):
     sinks: SinksConfig = Field(default_factory=SinksConfig, description="Where events go.")
     autoscaling: AutoscalingConfig = Field(
         default_factory=AutoscalingConfig, description="Detector actors and buffers, tuned."
+    )
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig, description="Prometheus endpoint of the controller."
     )
 
     @model_validator(mode="before")

@@ -1,0 +1,172 @@
+"""The Prometheus endpoint: what the controller sees, as metrics (prefix ``camfleet_``).
+
+Counters mirror the totals the cameras and detectors keep (a custom collector reports them as
+they are at scrape time), gauges the controller's latest snapshot, and the histograms get every
+latency and service-time sample the controller gathers. One stats path: these are the same
+figures the live table shows and the scaling policy decides on.
+
+Label values are camera ids, detector names, reasons and actions: never URLs or errors, so no
+credential can reach a label.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from fleet.frames import CameraStats, DetectorStats
+from fleet.stats import FleetSnapshot
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
+SERVICE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5)
+LOOP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+CAMERA_STATES = ("starting", "up", "down", "ended", "stopped", "crashed")
+ACTOR_STATES = ("running", "pending", "draining")
+
+# (metric suffix, help, CameraStats attribute) for the per-camera counters
+_CAMERA_COUNTERS = (
+    ("frames_captured", "Frames read from the source.", "captured"),
+    ("frames_processed", "Frames every detector answered for.", "processed"),
+    ("frames_failed", "Frames that could not be decoded or a detector failed on.", "failed"),
+    ("frames_offered", "Frames past the fps limit and motion gate.", "offered"),
+    ("frames_admitted", "Offered frames that got an in-flight buffer.", "admitted"),
+    ("reconnects", "Times the source failed and was reopened.", "reconnects"),
+)
+
+
+class _SnapshotCollector(Collector):
+    def __init__(self, owner: FleetMetrics):
+        self.owner = owner
+
+    def collect(self) -> Iterator[Metric]:
+        with self.owner.lock:
+            snapshot, decisions = self.owner.snapshot, Counter(self.owner.decisions)
+        yield from _fleet_info(self.owner.fleet)
+        if snapshot is not None:
+            yield from _camera_metrics(snapshot)
+            yield from _detector_metrics(snapshot)
+        decided = CounterMetricFamily("camfleet_autoscaler_decisions", "Scaling actions taken.",
+                                      labels=["action", "reason", "target"])
+        for (action, reason, target), count in sorted(decisions.items()):
+            decided.add_metric([action, reason, target], count)
+        yield decided
+
+
+def _fleet_info(fleet: str) -> Iterator[Metric]:
+    info = GaugeMetricFamily("camfleet_fleet_info", "The fleet this controller runs.", labels=["fleet"])
+    info.add_metric([fleet], 1)
+    yield info
+
+
+def _camera_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
+    views = list(snapshot.cameras.values())
+    for suffix, text, attribute in _CAMERA_COUNTERS:
+        family = CounterMetricFamily(f"camfleet_{suffix}", text, labels=["camera"])
+        for view in views:
+            family.add_metric([view.stats.camera], getattr(view.stats, attribute))
+        yield family
+    dropped = CounterMetricFamily("camfleet_frames_dropped", "Frames dropped, by reason.",
+                                  labels=["camera", "reason"])
+    detections = CounterMetricFamily("camfleet_detections", "Boxes found, by label.",
+                                     labels=["camera", "label"])
+    for view in views:
+        for reason, count in sorted(view.stats.dropped.items()):
+            dropped.add_metric([view.stats.camera, reason], count)
+        for label, count in sorted(view.stats.detections.items()):
+            detections.add_metric([view.stats.camera, label], count)
+    yield dropped
+    yield detections
+    yield from _gauges(views)
+
+
+def _gauges(views: list[Any]) -> Iterator[Metric]:
+    specs = (
+        ("camfleet_frames_in_flight", "Frames captured and not yet settled.", lambda v: v.stats.in_flight),
+        ("camfleet_buffer_slots", "In-flight buffers the camera may use.", lambda v: v.stats.buffers),
+        ("camfleet_buffer_slots_used", "Buffers holding a frame at the detectors.",
+         lambda v: v.stats.slots_used),
+        ("camfleet_hit_rate", "Admitted / offered frames over the look-back window.", lambda v: v.hit_rate),
+        ("camfleet_source_up", "1 while the source delivers frames.", lambda v: float(v.stats.state == "up")),
+    )
+    for name, text, value in specs:
+        family = GaugeMetricFamily(name, text, labels=["camera"])
+        for view in views:
+            family.add_metric([view.stats.camera], value(view))
+        yield family
+    state = GaugeMetricFamily("camfleet_camera_state", "1 for the camera's current state.",
+                              labels=["camera", "state"])
+    for view in views:
+        for name in CAMERA_STATES:
+            state.add_metric([view.stats.camera, name], float(view.stats.state == name))
+    yield state
+
+
+def _detector_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
+    views = list(snapshot.detectors.values())
+    actors = GaugeMetricFamily("camfleet_detector_actors", "Detector actors, by state.",
+                               labels=["detector", "state"])
+    target = GaugeMetricFamily("camfleet_detector_actors_target", "Detector actors wanted.",
+                               labels=["detector"])
+    utilisation = GaugeMetricFamily("camfleet_detector_utilisation",
+                                    "Busy time / wall time of the kind's actors, look-back window.",
+                                    labels=["detector"])
+    queued = GaugeMetricFamily("camfleet_detector_queued_frames",
+                               "Frames waiting at the kind's actors.", labels=["detector"])
+    for v in views:
+        for name, count in zip(ACTOR_STATES, (v.running, v.pending, v.draining)):
+            actors.add_metric([v.detector, name], count)
+        target.add_metric([v.detector], v.target)
+        utilisation.add_metric([v.detector], v.utilisation)
+        queued.add_metric([v.detector], v.queued)
+    yield from (actors, target, utilisation, queued)
+
+
+class FleetMetrics:
+    """The registry behind ``/metrics``; the controller feeds it from each collect step."""
+
+    def __init__(self, fleet: str):
+        self.fleet = fleet
+        self.lock = threading.Lock()
+        self.snapshot: FleetSnapshot | None = None
+        self.decisions: Counter[tuple[str, str, str]] = Counter()
+        self.registry = CollectorRegistry()
+        self.latency = Histogram("camfleet_latency_seconds", "Capture to result, per frame.",
+                                 ["camera"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.service = Histogram("camfleet_detector_service_seconds", "Time inside the detector.",
+                                 ["detector"], buckets=SERVICE_BUCKETS, registry=self.registry)
+        self.loop = Histogram("camfleet_controller_loop_seconds", "One control step.",
+                              buckets=LOOP_BUCKETS, registry=self.registry)
+        self.registry.register(_SnapshotCollector(self))
+        self.server: Any = None
+
+    def observe_camera(self, stats: CameraStats) -> None:
+        histogram = self.latency.labels(stats.camera)
+        for sample in stats.latency_s:
+            histogram.observe(sample)
+
+    def observe_detectors(self, name: str, actors: Iterable[DetectorStats]) -> None:
+        histogram = self.service.labels(name)
+        for stats in actors:
+            for sample in stats.service_s:
+                histogram.observe(sample)
+
+    def update(self, snapshot: FleetSnapshot, decisions: Counter[tuple[str, str, str]]) -> None:
+        with self.lock:
+            self.snapshot, self.decisions = snapshot, Counter(decisions)
+
+    def serve(self, host: str, port: int) -> str:
+        """Start the HTTP endpoint; returns its URL (port 0 picks a free port)."""
+        self.server, _ = start_http_server(port, addr=host, registry=self.registry)
+        return f"http://{host}:{self.server.server_port}/metrics"
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
