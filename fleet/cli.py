@@ -193,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     from fleet.bench import add_parser as add_bench
 
     add_bench(sub, cmd_bench)
+
+    from fleet import report
+
+    report.add_parser(sub, report.main)
     return parser
 
 

@@ -1,0 +1,325 @@
+"""``camfleet report``: loading a recorded run folder, rendering its panels, the text summary.
+
+The fixture is a real run of the 4-camera demo (``tests/unit/fixtures/runs/demo-4cams``:
+stats.jsonl, decisions.jsonl and summary.json exactly as ``camfleet run`` wrote them). No Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fleet.errors import FleetError
+from fleet.report import (
+    MAX_CAMERA_LINES,
+    Decision,
+    ReportError,
+    add_parser,
+    load_run,
+    main,
+    render,
+    summary_text,
+    windowed_rate,
+    worst_camera,
+)
+
+DEMO = Path(__file__).parent / "fixtures" / "runs" / "demo-4cams"
+DEMO_CAMERAS = ["megamind", "town-square", "lobby-1080p", "yard-720p"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def copy_demo(tmp_path: Path, without: tuple[str, ...] = ()) -> Path:
+    run_dir = tmp_path / "demo-20261126-170552"
+    shutil.copytree(DEMO, run_dir, ignore=shutil.ignore_patterns(*without))
+    return run_dir
+
+
+def stats_lines(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+
+
+def write_lines(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def assert_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    assert path.stat().st_size > 50_000  # five panels of lines, not a blank canvas
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape == (1500, 1300, 3)
+    assert image.std() > 10  # something drawn
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def test_the_demo_run_loads_as_aligned_time_series():
+    run = load_run(DEMO)
+    snapshots = [r for r in stats_lines(DEMO) if "final" not in r]
+    assert run.name == "demo-4cams"
+    assert list(run.cameras) == DEMO_CAMERAS
+    assert list(run.detectors) == ["face", "person"]
+    assert len(run.t_s) == len(snapshots) == 39
+    assert run.t_s[0] == 0 and np.all(np.diff(run.t_s) > 0)
+    assert run.start_time == snapshots[0]["time"]
+    assert 38 < run.duration_s < 40
+    for camera in run.cameras.values():
+        for series in (camera.input_fps, camera.analysed_fps, camera.hit_rate, camera.p95_ms,
+                       *camera.dropped.values()):
+            assert series.shape == run.t_s.shape
+        assert np.nanmin(camera.input_fps) >= 0 and np.nanmin(camera.analysed_fps) >= 0
+        assert np.all(np.diff(camera.captured) >= 0)  # cumulative
+    assert run.decisions == []  # decisions.jsonl is empty: nothing scaled in the demo
+    assert all(np.all(d.running == 1) and np.all(d.target == 1) for d in run.detectors.values())
+
+
+def test_windowed_fps_match_the_cameras_sources():
+    run = load_run(DEMO)
+    captured, processed = run.fps("captured"), run.fps("processed")
+    assert np.isnan(captured["megamind"][0])  # no rate before the second snapshot
+    # The demo's sources: megamind 24 fps, town-square 10, lobby 30, yard 25; fps limit 4.
+    for camera, source_fps in (("megamind", 24), ("town-square", 10), ("lobby-1080p", 30)):
+        assert np.nanmedian(captured[camera]) == pytest.approx(source_fps, rel=0.1)
+        assert np.nanmedian(processed[camera]) == pytest.approx(4, rel=0.15)
+        assert np.nanmin(captured[camera]) >= 0
+
+
+def test_drop_rates_integrate_back_to_the_cumulative_counters():
+    run = load_run(DEMO)
+    rates = run.drop_rates()
+    assert set(rates) == {"fps", "no_motion"}
+    dt = np.diff(run.t_s)
+    for reason, rate in rates.items():
+        assert np.isnan(rate[0]) and np.nanmin(rate) >= 0
+        first = sum(c.dropped[reason][0] for c in run.cameras.values() if reason in c.dropped)
+        last = sum(c.dropped[reason][-1] for c in run.cameras.values() if reason in c.dropped)
+        assert np.sum(rate[1:] * dt) == pytest.approx(last - first)
+    assert np.nanmax(rates["no_motion"]) < 2 < np.nanmedian(rates["fps"])
+
+
+def test_final_accounting_is_summary_json_and_balances():
+    run = load_run(DEMO)
+    summary = json.loads((DEMO / "summary.json").read_text())
+    final = stats_lines(DEMO)[-1]["final"]
+    assert run.summary_source == "summary.json" and run.summary == summary
+    assert {cid: c["captured"] for cid, c in final.items()} == \
+        {cid: c["captured"] for cid, c in summary.items()}
+    for c in summary.values():
+        assert c["captured"] == c["processed"] + sum(c["dropped"].values()) + c["failed"] + \
+            c["in_flight"]
+    totals = run.totals()
+    assert totals["captured"] == sum(c["captured"] for c in summary.values()) == 3583
+    assert totals["captured"] == totals["processed"] + totals["dropped"] + totals["failed"] + \
+        totals["in_flight"]
+
+
+def test_without_summary_json_the_final_stats_line_gives_the_counters(tmp_path):
+    run = load_run(copy_demo(tmp_path, without=("summary.json",)))
+    assert run.summary_source == "the final line of stats.jsonl"
+    assert run.totals() == load_run(DEMO).totals()
+
+
+def test_a_run_killed_before_its_final_line_falls_back_to_the_last_snapshot(tmp_path):
+    run_dir = copy_demo(tmp_path, without=("summary.json", "decisions.jsonl"))
+    write_lines(run_dir / "stats.jsonl", stats_lines(run_dir)[:-1])
+    run = load_run(run_dir)
+    assert run.summary_source.startswith("the last stats snapshot")
+    assert run.decisions == []  # no decisions.jsonl in older runs: none, not an error
+    assert 0 < run.totals()["captured"] <= 3583
+
+
+def test_decisions_are_read_relative_to_the_first_snapshot(tmp_path):
+    run_dir = copy_demo(tmp_path)
+    start = stats_lines(run_dir)[0]["time"]
+    write_lines(run_dir / "decisions.jsonl", [
+        {"time": start + 12.5, "target": "detector:face", "action": "scale_up", "reason": "demand",
+         "before": 1, "after": 2, "inputs": {"demand": 1.07, "utilisation": 0.95}},
+        {"time": start + 30, "target": "camera:yard-720p", "action": "scale_down",
+         "reason": "latency_slo", "before": 3, "after": 2, "inputs": {}},
+    ])
+    run = load_run(run_dir)
+    assert run.decisions == [
+        Decision(pytest.approx(12.5), "detector:face", "scale_up", "demand", 1, 2),
+        Decision(pytest.approx(30.0), "camera:yard-720p", "scale_down", "latency_slo", 3, 2),
+    ]
+    assert_png(render(run, tmp_path / "with-decisions.png"))
+    assert "scaling decisions: 2 (1 scale_down, 1 scale_up)" in summary_text(run)
+
+
+def test_windowed_rate_cancels_the_aliasing_of_one_second_snapshots():
+    t = np.arange(9, dtype=float)
+    counts = np.cumsum([0, 4, 6, 4, 6, 4, 6, 4, 6], dtype=float)  # a 5 fps camera
+    rate = windowed_rate(t, counts, 4)
+    assert np.isnan(rate[0])
+    assert rate[4:] == pytest.approx([5.0] * 5)
+    assert windowed_rate(t, counts, 0)[1:3] == pytest.approx([4, 6])  # per interval
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def test_the_demo_renders_to_a_real_png(tmp_path):
+    out = render(load_run(DEMO), tmp_path / "sub" / "report.png")
+    assert out == tmp_path / "sub" / "report.png"
+    assert_png(out)
+
+
+def many_cameras(tmp_path: Path, copies: int) -> Path:
+    """The demo's four cameras repeated ``copies`` times; one of them with a sagging hit-rate."""
+    run_dir = copy_demo(tmp_path, without=("summary.json",))
+    records = stats_lines(run_dir)
+    for record in records:
+        if "final" in record:
+            record["final"] = {f"{cid}-{i}": dict(c, camera=f"{cid}-{i}")
+                               for i in range(copies) for cid, c in record["final"].items()}
+            continue
+        record["cameras"] = [dict(row, camera=f"{row['camera']}-{i}")
+                             for i in range(copies) for row in record["cameras"]]
+        record["cameras"][5]["hit_rate"] = 0.8
+    write_lines(run_dir / "stats.jsonl", records)
+    return run_dir
+
+
+def test_a_twenty_camera_fleet_renders_the_fleet_plus_the_worst_camera(tmp_path):
+    run = load_run(many_cameras(tmp_path, copies=5))
+    assert len(run.cameras) == 20 > MAX_CAMERA_LINES
+    assert run.totals()["captured"] == 5 * 3583
+    assert worst_camera(run) == "town-square-1"  # the one whose hit-rate sagged to 0.8
+    out = render(run, tmp_path / "fleet.png")
+    assert_png(out)
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="camfleet")
+    add_parser(parser.add_subparsers(dest="command", required=True), main)
+    return parser.parse_args(argv)
+
+
+def test_report_writes_run_report_png_and_prints_the_accounting(tmp_path, capsys):
+    run_dir = copy_demo(tmp_path)
+    args = parse(["report", str(run_dir)])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == str(run_dir / "report.png")
+    assert_png(run_dir / "report.png")
+    assert out[1].startswith("demo-20261126-170552: 39 s, 4 camera(s); fleet captured 3583 = ")
+    yard = next(line for line in out if line.strip().startswith("yard-720p"))
+    assert yard.split() == ["yard-720p", "1003", "=", "79", "+", "924", "+", "0", "+", "0", "ok",
+                            "fps=922", "no_motion=2"]
+    assert out[-1] == "detections: face=223 person=198; scaling decisions: 0"
+
+
+def test_report_output_and_target_options(tmp_path):
+    args = parse(["report", str(DEMO), "-o", str(tmp_path / "x.png"), "--target-hit-rate", "0.9"])
+    assert args.target_hit_rate == 0.9
+    assert main(args) == 0
+    assert_png(tmp_path / "x.png")
+    assert not (DEMO / "report.png").exists()
+
+
+# --- bad folders ------------------------------------------------------------------------------
+
+
+def _no_folder(run_dir: Path) -> None:
+    shutil.rmtree(run_dir)
+
+
+def _no_stats(run_dir: Path) -> None:
+    (run_dir / "stats.jsonl").unlink()
+
+
+def _empty_stats(run_dir: Path) -> None:
+    (run_dir / "stats.jsonl").write_text("")
+
+
+def _only_final_line(run_dir: Path) -> None:
+    write_lines(run_dir / "stats.jsonl", stats_lines(run_dir)[-1:])
+
+
+def _cut_off_line(run_dir: Path) -> None:
+    lines = (run_dir / "stats.jsonl").read_text().splitlines(keepends=True)
+    lines[2] = lines[2][:200] + "\n"
+    (run_dir / "stats.jsonl").write_text("".join(lines))
+
+
+def _not_an_object(run_dir: Path) -> None:
+    with (run_dir / "stats.jsonl").open("a") as f:
+        f.write("[1, 2]\n")
+
+
+def _no_cameras_key(run_dir: Path) -> None:
+    records = stats_lines(run_dir)
+    del records[3]["cameras"]
+    write_lines(run_dir / "stats.jsonl", records)
+
+
+def _text_for_a_number(run_dir: Path) -> None:
+    records = stats_lines(run_dir)
+    records[1]["cameras"][0]["p95_ms"] = "slow"
+    write_lines(run_dir / "stats.jsonl", records)
+
+
+def _corrupt_decision(run_dir: Path) -> None:
+    (run_dir / "decisions.jsonl").write_text('\n{"time": 1, "target": "detector:face"\n')
+
+
+def _incomplete_decision(run_dir: Path) -> None:
+    write_lines(run_dir / "decisions.jsonl", [{"time": 1, "target": "detector:face"}])
+
+
+def _corrupt_summary(run_dir: Path) -> None:
+    (run_dir / "summary.json").write_text('{\n  "megamind": {,\n}\n')
+
+
+BAD_FOLDERS = [
+    (_no_folder, "", "no such run folder"),
+    (_no_stats, "stats.jsonl", "missing; is .* a run folder"),
+    (_empty_stats, "stats.jsonl", "no stats snapshots; the run stopped before"),
+    (_only_final_line, "stats.jsonl", "no stats snapshots"),
+    (_cut_off_line, "stats.jsonl:3", "not valid JSON .*delete that line"),
+    (_not_an_object, "stats.jsonl:41", "expected a JSON object, got list"),
+    (_no_cameras_key, "stats.jsonl:4", "not a stats snapshot \\(missing key 'cameras'\\)"),
+    (_text_for_a_number, "stats.jsonl:2", "camera 'megamind' p95_ms: expected a number"),
+    (_corrupt_decision, "decisions.jsonl:2", "not valid JSON"),
+    (_incomplete_decision, "decisions.jsonl:1", "not a scaling decision"),
+    (_corrupt_summary, "summary.json:2", "not valid JSON .*fall back to the final counters"),
+]
+
+
+@pytest.mark.parametrize(("damage", "where", "message"), BAD_FOLDERS,
+                         ids=[d.__name__.strip("_") for d, _, _ in BAD_FOLDERS])
+def test_a_bad_run_folder_names_the_file_and_line(tmp_path, damage, where, message):
+    run_dir = copy_demo(tmp_path)
+    damage(run_dir)
+    pattern = f"^{re.escape(str(run_dir))}/?{re.escape(where)}: {message}"
+    with pytest.raises(ReportError, match=pattern) as caught:
+        load_run(run_dir)
+    assert isinstance(caught.value, FleetError)  # the CLI turns it into exit 1 and the message
+
+
+def test_a_camera_that_joins_late_and_a_one_snapshot_run_still_render(tmp_path):
+    run_dir = copy_demo(tmp_path)
+    records = stats_lines(run_dir)
+    for record in records[:10]:
+        record["cameras"] = [r for r in record["cameras"] if r["camera"] != "yard-720p"]
+    write_lines(run_dir / "stats.jsonl", records)
+    yard = load_run(run_dir).cameras["yard-720p"]
+    assert np.isnan(yard.hit_rate[:10]).all() and np.isfinite(yard.hit_rate[10:]).all()
+    assert np.isnan(yard.dropped["fps"][:10]).all()
+    assert_png(render(load_run(run_dir), tmp_path / "late.png"))
+
+    write_lines(run_dir / "stats.jsonl", records[-3:-2])
+    single = load_run(run_dir)
+    assert single.duration_s == 0 and list(single.cameras) == DEMO_CAMERAS
+    render(single, tmp_path / "one.png")
+    assert cv2.imread(str(tmp_path / "one.png")).shape == (1500, 1300, 3)
