@@ -11,16 +11,33 @@ apt_packages() {
   grep -vE '^\s*(#|$)' scripts/apt-packages.txt
 }
 
+sudo_cmd=""
+[ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+
 missing=()
 for pkg in $(apt_packages); do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# The dashboards' Grafana schema check (tests/dashboards) runs on Node. Debian's nodejs and npm
+# only when there is no npm at all: another Node (e.g. one that bundles npm) stays as it is.
+if [ "$what" = test ] && ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "[setup] installing Debian packages: ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Its npm packages (@grafana/schema, typescript), as pinned by the lock file; again only when the
+# lock file changed since the last install.
+if [ "$what" = test ]; then
+  check=tests/dashboards
+  if ! cmp -s "$check/package-lock.json" "$check/node_modules/.camfleet-installed-lock"; then
+    echo "[setup] installing the dashboard schema check (npm ci in $check)"
+    (cd "$check" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp "$check/package-lock.json" "$check/node_modules/.camfleet-installed-lock"
+  fi
 fi
 
 python="${PYTHON:-python3}"
