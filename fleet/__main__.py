@@ -2,4 +2,5 @@ import sys
 
 from fleet.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # spawned benchmark processes import this module too
+    sys.exit(main())

@@ -3,6 +3,7 @@
 - ``transport``: the camera -> detector hand-off against one memcpy of the same frame.
 - ``autoscale``: a load step on real Ray, the autoscaled fleet against a fixed one sized for
   the peak.
+- ``fleet``: cameras x fps on real Ray against the compute bound of the same detector.
 
 Each mode prints a markdown table, writes ``--json`` and a PNG plot, and shows progress on stderr.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fleet.bench import autoscale, transport
+from fleet.bench import autoscale, capacity, transport
 
 
 def progress(text: str) -> None:
@@ -45,6 +46,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         if args.mode == "transport":
             results = transport.run(args, DetectorActor, progress)
+        elif args.mode == "fleet":
+            results = capacity.run(args, CameraActor, DetectorActor, progress)
         else:
             results = autoscale.run(args, CameraActor, DetectorActor, progress)
     finally:
@@ -62,6 +65,7 @@ def add_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> None:
     for name, module, text in (
         ("transport", transport, "camera -> detector hand-off vs memcpy"),
         ("autoscale", autoscale, "load step: autoscaled vs fixed fleet"),
+        ("fleet", capacity, "fleet capacity (cameras x fps) vs the compute bound"),
     ):
         mode = modes.add_parser(name, help=text)
         module.add_arguments(mode)

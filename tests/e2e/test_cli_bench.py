@@ -15,14 +15,18 @@ def test_bench_transport_smoke(tmp_path):
     out, plot = tmp_path / "transport.json", tmp_path / "transport.png"
     proc = subprocess.run(
         [sys.executable, "-m", "fleet", "bench", "transport", "--sizes", "720p", "--repeats", "5",
-         "--frames", "10", "--object-store-mb", "200", "--json", str(out), "--plot", str(plot)],
+         "--frames", "10", "--process-repeats", "2", "--object-store-mb", "200", "--json", str(out), "--plot", str(plot)],
         check=False, capture_output=True, text=True, timeout=150,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = json.loads(out.read_text())["sizes"]["720p"]
     assert result["frame_mb"] == pytest.approx(2.76, abs=0.01)
-    for key in ("memcpy_ms", "handoff_median_ms", "pipelined_ms_per_frame", "handoff_vs_memcpy"):
+    for key in ("memcpy_ms", "handoff_median_ms", "pipelined_ms_per_frame", "handoff_vs_memcpy",
+                "read_median_ms"):
         assert result[key] > 0
+    for method in ("http_base64_json", "process_per_frame", "pickled_pipe"):
+        baseline = result["baselines"][method]
+        assert baseline["median_ms"] > 0 and baseline["x_camfleet"] > 0 and baseline["x_memcpy"] > 0
     assert "| 720p |" in proc.stdout
     assert plot.stat().st_size > 1000
 
@@ -45,3 +49,21 @@ def test_bench_autoscale_smoke(tmp_path):
     assert len({p["actors"] for p in results["timeline"]["fixed"]}) == 1
     assert "| autoscaled |" in proc.stdout and "[bench] fixed" in proc.stderr
     assert plot.stat().st_size > 1000
+
+
+def test_bench_fleet_smoke(tmp_path):
+    out, plot = tmp_path / "fleet.json", tmp_path / "fleet.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet", "bench", "fleet", "--cameras", "1", "--fps", "5",
+         "--bound-s", "2", "--point-s", "3", "--warmup-s", "2", "--table-s", "0",
+         "--object-store-mb", "200", "--json", str(out), "--plot", str(plot)],
+        check=False, capture_output=True, text=True, timeout=170,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    assert results["compute_bound"]["fps"] > 0
+    point = results["points"][0]
+    assert point["accounted"] is True and point["analysed_fps"] > 0
+    assert point["efficiency"] == pytest.approx(point["analysed_fps"] / results["compute_bound"]["fps"],
+                                                abs=0.01)
+    assert "compute bound:" in proc.stdout and plot.stat().st_size > 1000

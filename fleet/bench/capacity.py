@@ -1,0 +1,266 @@
+"""``camfleet bench fleet``: fleet capacity against the compute bound, measured in one run.
+
+The compute bound is the same detector over the same frames in one tight loop per core, in
+plain processes (no Ray, no capture, no hand-off): the most frames per second this machine can
+analyse. The fleet sweep then runs cameras x fps on real Ray with the detector pool fixed at one
+actor per core (autoscaling off) and reports offered and analysed fps, drop rate, latency, CPU
+use and efficiency = analysed fps / compute bound. At saturation (offered above the bound) the
+efficiency says how much of the machine the fleet turns into detections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fleet.bench.autoscale import background_image
+
+RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
+
+
+def scene_frames(width: int, height: int, background: str | None, count: int = 8) -> list[np.ndarray]:
+    """The frames the synthetic cameras produce, so the bound and the fleet see the same work."""
+    from fleet.config import SyntheticSource
+    from fleet.sources import SyntheticScene
+
+    scene = SyntheticScene("bench", SyntheticSource(width=width, height=height, objects=1,
+                                                    background=background))
+    scene.open()
+    frames = []
+    for i in range(count * 4):
+        scene.grab()
+        if i % 4 == 0:
+            frames.append(scene.retrieve(None).copy())
+    return frames
+
+
+def _tight_loop(frames: list[np.ndarray], detect_width: int, seconds: float, out: Any) -> None:
+    import cv2
+
+    from fleet.config import FaceDetectorConfig
+    from fleet.detectors import build_detector
+    from fleet.frames import FrameMeta
+
+    cv2.setNumThreads(1)
+    detector = build_detector(FaceDetectorConfig())
+    h, w = frames[0].shape[:2]
+    done, deadline = 0, time.perf_counter() + seconds
+    start = time.perf_counter()
+    while time.perf_counter() < deadline:
+        detector.detect(frames[done % len(frames)], FrameMeta("bound", done, 0.0, w, h, detect_width))
+        done += 1
+    out.put((done, time.perf_counter() - start))
+
+
+def compute_bound(frames: list[np.ndarray], detect_width: int, seconds: float, cores: int) -> dict[str, float]:
+    """Frames per second of ``cores`` processes each detecting in a tight loop, all at once."""
+    ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Ray
+    out = ctx.Queue()
+    workers = [ctx.Process(target=_tight_loop, args=(frames, detect_width, seconds, out))
+               for _ in range(cores)]
+    for w in workers:
+        w.start()
+    results = [out.get(timeout=seconds + 120) for _ in workers]
+    for w in workers:
+        w.join(timeout=10)
+    fps = sum(done / elapsed for done, elapsed in results)
+    return {"fps": round(fps, 2), "per_core_fps": round(fps / cores, 2),
+            "ms_per_frame": round(1000 * cores / fps, 2), "cores": cores}
+
+
+def _cpu_busy() -> tuple[float, float]:
+    with open("/proc/stat", encoding="ascii") as fh:
+        fields = [float(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def fleet_yaml(cameras: int, fps: float, width: int, height: int, background: str | None,
+               actors: int, detect_width: int) -> str:
+    scene = f", background: {background}" if background else ""
+    rows = "\n".join(
+        f"  - {{id: cam-{i}, source: {{type: synthetic, width: {width}, height: {height}, "
+        f"fps: {fps}, objects: 1{scene}}}}}" for i in range(cameras)
+    )
+    return f"""
+name: bench-fleet
+stats_interval_s: 0.5
+metrics: {{enabled: false}}
+sinks: {{jsonl: {{enabled: false}}}}
+defaults: {{fps: {fps}, buffers: 4, detect: [face], detect_width: {detect_width}, num_cpus: 0.01}}
+cameras:
+{rows}
+detectors:
+  face: {{actors: {actors}, min_actors: {actors}, max_actors: {actors}, num_cpus: 0.9}}
+autoscaling: {{enabled: false}}
+"""
+
+
+def run_point(yaml_text: str, seconds: float, warmup_s: float, camera_actor: Any,
+              detector_actor: Any, folder: Path) -> dict[str, Any]:
+    from fleet.config import parse_fleet
+    from fleet.controller import FleetController
+
+    controller = FleetController(parse_fleet(yaml_text, env={}), str(folder), camera_actor, detector_actor)
+    controller.start()
+    try:
+        time.sleep(warmup_s)
+        first = controller.collect()
+        busy0, total0 = _cpu_busy()
+        deadline = time.monotonic() + seconds
+        last = first
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            last = controller.collect()
+        busy1, total1 = _cpu_busy()
+    finally:
+        final = controller.stop()
+    elapsed = last.time - first.time
+    totals = {k: sum(getattr(v.stats, k) - getattr(first.cameras[c].stats, k)
+                     for c, v in last.cameras.items()) for k in ("captured", "offered", "processed")}
+    # latencies of the last look-back window (10 s) of the measurement
+    samples = [s for c in last.cameras for _, s in controller.stats.latency[c]]
+    return {
+        "offered_fps": round(totals["offered"] / elapsed, 2),
+        "analysed_fps": round(totals["processed"] / elapsed, 2),
+        "drop_rate": round(1 - totals["processed"] / totals["offered"], 4) if totals["offered"] else 0.0,
+        "p50_ms": round(float(np.percentile(samples, 50)) * 1000, 1) if samples else None,
+        "p99_ms": round(float(np.percentile(samples, 99)) * 1000, 1) if samples else None,
+        "cpu_busy": round((busy1 - busy0) / (total1 - total0), 3),
+        "accounted": all(s.accounted for s in final.values()),
+    }
+
+
+def case_study_table(background: str | None, detect_width: int, seconds: float, cores: int,
+                     handoff_ms: dict[str, float], progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    rows = []
+    for name, (w, h) in RESOLUTIONS.items():
+        progress(f"case-study table: {name} detection in a tight loop")
+        bound = compute_bound(scene_frames(w, h, background, count=4), detect_width, seconds, 1)
+        per_frame = bound["ms_per_frame"] + handoff_ms.get(name, 0.0)
+        fps_machine = 1000 * cores / per_frame
+        rows.append({"resolution": name, "detect_ms": bound["ms_per_frame"],
+                     "handoff_ms": handoff_ms.get(name), "per_frame_ms": round(per_frame, 2),
+                     "fps_per_core": round(1000 / per_frame, 1), "fps_machine": round(fps_machine, 1),
+                     "holds_30fps_one_camera": fps_machine >= 30,
+                     "cameras_at_30fps": int(fps_machine // 30)})
+    return rows
+
+
+def run(args: argparse.Namespace, camera_actor: Any, detector_actor: Any,
+        progress: Callable[[str], None]) -> dict[str, Any]:
+    cores = args.cores or os.cpu_count() or 1
+    width, height = RESOLUTIONS[args.resolution]
+    with tempfile.TemporaryDirectory(prefix="camfleet-bench-") as tmp:
+        folder = Path(tmp)
+        background = background_image(folder)
+        frames = scene_frames(width, height, background)
+        progress(f"compute bound: face detector, {args.resolution} at {args.detect_width} wide, "
+                 f"{cores} process(es) in a tight loop for {args.bound_s:g} s")
+        bound = compute_bound(frames, args.detect_width, args.bound_s, cores)
+        progress(f"compute bound: {bound['fps']} fps ({bound['ms_per_frame']} ms a frame per core)")
+        points = []
+        for cameras in args.cameras:
+            for fps in args.fps:
+                progress(f"fleet: {cameras} camera(s) x {fps:g} fps, {args.point_s:g} s")
+                point = run_point(fleet_yaml(cameras, fps, width, height, background, cores,
+                                             args.detect_width),
+                                  args.point_s, args.warmup_s, camera_actor, detector_actor,
+                                  folder / f"c{cameras}-f{fps}")
+                point.update(cameras=cameras, fps_per_camera=fps,
+                             efficiency=round(point["analysed_fps"] / bound["fps"], 3),
+                             saturated=point["offered_fps"] > bound["fps"])
+                points.append(point)
+                progress(f"  analysed {point['analysed_fps']} of {point['offered_fps']} fps offered, "
+                         f"efficiency {point['efficiency']}")
+        table = case_study_table(background, args.detect_width, args.table_s, cores,
+                                 args.handoff_ms, progress) if args.table_s > 0 else []
+    saturated = [p["efficiency"] for p in points if p["saturated"]]
+    results = {"compute_bound": bound, "points": points, "case_study": table,
+               "efficiency_at_saturation": max(saturated) if saturated else None,
+               "real_footage": background is not None, "resolution": args.resolution,
+               "detect_width": args.detect_width}
+    print(fleet_table(results))
+    if args.plot and plot(results, Path(args.plot)):
+        print(f"\nplot: {args.plot}")
+    return results
+
+
+def fleet_table(results: dict[str, Any]) -> str:
+    bound = results["compute_bound"]
+    lines = [(f"compute bound: {bound['fps']} fps on {bound['cores']} core(s) "
+              f"({bound['ms_per_frame']} ms a frame per core)"), "",
+             ("| cameras | fps each | offered fps | analysed fps | drop rate | p50 ms | p99 ms "
+              "| CPU busy | efficiency |"), "|---|---|---|---|---|---|---|---|---|"]
+    for p in results["points"]:
+        mark = " (saturated)" if p["saturated"] else ""
+        lines.append(f"| {p['cameras']} | {p['fps_per_camera']:g} | {p['offered_fps']} | "
+                     f"{p['analysed_fps']} | {p['drop_rate']} | {p['p50_ms']} | {p['p99_ms']} | "
+                     f"{p['cpu_busy']} | {p['efficiency']}{mark} |")
+    if results["case_study"]:
+        lines += ["", ("| resolution | detect ms | hand-off ms | per frame ms | fps per core | "
+                       "fps on this machine | holds 30 fps (1 camera) | cameras at 30 fps |"),
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in results["case_study"]:
+            lines.append(f"| {r['resolution']} | {r['detect_ms']} | {r['handoff_ms']} | "
+                         f"{r['per_frame_ms']} | {r['fps_per_core']} | {r['fps_machine']} | "
+                         f"{'yes' if r['holds_30fps_one_camera'] else 'no'} | {r['cameras_at_30fps']} |")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    points = sorted(results["points"], key=lambda p: p["offered_fps"])
+    bound = results["compute_bound"]["fps"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    offered = [p["offered_fps"] for p in points]
+    top.plot(offered, [p["analysed_fps"] for p in points], "o-", label="analysed fps (fleet)")
+    top.axhline(bound, color="r", ls="--", label=f"compute bound {bound:g} fps")
+    top.plot(offered, offered, ":", color="0.5", label="offered = analysed")
+    top.set_ylabel("frames per second")
+    top.legend()
+    bottom.plot(offered, [p["efficiency"] for p in points], "o-")
+    bottom.axhline(0.9, color="r", ls="--", lw=0.8)
+    bottom.set_ylabel("efficiency (analysed / bound)")
+    bottom.set_xlabel("offered fps (cameras x fps)")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    fig.suptitle("camfleet fleet capacity vs the compute bound (face detector)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _handoff(text: str) -> dict[str, float]:
+    pairs = (item.split("=") for item in text.split(",") if item)
+    return {name: float(ms) for name, ms in pairs}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--fps", type=float, nargs="+", default=[5.0, 15.0], help="per camera")
+    parser.add_argument("--resolution", choices=list(RESOLUTIONS), default="720p")
+    parser.add_argument("--detect-width", type=int, default=640)
+    parser.add_argument("--cores", type=int, help="detector actors and bound processes (default: all)")
+    parser.add_argument("--bound-s", type=float, default=15.0, help="tight-loop seconds")
+    parser.add_argument("--point-s", type=float, default=15.0, help="measured seconds per point")
+    parser.add_argument("--warmup-s", type=float, default=4.0)
+    parser.add_argument("--table-s", type=float, default=6.0, help="per resolution; 0 skips the table")
+    parser.add_argument("--handoff-ms", type=_handoff, default=_handoff("720p=3.5,1080p=3.6,4k=4.0"),
+                        help="hand-off per frame from `bench transport`, e.g. 720p=3.5,1080p=3.6,4k=4.0")
+    parser.add_argument("--plot", default="bench-fleet.png", help="PNG plot path ('' for none)")
