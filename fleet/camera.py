@@ -211,6 +211,8 @@ class Camera:
         if not self.limiter.admit(t):
             self.ledger.drop("fps")
             return buf
+        if self._full_and_dropping():
+            return buf  # dropped before decoding: no CPU spent on a frame nobody will analyse
         try:
             frame = self.source.retrieve(buf)
         except SourceError:
@@ -222,6 +224,18 @@ class Camera:
             return frame
         meta = FrameMeta(self.config.id, index, wall, frame.shape[1], frame.shape[0], self.config.detect_width)
         return self._offer(frame, meta, started)
+
+    def _full_and_dropping(self) -> bool:
+        """drop_newest with every buffer busy: the frame would be dropped after decoding, so
+        drop it before. (Not with a motion gate: whether it was offered depends on its pixels.)"""
+        if self.config.drop_policy != "drop_newest" or self.gate is not None:
+            return False
+        with self.lock:
+            if self.ledger.slots_used < self.buffers:
+                return False
+            self.ledger.offer()
+            self.ledger.drop("no_buffer")
+            return True
 
     def _offer(self, frame: np.ndarray, meta: FrameMeta, started: float) -> np.ndarray | None:
         """Dispatch now, or apply the drop policy. Returns the buffer to decode the next frame into."""

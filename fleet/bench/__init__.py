@@ -4,6 +4,7 @@
 - ``autoscale``: a load step on real Ray, the autoscaled fleet against a fixed one sized for
   the peak.
 - ``fleet``: cameras x fps on real Ray against the compute bound of the same detector.
+- ``raydata``: the same detector through Ray Data's ``map_batches``, against a camfleet fleet.
 
 Each mode prints a markdown table, writes ``--json`` and a PNG plot, and shows progress on stderr.
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fleet.bench import autoscale, capacity, transport
+from fleet.bench import autoscale, capacity, raydata, transport
 
 
 def progress(text: str) -> None:
@@ -48,6 +49,8 @@ def main(args: argparse.Namespace) -> int:
             results = transport.run(args, DetectorActor, progress)
         elif args.mode == "fleet":
             results = capacity.run(args, CameraActor, DetectorActor, progress)
+        elif args.mode == "raydata":
+            results = raydata.run(args, CameraActor, DetectorActor, progress)
         else:
             results = autoscale.run(args, CameraActor, DetectorActor, progress)
     finally:
@@ -66,6 +69,7 @@ def add_parser(sub: Any, handler: Callable[[argparse.Namespace], int]) -> None:
         ("transport", transport, "camera -> detector hand-off vs memcpy"),
         ("autoscale", autoscale, "load step: autoscaled vs fixed fleet"),
         ("fleet", capacity, "fleet capacity (cameras x fps) vs the compute bound"),
+        ("raydata", raydata, "Ray Data map_batches vs a camfleet fleet, same detector"),
     ):
         mode = modes.add_parser(name, help=text)
         module.add_arguments(mode)

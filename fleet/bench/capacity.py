@@ -95,7 +95,7 @@ name: bench-fleet
 stats_interval_s: 0.5
 metrics: {{enabled: false}}
 sinks: {{jsonl: {{enabled: false}}}}
-defaults: {{fps: {fps}, buffers: 4, detect: [face], detect_width: {detect_width}, num_cpus: 0.01}}
+defaults: {{fps: {fps}, buffers: 4, drop_policy: drop_newest, detect: [face], detect_width: {detect_width}, num_cpus: 0.01}}
 cameras:
 {rows}
 detectors:

@@ -67,3 +67,18 @@ def test_bench_fleet_smoke(tmp_path):
     assert point["efficiency"] == pytest.approx(point["analysed_fps"] / results["compute_bound"]["fps"],
                                                 abs=0.01)
     assert "compute bound:" in proc.stdout and plot.stat().st_size > 1000
+
+
+def test_bench_raydata_smoke(tmp_path):
+    out = tmp_path / "raydata.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet", "bench", "raydata", "--frames", "6", "--batch-size", "2",
+         "--actors", "1", "--latency-repeats", "1", "--cameras", "1", "--fps", "5", "--point-s", "3",
+         "--object-store-mb", "200", "--json", str(out)],
+        check=False, capture_output=True, text=True, timeout=170,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    assert results["ray_data"]["frames"] == 6 and results["ray_data"]["fps"] > 0
+    assert results["ray_data"]["single_frame_latency_ms"] > 0
+    assert results["camfleet"]["fps"] > 0 and results["camfleet"]["accounted"] is True

@@ -26,6 +26,7 @@ class ListSource:
 
     def __init__(self, count: int, shape=(48, 64, 3)):
         self.count, self.shape, self.i = count, shape, -1
+        self.decoded = 0
 
     def open(self) -> None:
         self.i = -1
@@ -36,6 +37,7 @@ class ListSource:
             raise EndOfStreamError("done")
 
     def retrieve(self, into):
+        self.decoded += 1
         frame = into if into is not None else np.empty(self.shape, np.uint8)
         frame.fill(self.i % 255)
         return frame
@@ -188,3 +190,16 @@ def test_buffers_change_on_the_next_frame():
     assert cam.stats().buffers == 5
     cam.set_buffers(0)
     assert cam.stats().buffers == 1
+
+
+def test_drop_newest_drops_before_decoding_when_every_buffer_is_busy():
+    # given a camera with 2 buffers whose detector never answers, under drop_newest
+    cam, _ = camera("drop_newest", buffers=2, frames=20)
+    cam.start()
+    wait_until(lambda: cam.ended)
+    stats = cam.stats()
+    # then the 18 frames without a buffer were offered, dropped and never decoded
+    assert stats.offered == 20 and stats.admitted == 2 and stats.dropped == {"no_buffer": 18}
+    assert cam.source.decoded == 2
+    assert stats.accounted
+    cam.stop(drain_timeout_s=0.1)
