@@ -131,7 +131,7 @@ def run_point(yaml_text: str, seconds: float, warmup_s: float, camera_actor: Any
     return {
         "offered_fps": round(totals["offered"] / elapsed, 2),
         "analysed_fps": round(totals["processed"] / elapsed, 2),
-        "drop_rate": round(1 - totals["processed"] / totals["offered"], 4) if totals["offered"] else 0.0,
+        "drop_rate": round(max(0.0, 1 - totals["processed"] / totals["offered"]), 4) if totals["offered"] else 0.0,
         "p50_ms": round(float(np.percentile(samples, 50)) * 1000, 1) if samples else None,
         "p99_ms": round(float(np.percentile(samples, 99)) * 1000, 1) if samples else None,
         "cpu_busy": round((busy1 - busy0) / (total1 - total0), 3),
