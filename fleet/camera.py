@@ -2,7 +2,7 @@
 
 Two threads: capture (reads, limits, gates, dispatches) and collect (waits for results,
 settles frames, emits events, dispatches a waiting frame when a slot frees). The hand-off
-itself is a collaborator (:class:`Dispatcher`) so this module needs no Ray.
+itself is a collaborator (:class:`fleet.frames.Dispatcher`) so this module needs no Ray.
 """
 
 from __future__ import annotations
@@ -12,48 +12,19 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
 from fleet.accounting import FrameLedger
 from fleet.config import CameraConfig, FileSource
 from fleet.errors import EndOfStreamError, SourceError
-from fleet.frames import CameraStats, DetectionResult, FrameMeta
+from fleet.frames import CameraStats, Completion, Dispatcher, FrameMeta
 from fleet.motion import MotionGate
 from fleet.redact import redact_url
 from fleet.sinks import EventSink
 from fleet.sources import FrameSource
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Completion:
-    """A frame whose detectors have all answered (or failed)."""
-
-    meta: FrameMeta
-    started: float  # time.monotonic() at capture
-    results: list[DetectionResult] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    lost: bool = False  # a detector actor died with the frame
-    view: Callable[[], np.ndarray] | None = None  # the frame, for snapshots; valid until returned
-
-
-class Dispatcher(Protocol):
-    def submit(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
-        """Copy the frame once into shared memory and send it to one detector of each kind."""
-
-    def wait(self, timeout_s: float) -> list[Completion]:
-        """Frames finished since the last call, waiting up to ``timeout_s`` for the first."""
-
-    def abandon(self) -> list[Completion]:
-        """Give up on every frame still in flight (shutdown) and return them."""
-
-    def outstanding(self) -> dict[str, int]:
-        """Frames sent and not yet answered, per detector actor id."""
 
 
 class FpsLimiter:

@@ -19,6 +19,7 @@ import numpy as np
 from fleet.config import DetectorConfig, FaceDetectorConfig, PersonDetectorConfig
 from fleet.errors import DetectorError
 from fleet.frames import Detection, DetectionResult, DetectorStats, FrameMeta
+from fleet.imaging import Downscaler
 
 CASCADES: str = cv2.data.haarcascades  # type: ignore[attr-defined]
 
@@ -27,37 +28,6 @@ class Detector(Protocol):
     label: str
 
     def detect(self, frame: np.ndarray, meta: FrameMeta) -> list[Detection]: ...
-
-
-class Downscaler:
-    """Resizes into buffers it owns and reuses: one allocation per distinct output shape."""
-
-    def __init__(self) -> None:
-        self._buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
-
-    def buffer(self, role: str, shape: tuple[int, ...]) -> np.ndarray:
-        buf = self._buffers.get((role, shape))
-        if buf is None:
-            buf = self._buffers[(role, shape)] = np.empty(shape, np.uint8)
-        return buf
-
-    def resize(self, frame: np.ndarray, width: int | None) -> tuple[np.ndarray, float]:
-        """Return (image, scale) where scale = image width / frame width."""
-        h, w = frame.shape[:2]
-        if not width or width >= w:
-            return frame, 1.0
-        scale = width / w
-        shape = (max(1, round(h * scale)), width, *frame.shape[2:])
-        out = self.buffer("resized", shape)
-        cv2.resize(frame, (shape[1], shape[0]), dst=out, interpolation=cv2.INTER_AREA)
-        return out, scale
-
-    def gray(self, image: np.ndarray) -> np.ndarray:
-        if image.ndim == 2:
-            return image
-        out = self.buffer("gray", image.shape[:2])
-        cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=out)
-        return out
 
 
 def _box(label: str, rect: np.ndarray, scale: float, score: float) -> Detection:

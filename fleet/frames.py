@@ -1,8 +1,18 @@
-"""Small frozen records that cross actor boundaries. None of them holds pixels."""
+"""The records and protocols that cross module and actor boundaries.
+
+The frozen records travel between actors and hold no pixels. ``Completion`` and the
+``Dispatcher`` protocol are the seam between a camera's pipeline (``fleet.camera``, no Ray) and
+the hand-off that implements it (``fleet.handoff``, Ray): both sides import them from here.
+Imports no Ray.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -91,3 +101,29 @@ class DetectorStats:
     busy_s: float
     uptime_s: float
     service_s: tuple[float, ...] = field(default=())  # service times since the previous snapshot
+
+
+@dataclass
+class Completion:
+    """A frame whose detectors have all answered (or failed)."""
+
+    meta: FrameMeta
+    started: float  # time.monotonic() at capture
+    results: list[DetectionResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    lost: bool = False  # a detector actor died with the frame
+    view: Callable[[], np.ndarray] | None = None  # the frame, for snapshots; valid until returned
+
+
+class Dispatcher(Protocol):
+    def submit(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
+        """Copy the frame once into shared memory and send it to one detector of each kind."""
+
+    def wait(self, timeout_s: float) -> list[Completion]:
+        """Frames finished since the last call, waiting up to ``timeout_s`` for the first."""
+
+    def abandon(self) -> list[Completion]:
+        """Give up on every frame still in flight (shutdown) and return them."""
+
+    def outstanding(self) -> dict[str, int]:
+        """Frames sent and not yet answered, per detector actor id."""

@@ -15,8 +15,7 @@ import numpy as np
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from fleet.camera import Completion
-from fleet.frames import FrameMeta
+from fleet.frames import Completion, FrameMeta
 
 _LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
 

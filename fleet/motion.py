@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from fleet.config import MotionConfig
-from fleet.detectors import Downscaler
+from fleet.imaging import Downscaler
 
 
 class MotionGate:

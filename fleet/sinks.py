@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from fleet.config import SinksConfig
-from fleet.detectors import Downscaler
+from fleet.imaging import Downscaler, draw_boxes
 from fleet.frames import DetectionResult, FrameMeta
 
 
@@ -72,12 +72,7 @@ class SnapshotWriter:
         small, scale = self.scaler.resize(frame, self.config.width)
         canvas = small.copy() if small is frame else small  # never draw on the shared frame
         for result in results:
-            for d in result.detections:
-                p1 = (round(d.x * scale), round(d.y * scale))
-                p2 = (round((d.x + d.w) * scale), round((d.y + d.h) * scale))
-                cv2.rectangle(canvas, p1, p2, (0, 255, 0), 2)
-                cv2.putText(canvas, d.label, (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                            0.5, (0, 255, 0), 1)
+            draw_boxes(canvas, result.detections, scale)
         self.folder.mkdir(parents=True, exist_ok=True)
         ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality])
         if ok:

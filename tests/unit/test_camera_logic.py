@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from fleet.camera import Backoff, Camera, Completion, FpsLimiter
+from fleet.camera import Backoff, Camera, FpsLimiter
+from fleet.frames import Completion
 from fleet.config import parse_fleet
 from fleet.detectors import Detection
 from fleet.errors import EndOfStreamError

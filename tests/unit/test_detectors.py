@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fleet.config import FaceDetectorConfig, PersonDetectorConfig
-from fleet.detectors import Downscaler, build_detector
+from fleet.detectors import build_detector
+from fleet.imaging import Downscaler
 from fleet.errors import DetectorError
 from fleet.frames import FrameMeta
 from tests.conftest import MEGAMIND, VTEST

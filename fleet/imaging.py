@@ -1,0 +1,58 @@
+"""Image helpers shared by detectors, the motion gate and the snapshot sink. Imports no Ray.
+
+Every helper writes into buffers it owns and reuses, so steady-state work allocates nothing
+frame-sized, and none of them writes into the frame it is given (in camfleet a read-only view
+on Ray's object store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+
+from fleet.frames import Detection
+
+BOX_COLOUR = (0, 255, 0)
+
+
+class Downscaler:
+    """Resizes into buffers it owns and reuses: one allocation per distinct output shape."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+
+    def buffer(self, role: str, shape: tuple[int, ...]) -> np.ndarray:
+        buf = self._buffers.get((role, shape))
+        if buf is None:
+            buf = self._buffers[(role, shape)] = np.empty(shape, np.uint8)
+        return buf
+
+    def resize(self, frame: np.ndarray, width: int | None) -> tuple[np.ndarray, float]:
+        """Return (image, scale) where scale = image width / frame width."""
+        h, w = frame.shape[:2]
+        if not width or width >= w:
+            return frame, 1.0
+        scale = width / w
+        shape = (max(1, round(h * scale)), width, *frame.shape[2:])
+        out = self.buffer("resized", shape)
+        cv2.resize(frame, (shape[1], shape[0]), dst=out, interpolation=cv2.INTER_AREA)
+        return out, scale
+
+    def gray(self, image: np.ndarray) -> np.ndarray:
+        if image.ndim == 2:
+            return image
+        out = self.buffer("gray", image.shape[:2])
+        cv2.cvtColor(image, cv2.COLOR_BGR2GRAY, dst=out)
+        return out
+
+
+def draw_boxes(canvas: np.ndarray, detections: Iterable[Detection], scale: float = 1.0) -> None:
+    """Draw labelled boxes (given in original-frame pixels) on ``canvas``, scaled by ``scale``."""
+    for d in detections:
+        p1 = (round(d.x * scale), round(d.y * scale))
+        p2 = (round((d.x + d.w) * scale), round((d.y + d.h) * scale))
+        cv2.rectangle(canvas, p1, p2, BOX_COLOUR, 2)
+        cv2.putText(canvas, d.label, (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5, BOX_COLOUR, 1)
