@@ -16,10 +16,10 @@ from fleet.sources import open_source
 
 class CameraWorker:
     def __init__(self, config: CameraConfig, pools: dict[str, list[Any]], sinks: SinksConfig,
-                 run_dir: str, offset: int = 0):
+                 run_dir: str, offset: int = 0, resume: CameraStats | None = None):
         self.dispatcher = RayDispatcher(pools, offset)
         self.camera = Camera(config, open_source(config.id, config.source), self.dispatcher,
-                             EventSink(sinks, run_dir, config.id))
+                             EventSink(sinks, run_dir, config.id), resume)
 
     def start(self) -> None:
         self.camera.start()

@@ -11,12 +11,18 @@ from actors.detector import DetectorActor
 from fleet.config import FleetConfig
 from fleet.controller import FleetController
 from fleet.frames import CameraStats
+from fleet.rayactors import RayActors
 from fleet.stats import FleetSnapshot
+
+
+def build_controller(config: FleetConfig, run_dir: str) -> FleetController:
+    """A controller whose cameras and detectors are these Ray actor classes."""
+    return FleetController(config, run_dir, RayActors(CameraActor, DetectorActor))
 
 
 class ControllerWorker:
     def __init__(self, config: FleetConfig, run_dir: str):
-        self.controller = FleetController(config, run_dir, CameraActor, DetectorActor)
+        self.controller = build_controller(config, run_dir)
         self.halt = threading.Event()
         self.loop = threading.Thread(target=self.controller.run, args=(self.halt,), daemon=True)
         # The control loop runs in its own thread; calls below answer from the actor's threads.
@@ -37,7 +43,7 @@ class ControllerWorker:
     def stop(self) -> dict[str, CameraStats]:
         self.halt.set()
         if self.loop.is_alive():
-            self.loop.join()
+            self.loop.join(timeout=self.controller.config.stats_interval_s * 4 + 10)
         return self.controller.stop()
 
 

@@ -15,7 +15,8 @@ from collections import Counter
 
 from fleet.frames import CameraStats
 
-DROP_REASONS = ("fps", "no_motion", "no_buffer", "detector_lost", "shutdown")
+# camera_lost: in flight in a camera actor that died (Ray frees the objects a dead worker owned)
+DROP_REASONS = ("fps", "no_motion", "no_buffer", "detector_lost", "camera_lost", "shutdown")
 _MAX_SAMPLES = 20_000
 
 
@@ -36,6 +37,23 @@ class FrameLedger:
         self.dropped: Counter[str] = Counter()
         self.detections: Counter[str] = Counter()
         self._latency: list[float] = []
+
+    def restore(self, last: CameraStats) -> None:
+        """Go on from the counters a previous actor of this camera last reported.
+
+        Frames it had in flight died with it: they are counted as dropped, ``camera_lost``.
+        Frames it captured after that report are not known to anyone, so they are not counted.
+        """
+        with self.lock:
+            self.captured, self.processed, self.failed = last.captured, last.processed, last.failed
+            self.offered, self.admitted = last.offered, last.admitted
+            self.reconnects = last.reconnects
+            self.frames_with_detections = last.frames_with_detections
+            self.dropped = Counter(last.dropped)
+            self.detections = Counter(last.detections)
+            if last.in_flight > 0:
+                self.dropped["camera_lost"] += last.in_flight
+            self.in_flight = self.slots_used = 0
 
     # Each method is one transition of one frame; the caller holds no lock.
     def capture(self) -> int:

@@ -64,12 +64,15 @@ class Backoff:
 class Camera:
     """The per-camera pipeline. ``start()`` runs it in two threads; ``stop()`` drains it."""
 
-    def __init__(self, config: CameraConfig, source: FrameSource, dispatcher: Dispatcher, sink: EventSink):
+    def __init__(self, config: CameraConfig, source: FrameSource, dispatcher: Dispatcher,
+                 sink: EventSink, resume: CameraStats | None = None):
         self.config = config
         self.source = source
         self.dispatcher = dispatcher
         self.sink = sink
         self.ledger = FrameLedger(config.id)
+        if resume is not None:  # a restarted camera actor: counters go on, never reset
+            self.ledger.restore(resume)
         self.limiter = FpsLimiter(config.fps)
         self.gate = MotionGate(config.motion) if config.motion.enabled else None
         self.backoff = Backoff(config.reconnect.initial_backoff_s, config.reconnect.max_backoff_s,

@@ -16,17 +16,12 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from fleet.config import FleetConfig, json_schema, load_fleet
 from fleet.errors import ConfigError, FleetError
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
-
-# Ray's raylet frees out-of-scope objects in batches, by default once a second: at 30 fps a
-# camera's released frames would linger ~30 deep in the object store, past its `buffers` bound.
-# Freeing each object as it goes out of scope keeps the store at cameras x buffers frames.
-# On a cluster set the same with RAY_free_objects_batch_size=1 on every node (see deploy/).
-RAY_SYSTEM_CONFIG = {"free_objects_batch_size": 1}
+EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _load(path: str) -> FleetConfig | None:
@@ -62,23 +57,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def init_ray(address: str | None, num_cpus: int | None, object_store_mb: int | None) -> bool:
-    """Join ``address`` (or RAY_ADDRESS), else start an embedded local Ray. True if embedded."""
-    import ray
-
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING)
-        return False
-    ray.init(
-        address="local",  # a new local Ray, never one a `ray start` left behind
-        num_cpus=num_cpus or os.cpu_count(),
-        object_store_memory=object_store_mb * 2**20 if object_store_mb else None,
-        include_dashboard=False, logging_level=logging.WARNING, _system_config=RAY_SYSTEM_CONFIG,
-    )
-    return True
-
-
 def _run_dir(config: FleetConfig, explicit: str | None) -> Path:
     if explicit:
         path = Path(explicit)
@@ -99,8 +77,8 @@ class _StopFlag:
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, _frame: object) -> None:
-        if self.event.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop waiting for the drain
+        if self.event.is_set():
+            raise KeyboardInterrupt  # a second signal: stop waiting, end the actors now
         self.signal = signal.Signals(signum).name
         self.event.set()
 
@@ -109,27 +87,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.file)
     if config is None:
         return EXIT_BAD_CONFIG
-    import ray
-
-    from actors.controller import ControllerActor
-    from fleet.stats import format_summary, format_table
+    from fleet import runtime
 
     run_dir = _run_dir(config, args.run_dir)
-    embedded = init_ray(args.address, args.num_cpus, args.object_store_mb)
-    stop = _StopFlag()
-    print(f"camfleet: fleet '{config.name}', {len(config.active_cameras)} camera(s), run folder {run_dir}",
-          flush=True)
-    controller = ControllerActor.options(name=f"camfleet-{config.name}").remote(config, str(run_dir))
+    stop = _StopFlag()  # from here on a signal stops the fleet, whatever phase it is in
+    embedded = runtime.init_ray(args.address, args.num_cpus, args.object_store_mb)
+    print(f"camfleet: fleet '{config.name}', {len(config.active_cameras)} camera(s), "
+          f"run folder {run_dir}", flush=True)
+    fleet = runtime.start_fleet(config, str(run_dir))
     try:
-        ray.get(controller.start.remote())
-    except (FleetError, ray.exceptions.RayError) as exc:
-        print(f"camfleet: the fleet could not start: {_cause(exc)}", file=sys.stderr)
-        ray.kill(controller)
-        if embedded:
-            ray.shutdown()
-        return EXIT_FAILED
-    url = ray.get(controller.metrics_url.remote())
+        if not _started(fleet, stop):
+            return EXIT_OK if stop.signal else EXIT_FAILED
+        _watch(fleet, args, stop)
+        _stop(fleet, run_dir, stop)
+        return EXIT_OK
+    finally:
+        fleet.kill()
+        runtime.shutdown_ray(embedded)
+
+
+def _started(fleet: Any, stop: _StopFlag) -> bool:
+    """Wait for start-up while answering signals. False if it failed or was interrupted."""
+    import ray
+
+    ref = fleet.controller.start.remote()
+    while not ray.wait([ref], timeout=0.2)[0]:
+        if stop.event.is_set():
+            print(f"camfleet: {stop.signal} during start-up; stopping", file=sys.stderr, flush=True)
+            return False
+    try:
+        ray.get(ref)
+    except ray.exceptions.RayError as exc:
+        print(f"camfleet: the fleet could not start: {_cause(exc)}", file=sys.stderr, flush=True)
+        return False
+    url = fleet.metrics_url()
     print(f"camfleet: metrics at {url}" if url else "camfleet: metrics endpoint off", flush=True)
+    return True
+
+
+def _watch(fleet: Any, args: argparse.Namespace, stop: _StopFlag) -> None:
+    """Print the live table every ``--every`` seconds until a signal, --duration or the end."""
+    from fleet.stats import format_table
+
     started = time.monotonic()
     next_table, shown = started + args.every, time.time()
     while not stop.event.wait(0.2):
@@ -138,23 +137,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             break
         if now >= next_table:
             next_table = now + args.every
-            snapshot = ray.get(controller.snapshot.remote())
+            snapshot = fleet.snapshot()
             print(format_table(snapshot, now - started, since=shown), "\n", flush=True)
             shown = max([shown, *(a["time"] for a in snapshot.actions)])
-            if ray.get(controller.ended.remote()):
+            if fleet.ended():
                 print("camfleet: every camera has ended", flush=True)
                 break
+
+
+def _stop(fleet: Any, run_dir: Path, stop: _StopFlag) -> None:
+    from fleet.stats import format_summary
+
     why = f"on {stop.signal}" if stop.signal else "at the end of the run"
     print(f"camfleet: stopping {why}; draining in-flight frames", flush=True)
-    final = ray.get(controller.stop.remote())
+    final = fleet.stop()
     print(format_summary(final), flush=True)
-    summary = {cid: {k: v for k, v in asdict(s).items() if k != "latency_s"} for cid, s in final.items()}
+    summary = {cid: {k: v for k, v in asdict(s).items() if k != "latency_s"}
+               for cid, s in final.items()}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"camfleet: events in {run_dir}", flush=True)
-    ray.kill(controller)
-    if embedded:
-        ray.shutdown()
-    return EXIT_OK
 
 
 def _cause(exc: BaseException) -> str:
@@ -162,13 +163,7 @@ def _cause(exc: BaseException) -> str:
     return str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from fleet import bench
-
-    return bench.main(args)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="camfleet", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -190,24 +185,36 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--output", "-o", help="write to this file instead of stdout")
     schema.set_defaults(func=cmd_schema)
 
-    from fleet.bench import add_parser as add_bench
-
-    add_bench(sub, cmd_bench)
-
-    from fleet import report
-
-    report.add_parser(sub, report.main)
+    _add_lazy(sub, "bench", "benchmarks (ratios against a baseline in the same run)", command)
+    _add_lazy(sub, "report", "draw a finished run's panels to PNG", command)
     return parser
+
+
+def _add_lazy(sub: Any, name: str, text: str, command: str | None) -> None:
+    """Commands with heavy modules are imported only when they are the one being run."""
+    if command != name:
+        sub.add_parser(name, help=text, add_help=False)
+        return
+    if name == "bench":
+        from fleet.bench.main import add_parser, main
+    else:
+        from fleet.report import add_parser, main  # type: ignore[assignment]
+    add_parser(sub, main)
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         return int(args.func(args))
     except FleetError as exc:
         print(f"camfleet: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("camfleet: interrupted again; stopped without draining", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 """FleetController: starts the fleet's actors from the config, gathers their stats, runs the
-scaling policy on them and applies its decisions, and stops the fleet.
+scaling policy on them and applies its decisions, replaces actors that die, and stops the fleet.
 
-A plain class; ``actors/controller.py`` makes it a Ray actor and injects the camera and detector
-actor classes, so imports flow one way (actors -> fleet). Each step of the control loop catches
-and logs its own exceptions: one bad camera never halts the loop. One stats path: the snapshot
-``collect`` builds feeds the policy, the live table and ``stats.jsonl`` alike.
+A plain class over :class:`fleet.actorsys.Actors` (``actors/controller.py`` wires it to Ray),
+so its logic has unit tests with an in-process fake. Each step of the control loop catches and
+logs its own exceptions: one bad camera never halts the loop. One stats path: the snapshot
+``collect`` builds feeds the policy, the live table, ``stats.jsonl`` and ``/metrics`` alike.
 """
 
 from __future__ import annotations
@@ -18,40 +18,58 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import ray
-from ray.exceptions import GetTimeoutError, RayActorError
-
 from fleet import policy
+from fleet.actorsys import ActorLostError, ActorRef, Actors, ActorTimeoutError, Placement
 from fleet.config import FleetConfig
 from fleet.errors import FleetError
 from fleet.frames import CameraStats
-from fleet.handoff import actor_id
 from fleet.metrics import FleetMetrics
 from fleet.pools import DetectorPool
 from fleet.stats import FleetSnapshot, FleetStats
 
 log = logging.getLogger(__name__)
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 60.0
+CALL_TIMEOUT_S = 10.0
+RESTART_BACKOFF_S = (1.0, 30.0)  # a camera actor that keeps dying is restarted at most this often
+
+
+def fit_problem(config: FleetConfig, total: dict[str, float], free: dict[str, float]) -> str | None:
+    """Why the fleet cannot start on a cluster with ``free`` resources, in words; or None."""
+    cameras = sum(c.num_cpus for c in config.active_cameras)
+    used = {n for c in config.active_cameras for n in c.detect}
+    pools = {n: config.detectors[n].actors * config.detectors[n].num_cpus for n in sorted(used)}
+    need = cameras + sum(pools.values())
+    have = free.get("CPU", 0.0)
+    if need <= have + 1e-9:
+        return None
+    parts = ", ".join(f"{n}: {config.detectors[n].actors} x {config.detectors[n].num_cpus:g}"
+                      for n in pools)
+    return (f"the fleet needs {need:g} CPUs ({len(config.active_cameras)} camera(s): {cameras:g}; "
+            f"detectors {parts}) and the cluster has {have:g} of {total.get('CPU', 0.0):g} free. "
+            "Lower cameras' num_cpus (defaults.num_cpus), detectors.<name>.actors or num_cpus, "
+            "or add nodes")
 
 
 class FleetController:
-    def __init__(self, config: FleetConfig, run_dir: str, camera_actor: Any, detector_actor: Any):
+    def __init__(self, config: FleetConfig, run_dir: str, actors: Actors):
         self.config = config
         self.run_dir = Path(run_dir)
-        self.camera_actor = camera_actor
-        self.detector_actor = detector_actor
+        self.actors = actors
         self.pools: dict[str, DetectorPool] = {}
-        self.cameras: dict[str, Any] = {}
+        self.cameras: dict[str, ActorRef] = {}
         self.kinds = {c.id: tuple(c.detect) for c in config.active_cameras}
         self.last: dict[str, CameraStats] = {}
+        self.restarts: Counter[str] = Counter()
+        self.restart_due: dict[str, float] = {}  # camera id -> monotonic time of its next restart
         self.stats = FleetStats(window_s=config.autoscaling.look_back_s)
         self.latest = FleetSnapshot(time.time())
         self.policy_state = policy.PolicyState()
         self.decisions: Counter[tuple[str, str, str]] = Counter()  # (action, reason, target)
         self.metrics = FleetMetrics(config.name)
         self.metrics_url: str | None = None
-        self.recent: deque[dict] = deque(maxlen=20)
+        self.recent: deque[dict[str, Any]] = deque(maxlen=20)
         self.lock = threading.Lock()
+        self.aborted = threading.Event()  # set by stop(): start-up waits give up
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # Open for the fleet's lifetime; closed by stop().
         self.stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -59,20 +77,29 @@ class FleetController:
 
     # ------------------------------------------------------------------------------------ start
     def start(self) -> None:
+        """Check the fleet fits, start the pools, wait for them, then start the cameras."""
+        problem = fit_problem(self.config, *self.actors.resources())
+        if problem:
+            raise FleetError(problem)
         self._serve_metrics()
-        used = {name for kinds in self.kinds.values() for name in kinds}
-        for name in sorted(used):
+        for name in sorted({n for kinds in self.kinds.values() for n in kinds}):
             spec = self.config.detectors[name]
-            self.pools[name] = DetectorPool(name, spec, self.detector_actor)
+            self.pools[name] = DetectorPool(name, spec, self.actors)
             self.pools[name].start(spec.actors)
         self._wait_ready()
         for i, camera in enumerate(self.config.active_cameras):
-            routes = {name: list(self.pools[name].running) for name in camera.detect}
-            handle = self.camera_actor.options(num_cpus=camera.num_cpus).remote(
-                camera, routes, self.config.sinks, str(self.run_dir), i
-            )
-            self.cameras[camera.id] = handle
-        ray.get([h.start.remote() for h in self.cameras.values()], timeout=START_TIMEOUT_S)
+            self.cameras[camera.id] = self._start_camera(camera.id, i, None)
+        outcomes = self.actors.call_all(
+            {cid: (ref, "start", ()) for cid, ref in self.cameras.items()}, START_TIMEOUT_S)
+        for cid, outcome in outcomes.items():
+            if isinstance(outcome, BaseException):  # that camera restarts; the others run
+                log.error("camera %s: did not start: %s", cid, outcome)
+
+    def _start_camera(self, cid: str, offset: int, resume: CameraStats | None) -> ActorRef:
+        camera = next(c for c in self.config.active_cameras if c.id == cid)
+        routes = {name: self.pools[name].handles() for name in camera.detect}
+        args = (camera, routes, self.config.sinks, str(self.run_dir), offset, resume)
+        return self.actors.start_camera(cid, args, Placement(num_cpus=camera.num_cpus))
 
     def _serve_metrics(self) -> None:
         settings = self.config.metrics
@@ -87,95 +114,127 @@ class FleetController:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while any(p.pending for p in self.pools.values()) and time.monotonic() < deadline:
+            if self.aborted.is_set():
+                raise FleetError("start-up was interrupted")
             for pool in self.pools.values():
                 pool.promote(timeout_s=0.2)
-        short = [p.name for p in self.pools.values() if p.pending or not p.running]
+        short = [p.name for p in self.pools.values() if not p.running]
         if short:
-            free = ray.available_resources().get("CPU", 0)
+            _, free = self.actors.resources()
             raise FleetError(
-                f"detector pool(s) {', '.join(short)} did not start within {START_TIMEOUT_S:g} s; "
-                f"the cluster has {free:g} CPU free. Lower detectors.<name>.actors or num_cpus, "
-                "or add nodes"
+                f"detector pool(s) {', '.join(short)} did not start within {START_TIMEOUT_S:g} s "
+                f"(the cluster has {free.get('CPU', 0.0):g} CPU free); see the detector actors' "
+                "errors above, lower detectors.<name>.actors or num_cpus, or add nodes"
             )
 
     # ---------------------------------------------------------------------------------- collect
     def collect(self) -> FleetSnapshot:
-        """Gather every actor's stats once."""
+        """Gather every actor's stats once; replace actors that turn out to be dead."""
         now = time.time()
         snapshot = FleetSnapshot(now)
-        refs = {cid: h.stats.remote() for cid, h in self.cameras.items()}
-        ray.wait(list(refs.values()), num_returns=len(refs), timeout=self.config.stats_interval_s * 2)
-        for cid, ref in refs.items():
-            stats = self._get_stats(cid, ref)
+        timeout = self.config.stats_interval_s * 2
+        outcomes = self.actors.call_all(
+            {cid: (ref, "stats", ()) for cid, ref in self.cameras.items()}, timeout)
+        for cid, outcome in outcomes.items():
+            stats = self._camera_outcome(cid, outcome)
             if stats is not None:
                 snapshot.cameras[cid] = self.stats.update_camera(stats)
                 self.metrics.observe_camera(stats)
         for name, pool in self.pools.items():
-            results = []
-            for handle in pool.actors():
-                try:
-                    results.append(ray.get(handle.stats.remote(), timeout=self.config.stats_interval_s))
-                except (RayActorError, GetTimeoutError) as exc:
-                    log.warning("detector %s: no stats: %s", name, type(exc).__name__)
-            view = self.stats.update_detectors(name, results, now)
-            self.metrics.observe_detectors(name, results)
-            view.target, view.running = pool.target, len(pool.running)
-            view.pending, view.draining = len(pool.pending), len(pool.draining)
-            view.queued = self._queued(pool, snapshot)
-            snapshot.detectors[name] = view
+            snapshot.detectors[name] = self._collect_pool(name, pool, snapshot, now)
         snapshot.actions = list(self.recent)
         self.metrics.update(snapshot, self.decisions)
         with self.lock:
             self.latest = snapshot
-            self.stats_file.write(json.dumps(snapshot.record(), separators=(",", ":")) + "\n")
-            self.stats_file.flush()
+            if not self.stats_file.closed:
+                self.stats_file.write(json.dumps(snapshot.record(), separators=(",", ":")) + "\n")
+                self.stats_file.flush()
         return snapshot
+
+    def _collect_pool(self, name: str, pool: DetectorPool, snapshot: FleetSnapshot,
+                      now: float) -> Any:
+        live = pool.live()
+        outcomes = self.actors.call_all({a.id: (a, "stats", ()) for a in live},
+                                        self.config.stats_interval_s)
+        results = [o for o in outcomes.values() if not isinstance(o, BaseException)]
+        lost = [k for k, o in outcomes.items() if isinstance(o, ActorLostError)]
+        silent = [k for k, o in outcomes.items()
+                  if isinstance(o, BaseException) and not isinstance(o, ActorLostError)]
+        if pool.health([k for k in outcomes if k not in lost and k not in silent], lost, silent):
+            self._route(name)
+        view = self.stats.update_detectors(name, results, now)
+        self.metrics.observe_detectors(name, results)
+        view.target, view.running = pool.target, len(pool.running)
+        view.pending, view.draining = len(pool.pending), len(pool.draining)
+        view.queued = self._queued(pool, snapshot)
+        return view
 
     @staticmethod
     def _queued(pool: DetectorPool, snapshot: FleetSnapshot) -> int:
         """Frames at the pool's actors beyond the one each is working on."""
-        ids = {actor_id(h) for h in pool.actors()}
-        at_pool = sum(n for v in snapshot.cameras.values() for a, n in v.stats.outstanding.items() if a in ids)
+        ids = {a.id for a in pool.live()}
+        at_pool = sum(n for v in snapshot.cameras.values()
+                      for a, n in v.stats.outstanding.items() if a in ids)
         return max(0, at_pool - len(ids))
 
-    def _get_stats(self, cid: str, ref: Any) -> CameraStats | None:
-        try:
-            stats = ray.get(ref, timeout=0)
-        except GetTimeoutError:
-            return None
-        except RayActorError as exc:
-            last = self.last.get(cid)
-            log.error("camera %s: actor died: %s", cid, exc)
-            stats = replace(last, state="crashed", latency_s=()) if last else None
-        if stats is not None:
-            self.last[cid] = stats
-        return stats
+    def _camera_outcome(self, cid: str, outcome: Any) -> CameraStats | None:
+        if isinstance(outcome, CameraStats):
+            self.last[cid] = outcome
+            self.restart_due.pop(cid, None)
+            return outcome
+        last = self.last.get(cid)
+        if isinstance(outcome, ActorLostError):
+            self._restart_camera(cid, outcome)
+            return replace(last, state="restarting", latency_s=()) if last else None
+        if not isinstance(outcome, ActorTimeoutError):
+            log.error("camera %s: stats failed: %s", cid, outcome)
+        return replace(last, latency_s=()) if last else None
+
+    def _restart_camera(self, cid: str, why: BaseException) -> None:
+        """Replace a dead camera actor; its counters go on from what we last saw of it."""
+        now = time.monotonic()
+        due = self.restart_due.get(cid)
+        if due is not None and now < due:
+            return
+        self.restarts[cid] += 1
+        delay = min(RESTART_BACKOFF_S[1], RESTART_BACKOFF_S[0] * 2 ** (self.restarts[cid] - 1))
+        self.restart_due[cid] = now + delay
+        log.error("camera %s: actor died (%s); restarting it (restart %d)", cid, why,
+                  self.restarts[cid])
+        self.actors.kill(self.cameras[cid])
+        offset = list(self.kinds).index(cid)
+        self.cameras[cid] = ref = self._start_camera(cid, offset, self.last.get(cid))
+        self.actors.send(ref, "start")
 
     # -------------------------------------------------------------------------------- autoscale
     def signals(self, snapshot: FleetSnapshot) -> policy.Snapshot:
         """What the policy sees: the same figures as the table, per camera and per pool."""
         cameras = tuple(
-            policy.CameraSignal(cid, self.kinds[cid], v.offered_fps, v.hit_rate, v.p95_ms, v.stats.buffers)
-            for cid, v in snapshot.cameras.items() if v.stats.state not in ("ended", "crashed")
+            policy.CameraSignal(cid, self.kinds[cid], v.offered_fps, v.hit_rate, v.p95_ms,
+                                v.stats.buffers)
+            for cid, v in snapshot.cameras.items()
+            if v.stats.state not in ("ended", "crashed", "restarting")
         )
         pools = tuple(
             policy.PoolSignal(
-                kind=name, target=pool.target, running=len(pool.running), pending=len(pool.pending),
+                kind=name, target=pool.target, running=len(pool.running),
+                pending=len(pool.pending),
                 utilisation=view.utilisation if (view := snapshot.detectors.get(name)) else 0.0,
                 service_s=view.mean_service_s if view else None, num_cpus=pool.spec.num_cpus,
                 min_actors=pool.spec.min_actors, max_actors=pool.spec.max_actors,
             )
             for name, pool in self.pools.items()
         )
-        free = ray.available_resources().get("CPU", 0.0)
-        return policy.Snapshot(time.monotonic(), cameras, pools, free)
+        _, free = self.actors.resources()
+        return policy.Snapshot(time.monotonic(), cameras, pools, free.get("CPU", 0.0))
 
     def autoscale(self, snapshot: FleetSnapshot) -> policy.Decision:
         """Promote ready actors, decide, apply: actors, routing, buffers; reap drained actors."""
         changed = {name for name, pool in self.pools.items() if pool.promote()}
         signals = self.signals(snapshot)
         if self.config.autoscaling.enabled:
-            decision, self.policy_state = policy.decide(signals, self.policy_state, self.config.autoscaling)
+            decision, self.policy_state = policy.decide(signals, self.policy_state,
+                                                        self.config.autoscaling)
         else:
             decision = policy.disabled(signals)
         for name, target in decision.actors.items():
@@ -186,22 +245,30 @@ class FleetController:
         for camera in signals.cameras:
             wanted = decision.buffers.get(camera.camera, camera.buffers)
             if wanted != camera.buffers:
-                self.cameras[camera.camera].set_buffers.remote(wanted)
+                self.actors.send(self.cameras[camera.camera], "set_buffers", wanted)
         self._reap()
         self._record(decision.actions)
         return decision
 
     def _route(self, name: str) -> None:
-        """Tell every camera of this kind which actors to send frames to (ordered calls)."""
-        running = list(self.pools[name].running)
-        ray.get([self.cameras[cid].set_pool.remote(name, running)
-                 for cid, kinds in self.kinds.items() if name in kinds and cid in self.cameras])
+        """Tell every camera of this kind which actors to send frames to."""
+        handles = self.pools[name].handles()
+        calls = {cid: (self.cameras[cid], "set_pool", (name, handles))
+                 for cid, kinds in self.kinds.items() if name in kinds and cid in self.cameras}
+        for cid, outcome in self.actors.call_all(calls, CALL_TIMEOUT_S).items():
+            if isinstance(outcome, BaseException):  # a restarted camera gets the pool at start
+                log.warning("camera %s: routing update failed: %s", cid, outcome)
 
     def _reap(self) -> None:
         if not any(p.draining for p in self.pools.values()):
             return
+        calls = {cid: (ref, "outstanding", ()) for cid, ref in self.cameras.items()}
         outstanding: Counter[str] = Counter()
-        for counts in ray.get([h.outstanding.remote() for h in self.cameras.values()]):
+        for cid, counts in self.actors.call_all(calls, CALL_TIMEOUT_S).items():
+            if isinstance(counts, ActorLostError):
+                continue  # a dead camera's frames died with it
+            if isinstance(counts, BaseException):
+                return  # unknown: reap next time rather than kill an actor with frames
             outstanding.update(counts)
         for pool in self.pools.values():
             pool.reap(outstanding)
@@ -242,27 +309,39 @@ class FleetController:
     # ------------------------------------------------------------------------------------- stop
     def stop(self) -> dict[str, CameraStats]:
         """Drain every camera (in-flight frames finish or are counted), then end all actors."""
-        timeout = self.config.drain_timeout_s + 30
-        refs = {cid: h.stop.remote(self.config.drain_timeout_s) for cid, h in self.cameras.items()}
+        self.aborted.set()
+        calls = {cid: (ref, "stop", (self.config.drain_timeout_s,))
+                 for cid, ref in self.cameras.items()}
+        outcomes = self.actors.call_all(calls, self.config.drain_timeout_s + 5)
         final: dict[str, CameraStats] = {}
-        for cid, ref in refs.items():
-            try:
-                final[cid] = ray.get(ref, timeout=timeout)
-            except (RayActorError, GetTimeoutError) as exc:
-                log.error("camera %s: did not stop cleanly: %s", cid, type(exc).__name__)
-                last = self.last.get(cid)
-                if last is not None:
-                    final[cid] = replace(last, state="crashed")
-        for handle in self.cameras.values():
-            ray.kill(handle)
+        for cid, outcome in outcomes.items():
+            if isinstance(outcome, CameraStats):
+                final[cid] = outcome
+                continue
+            log.error("camera %s: did not stop cleanly: %s", cid, type(outcome).__name__)
+            last = self.last.get(cid)
+            if last is not None:  # what it had in flight is lost with it
+                final[cid] = lost_with_actor(last, "crashed")
+        for ref in self.cameras.values():
+            self.actors.kill(ref)
         for pool in self.pools.values():
             pool.stop()
         with self.lock:
             counters = {cid: {k: v for k, v in asdict(s).items() if k != "latency_s"}
                         for cid, s in final.items()}
             record = {"time": round(time.time(), 3), "final": counters}
-            self.stats_file.write(json.dumps(record, separators=(",", ":")) + "\n")
-            self.stats_file.close()
-            self.decisions_file.close()
+            if not self.stats_file.closed:
+                self.stats_file.write(json.dumps(record, separators=(",", ":")) + "\n")
+                self.stats_file.close()
+                self.decisions_file.close()
         self.metrics.close()
         return final
+
+
+def lost_with_actor(last: CameraStats, state: str) -> CameraStats:
+    """A camera's last counters with the frames it had in flight counted as lost with it."""
+    dropped = dict(last.dropped)
+    if last.in_flight:
+        dropped["camera_lost"] = dropped.get("camera_lost", 0) + last.in_flight
+    return replace(last, state=state, in_flight=0, slots_used=0, dropped=dropped, latency_s=(),
+                   outstanding={})

@@ -16,13 +16,9 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from fleet.frames import Completion, FrameMeta
+from fleet.rayactors import actor_id
 
 _LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
-
-
-def actor_id(handle: Any) -> str:
-    """A detector actor's id, the same in every process (handles are not)."""
-    return str(handle._actor_id.hex())
 
 
 @dataclass
@@ -30,6 +26,7 @@ class _Route:
     handle: Any
     actor: str
     outstanding: int = 0
+    dead: bool = False  # a call to it found it dead: no new frame goes there
 
 
 @dataclass
@@ -66,21 +63,28 @@ class RayDispatcher:
                     counts[route.actor] = counts.get(route.actor, 0) + 1
             return counts
 
-    def _pick(self, kind: str) -> _Route:
-        routes = self.routes[kind]
+    def _pick(self, kind: str) -> _Route | None:
+        routes = [r for r in self.routes[kind] if not r.dead]
         if not routes:
-            raise RuntimeError(f"no '{kind}' detector actor is running")
+            return None
         start = next(self.rotation) % len(routes)
         ordered = routes[start:] + routes[:start]  # ties go round-robin
         return min(ordered, key=lambda r: r.outstanding)
 
     def submit(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
+        with self.lock:  # choose every kind's actor first: a frame is sent whole or not at all
+            picks = {kind: self._pick(kind) for kind in self.routes}
+        missing = sorted(kind for kind, route in picks.items() if route is None)
+        if missing:
+            names = ", ".join(missing)
+            raise RuntimeError(f"no live detector actor of kind(s) {names}; the controller "
+                               "is replacing it")
         frame_ref = ray.put(frame)
         completion = Completion(meta, started, view=lambda: ray.get(frame_ref))
         ticket = _Ticket(completion, frame_ref)
         with self.lock:
-            for kind in self.routes:
-                route = self._pick(kind)
+            for route in picks.values():
+                assert route is not None
                 route.outstanding += 1
                 result_ref = route.handle.detect.remote(frame_ref, meta)
                 ticket.waiting[result_ref] = route
@@ -118,6 +122,7 @@ class RayDispatcher:
                 ticket.completion.results.append(result)
             elif isinstance(error, _LOST):
                 ticket.completion.lost = True
+                route.dead = True  # leaves the routing now, before the controller notices
             else:
                 ticket.completion.errors.append(str(error).splitlines()[-1][:300])
             return ticket, not ticket.waiting

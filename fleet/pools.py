@@ -1,34 +1,39 @@
-"""DetectorPool: the actors of one detector kind, as they start, run and drain.
+"""DetectorPool: the actors of one detector kind, as they start, run, die and drain.
 
 A state manager with small steps the controller calls each loop (as Ray Serve's deployment
-state does): ``promote`` ready actors, ``resize`` to a target, ``reap`` drained actors.
-Scaling in never loses a frame: a removed actor first leaves every camera's routing, and is
-killed only once no camera has a frame outstanding at it.
+state does): ``promote`` ready actors, ``resize`` to a target, ``replace`` dead or hung ones,
+``reap`` drained ones. Scaling in never loses a frame: a removed actor first leaves every
+camera's routing, and is killed only once no camera has a frame outstanding at it.
+
+Actors are not restarted by Ray (``max_restarts=0``): a dead actor is replaced by a new one
+here, so a pool never runs out of restarts, and a replacement is an ordinary pending actor that
+joins the routing when ready. Imports no Ray: actors are reached through :class:`Actors`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Iterable
 
-import ray
-
+from fleet.actorsys import ActorRef, Actors, Placement
 from fleet.config import DetectorConfig
-from fleet.handoff import actor_id
 
 log = logging.getLogger(__name__)
+UNHEALTHY_AFTER = 3  # missed health checks (stats calls) in a row before an actor is replaced
 
 
 class DetectorPool:
-    def __init__(self, name: str, spec: DetectorConfig, actor_cls: Any):
+    def __init__(self, name: str, spec: DetectorConfig, actors: Actors):
         self.name = name
         self.spec = spec
-        # Detectors are stateless: a crashed one restarts; its in-flight frames count as
-        # detector_lost on their camera.
-        self.actor = actor_cls.options(num_cpus=spec.num_cpus, max_restarts=3)
-        self.running: list[Any] = []
-        self.pending: dict[Any, Any] = {}  # ready() ref -> handle, not yet ready
-        self.draining: list[Any] = []
+        self.actors = actors
+        self.placement = Placement(num_cpus=spec.num_cpus, max_restarts=0)
+        self.running: list[ActorRef] = []
+        self.pending: list[ActorRef] = []
+        self.draining: list[ActorRef] = []
+        self.missed: dict[str, int] = {}  # actor id -> health checks missed in a row
+        self.replaced = 0  # actors replaced because they died or hung
+        self.start_failures = 0
 
     @property
     def target(self) -> int:
@@ -36,23 +41,28 @@ class DetectorPool:
 
     def start(self, count: int) -> None:
         for _ in range(count):
-            handle = self.actor.remote(self.name, self.spec)
-            self.pending[handle.ready.remote()] = handle
+            self.pending.append(self.actors.start_detector(self.name, (self.name, self.spec),
+                                                           self.placement))
 
     def promote(self, timeout_s: float = 0) -> bool:
         """Move actors that became ready to ``running``. True if the routing must change."""
         if not self.pending:
             return False
-        ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=timeout_s)
-        for ref in ready:
-            handle = self.pending.pop(ref)
-            try:
-                ray.get(ref)
-                self.running.append(handle)
-            except ray.exceptions.RayError as exc:
-                log.error("detector %s: an actor failed to start: %s", self.name, exc)
-                ray.kill(handle)
-        return bool(ready)
+        outcomes = self.actors.ready(self.pending, timeout_s)
+        changed = False
+        for actor in list(self.pending):
+            if actor.id not in outcomes:
+                continue
+            self.pending.remove(actor)
+            outcome = outcomes[actor.id]
+            if isinstance(outcome, BaseException):
+                self.start_failures += 1
+                log.error("detector %s: an actor failed to start: %s", self.name, outcome)
+                self.actors.kill(actor)
+            else:
+                self.running.append(actor)
+                changed = True
+        return changed
 
     def resize(self, target: int) -> bool:
         """Start or retire actors to reach ``target``. True if the routing must change."""
@@ -61,26 +71,59 @@ class DetectorPool:
             return False
         changed = False
         while self.target > target and self.pending:  # not routed yet: no frame can be lost
-            _, handle = self.pending.popitem()
-            ray.kill(handle)
+            self.actors.kill(self.pending.pop())
         while self.target > target and self.running:
             self.draining.append(self.running.pop())
             changed = True
         return changed
 
+    def health(self, answered: Iterable[str], lost: Iterable[str], silent: Iterable[str]) -> bool:
+        """Take one round of health checks (the stats calls): ``lost`` actors are dead, and
+        ``silent`` ones missed a check. Dead actors, and actors that missed ``UNHEALTHY_AFTER``
+        checks in a row, are killed and replaced. True if the routing must change."""
+        for actor_id in answered:
+            self.missed.pop(actor_id, None)
+        dead = set(lost)
+        for actor_id in silent:
+            self.missed[actor_id] = self.missed.get(actor_id, 0) + 1
+            if self.missed[actor_id] >= UNHEALTHY_AFTER:
+                log.error("detector %s: actor %s missed %d health checks; replacing it",
+                          self.name, actor_id[:8], UNHEALTHY_AFTER)
+                dead.add(actor_id)
+        return self.replace(dead)
+
+    def replace(self, dead: set[str]) -> bool:
+        """Kill the given actors and start one new actor for each that was running."""
+        gone_running = [a for a in self.running if a.id in dead]
+        gone = gone_running + [a for a in self.draining if a.id in dead]
+        for actor in gone:
+            log.error("detector %s: actor %s is gone; %s", self.name, actor.id[:8],
+                      "starting a replacement" if actor in gone_running else "it was draining")
+            self.actors.kill(actor)
+            self.missed.pop(actor.id, None)
+        self.running = [a for a in self.running if a.id not in dead]
+        self.draining = [a for a in self.draining if a.id not in dead]
+        self.replaced += len(gone_running)
+        self.start(len(gone_running))
+        return bool(gone_running)
+
     def reap(self, outstanding: dict[str, int]) -> int:
         """Kill draining actors no camera has a frame at any more. Returns how many."""
-        done = [h for h in self.draining if outstanding.get(actor_id(h), 0) == 0]
-        for handle in done:
-            self.draining.remove(handle)
-            ray.kill(handle)
+        done = [a for a in self.draining if outstanding.get(a.id, 0) == 0]
+        for actor in done:
+            self.draining.remove(actor)
+            self.actors.kill(actor)
         return len(done)
 
     def stop(self) -> None:
-        for handle in [*self.running, *self.pending.values(), *self.draining]:
-            ray.kill(handle)
-        self.running, self.pending, self.draining = [], {}, []
+        for actor in [*self.running, *self.pending, *self.draining]:
+            self.actors.kill(actor)
+        self.running, self.pending, self.draining = [], [], []
 
-    def actors(self) -> list[Any]:
-        """Every live actor whose stats count: running and draining."""
+    def live(self) -> list[ActorRef]:
+        """Every actor whose stats count: running and draining."""
         return [*self.running, *self.draining]
+
+    def handles(self) -> list[object]:
+        """The running actors' handles, for the cameras' routing."""
+        return [a.handle for a in self.running]

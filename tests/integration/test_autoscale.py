@@ -13,6 +13,7 @@ from actors.camera import CameraActor
 from actors.detector import DetectorActor
 from fleet.config import parse_fleet
 from fleet.controller import FleetController
+from fleet.rayactors import RayActors
 from tests.integration.probes import ProbedDetectorActor, ProbeDetector
 
 pytestmark = pytest.mark.timeout(240)
@@ -42,8 +43,8 @@ autoscaling:
 def test_load_step_scales_out_then_in_without_losing_a_frame(ray_ready, tmp_path):
     # given one detector actor and a load that needs two
     slow = functools.partial(ProbeDetector, out_dir=str(tmp_path), delay_s=0.1)
-    controller = FleetController(parse_fleet(FLEET, env={}), str(tmp_path), CameraActor,
-                                 ProbedDetectorActor(DetectorActor, slow))
+    controller = FleetController(parse_fleet(FLEET, env={}), str(tmp_path),
+                                 RayActors(CameraActor, ProbedDetectorActor(DetectorActor, slow)))
     controller.start()
     halt = threading.Event()
     loop = threading.Thread(target=controller.run, args=(halt,), daemon=True)

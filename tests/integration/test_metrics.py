@@ -13,6 +13,7 @@ from actors.camera import CameraActor
 from actors.detector import DetectorActor
 from fleet.config import parse_fleet
 from fleet.controller import FleetController
+from fleet.rayactors import RayActors
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,7 +48,7 @@ cameras:
 detectors:
   face: {actors: 1, num_cpus: 0.5}
 """, env={"CAM_PASSWORD": "hunter2"})
-    controller = FleetController(config, str(tmp_path), CameraActor, DetectorActor)
+    controller = FleetController(config, str(tmp_path), RayActors(CameraActor, DetectorActor))
     controller.start()
     try:
         assert controller.metrics_url and controller.metrics_url.startswith("http://127.0.0.1:")

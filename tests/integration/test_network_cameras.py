@@ -11,6 +11,7 @@ from actors.camera import CameraActor
 from actors.detector import DetectorActor
 from fleet.config import parse_fleet
 from fleet.controller import FleetController
+from fleet.rayactors import RayActors
 from tests.servers import fixtures
 
 pytestmark = pytest.mark.timeout(180)
@@ -45,7 +46,7 @@ cameras:
 detectors:
   person: {{actors: 1, num_cpus: 0.5}}
 """, env={})
-    controller = FleetController(config, str(tmp_path), CameraActor, DetectorActor)
+    controller = FleetController(config, str(tmp_path), RayActors(CameraActor, DetectorActor))
     controller.start()
     try:
         # when both run, frames flow and people are found

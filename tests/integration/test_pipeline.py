@@ -14,6 +14,7 @@ from actors.camera import CameraActor
 from actors.detector import DetectorActor
 from fleet.config import parse_fleet
 from fleet.controller import FleetController
+from fleet.rayactors import RayActors
 from tests.conftest import MEGAMIND, VTEST
 from tests.integration.probes import ProbedDetectorActor, ProbeDetector
 
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def start_fleet(yaml_text: str, run_dir: Path, detector_actor=DetectorActor) -> FleetController:
-    controller = FleetController(parse_fleet(yaml_text, env={}), str(run_dir), CameraActor, detector_actor)
+    controller = FleetController(parse_fleet(yaml_text, env={}), str(run_dir),
+                                 RayActors(CameraActor, detector_actor))
     controller.start()
     return controller
 
