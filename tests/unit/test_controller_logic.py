@@ -1,0 +1,175 @@
+"""The controller's logic on fake actors: start-up, stats fan-in, applying decisions, and what
+it does when an actor dies or hangs. The same controller on real Ray is in tests/integration."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleet.config import parse_fleet
+from fleet.controller import FleetController, fit_problem
+from fleet.errors import FleetError
+from fleet.pools import UNHEALTHY_AFTER
+from tests.unit.fakeactors import FakeActors
+
+FLEET = """
+name: t
+metrics: {enabled: false}
+autoscaling: {enabled: false}
+defaults: {fps: 5, buffers: 2, num_cpus: 0.25}
+cameras:
+  - {id: a, source: {type: synthetic, width: 320, height: 240, fps: 10}, detect: [face]}
+  - {id: b, source: {type: synthetic, width: 320, height: 240, fps: 10}, detect: [face, person]}
+detectors:
+  face: {actors: 2, num_cpus: 0.5}
+  person: {actors: 1, num_cpus: 0.5}
+"""
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    actors = FakeActors(cpus=4)
+    controller = FleetController(parse_fleet(FLEET, env={}), str(tmp_path), actors)
+    controller.start()
+    yield controller, actors
+    if not controller.stats_file.closed:
+        controller.stop()
+
+
+def camera(actors, controller, cid):
+    return actors.obj(controller.cameras[cid])
+
+
+def test_start_pools_first_then_cameras_routed_to_ready_actors(fleet):
+    controller, actors = fleet
+    roles = [r.role for r in actors.started]
+    assert roles == ["detector"] * 3 + ["camera"] * 2
+    b = camera(actors, controller, "b")
+    assert b.state == "up"
+    assert b.routes["face"] == controller.pools["face"].handles() and len(b.routes["face"]) == 2
+    assert set(camera(actors, controller, "a").routes) == {"face"}
+
+
+def test_a_fleet_that_does_not_fit_fails_at_once_naming_the_numbers(tmp_path):
+    actors = FakeActors(cpus=2)
+    text = FLEET.replace("num_cpus: 0.25", "num_cpus: 0.75")  # 1.5 + 1.5 = 3 CPUs
+    controller = FleetController(parse_fleet(text, env={}), str(tmp_path), actors)
+    with pytest.raises(FleetError) as err:
+        controller.start()
+    message = str(err.value)
+    assert "needs 3 CPUs" in message and "has 2 of 2 free" in message and "num_cpus" in message
+    assert actors.started == []  # nothing was started
+    controller.stop()
+
+
+def test_fit_problem_is_none_when_it_fits():
+    config = parse_fleet(FLEET, env={})
+    assert fit_problem(config, {"CPU": 2.0}, {"CPU": 2.0}) is None  # 0.5 + 1.5
+
+
+def test_collect_gathers_every_camera_and_pool(fleet):
+    controller, _ = fleet
+    snapshot = controller.collect()
+    assert set(snapshot.cameras) == {"a", "b"}
+    assert all(v.stats.accounted for v in snapshot.cameras.values())
+    assert snapshot.detectors["face"].running == 2 and snapshot.detectors["person"].running == 1
+
+
+def test_a_hung_camera_does_not_stop_the_others(fleet):
+    controller, actors = fleet
+    controller.collect()
+    actors.hang(controller.cameras["a"])
+    before = controller.last["a"].captured
+    snapshot = controller.collect()
+    assert snapshot.cameras["b"].stats.captured == 20
+    assert snapshot.cameras["a"].stats.captured == before  # its last known counters
+
+
+def test_a_dead_detector_is_replaced_and_leaves_the_routing(fleet):
+    controller, actors = fleet
+    pool = controller.pools["face"]
+    victim = pool.running[0]
+    actors.die(victim)
+    controller.collect()
+    assert victim.id in actors.killed
+    assert victim not in pool.running and len(pool.pending) == 1 and pool.replaced == 1
+    routes = camera(actors, controller, "b").routes["face"]
+    assert victim.handle not in routes and len(routes) == 1  # left the routing at once
+    controller.autoscale(controller.latest)  # promotes the replacement
+    assert len(pool.running) == 2
+    assert camera(actors, controller, "b").routes["face"] == pool.handles()
+
+
+def test_a_hung_detector_is_replaced_after_missed_health_checks(fleet):
+    controller, actors = fleet
+    pool = controller.pools["person"]
+    victim = pool.running[0]
+    actors.hang(victim)
+    for _ in range(UNHEALTHY_AFTER - 1):
+        controller.collect()
+        assert victim in pool.running
+    controller.collect()
+    assert victim not in pool.running and victim.id in actors.killed and pool.pending
+
+
+def test_a_detector_that_fails_to_start_is_not_routed(tmp_path):
+    actors = FakeActors(cpus=4)
+    actors.failing_start.add("person")
+    controller = FleetController(parse_fleet(FLEET, env={}), str(tmp_path), actors)
+    with pytest.raises(FleetError, match="person"):
+        controller.start()
+    assert not any(r.role == "camera" for r in actors.started)
+    controller.stop()
+
+
+def test_a_dead_camera_restarts_with_its_counters(fleet):
+    controller, actors = fleet
+    controller.collect()
+    controller.collect()
+    old = controller.cameras["a"]
+    last = controller.last["a"]
+    actors.die(old)
+    view = controller.collect().cameras["a"]
+    assert view.stats.state == "restarting"
+    new = controller.cameras["a"]
+    assert new.id != old.id and old.id in actors.killed
+    restarted = actors.obj(new)
+    assert restarted.state == "up" and restarted.resume == last
+    stats = controller.collect().cameras["a"].stats
+    assert stats.captured == last.captured + 10  # neither reset nor double counted
+    assert stats.dropped["camera_lost"] == last.in_flight  # frames that died with the actor
+    assert stats.accounted
+
+
+def test_a_camera_that_keeps_dying_is_restarted_with_backoff(fleet):
+    controller, actors = fleet
+    actors.die(controller.cameras["a"])
+    controller.collect()
+    actors.die(controller.cameras["a"])
+    controller.collect()  # within the backoff: not restarted again yet
+    assert controller.restarts["a"] == 1
+
+
+def test_scale_in_kills_an_actor_only_when_no_camera_has_a_frame_at_it(fleet):
+    controller, actors = fleet
+    pool = controller.pools["face"]
+    assert pool.resize(1)
+    controller._route("face")
+    leaving = pool.draining[0]
+    camera(actors, controller, "b").outstanding_at = {leaving.id: 1}
+    controller._reap()
+    assert leaving.id not in actors.killed
+    camera(actors, controller, "b").outstanding_at = {}
+    controller._reap()
+    assert leaving.id in actors.killed and not pool.draining
+
+
+def test_stop_counts_what_a_dead_camera_had_in_flight(fleet):
+    controller, actors = fleet
+    controller.collect()
+    last = controller.last["a"]
+    actors.die(controller.cameras["a"])
+    final = controller.stop()
+    assert final["b"].state == "stopped" and final["b"].accounted
+    assert final["a"].state == "crashed" and final["a"].in_flight == 0
+    assert final["a"].dropped["camera_lost"] == last.in_flight and final["a"].accounted
+    assert all(r.id in actors.killed for r in actors.started)
