@@ -78,7 +78,8 @@ class FrameLedger:
             self.slots_used += 1
             self.peak_slots_used = max(self.peak_slots_used, self.slots_used)
 
-    def settle(self, outcome: str, latency_s: float | None = None, labels: Counter[str] | None = None) -> None:
+    def settle(self, outcome: str, latency_s: float | None = None,
+               labels: Counter[str] | None = None) -> None:
         """A frame that holds a slot is done: ``processed``, ``failed`` or a drop reason."""
         with self.lock:
             self.in_flight -= 1

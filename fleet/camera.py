@@ -47,7 +47,8 @@ class FpsLimiter:
 class Backoff:
     """Capped exponential backoff with jitter."""
 
-    def __init__(self, initial_s: float, max_s: float, jitter: float, rng: random.Random | None = None):
+    def __init__(self, initial_s: float, max_s: float, jitter: float,
+                 rng: random.Random | None = None):
         self.initial_s, self.max_s, self.jitter = initial_s, max_s, jitter
         self.attempt = 0
         self.rng = rng or random.Random()
@@ -196,7 +197,8 @@ class Camera:
         if self.gate is not None and not self.gate.moving(frame):
             self.ledger.drop("no_motion")
             return frame
-        meta = FrameMeta(self.config.id, index, wall, frame.shape[1], frame.shape[0], self.config.detect_width)
+        meta = FrameMeta(self.config.id, index, wall, frame.shape[1], frame.shape[0],
+                         self.config.detect_width)
         return self._offer(frame, meta, started)
 
     def _full_and_dropping(self) -> bool:
@@ -212,7 +214,8 @@ class Camera:
             return True
 
     def _offer(self, frame: np.ndarray, meta: FrameMeta, started: float) -> np.ndarray | None:
-        """Dispatch now, or apply the drop policy. Returns the buffer to decode the next frame into."""
+        """Dispatch now, or apply the drop policy. Returns the buffer to decode the next frame
+        into."""
         self.ledger.offer()
         with self.lock:
             if self.ledger.slots_used < self.buffers:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -172,7 +171,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else embedded)")
     run.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
     run.add_argument("--every", type=float, default=5.0, help="seconds between live tables")
-    run.add_argument("--run-dir", help="write events and stats here (default: output_dir/name-time)")
+    run.add_argument("--run-dir",
+                     help="write events and stats here (default: output_dir/name-time)")
     run.add_argument("--num-cpus", type=int, help="embedded Ray: logical CPUs (default: all)")
     run.add_argument("--object-store-mb", type=int, help="embedded Ray: object store size")
     run.set_defaults(func=cmd_run)
@@ -198,7 +198,7 @@ def _add_lazy(sub: Any, name: str, text: str, command: str | None) -> None:
     if name == "bench":
         from fleet.bench.main import add_parser, main
     else:
-        from fleet.report import add_parser, main  # type: ignore[assignment]
+        from fleet.report import add_parser, main
     add_parser(sub, main)
 
 

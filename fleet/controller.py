@@ -108,7 +108,7 @@ class FleetController:
         try:
             self.metrics_url = self.metrics.serve(settings.host, settings.port)
         except OSError as exc:  # a busy port must not stop the cameras
-            log.error("metrics: cannot listen on %s:%d (%s); set metrics.port (0 picks a free "
+            log.error("metrics: cannot listen on %s:%d (%s); set metrics.port (0 picks a free "  # noqa: TRY400 - the cause is in the message
                       "one) or metrics.enabled: false", settings.host, settings.port, exc.strerror)
 
     def _wait_ready(self) -> None:
@@ -264,7 +264,7 @@ class FleetController:
             return
         calls = {cid: (ref, "outstanding", ()) for cid, ref in self.cameras.items()}
         outstanding: Counter[str] = Counter()
-        for cid, counts in self.actors.call_all(calls, CALL_TIMEOUT_S).items():
+        for counts in self.actors.call_all(calls, CALL_TIMEOUT_S).values():
             if isinstance(counts, ActorLostError):
                 continue  # a dead camera's frames died with it
             if isinstance(counts, BaseException):

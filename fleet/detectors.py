@@ -62,10 +62,9 @@ class HaarFaceDetector:
             gray, scaleFactor=self.config.scale_factor, minNeighbors=self.config.min_neighbors,
             minSize=(size, size), outputRejectLevels=True,
         )
-        return [
-            _box(self.label, rect, scale, float(weight))
-            for rect, weight in zip(np.asarray(rects).reshape(-1, 4), np.ravel(weights))
-        ]
+        boxes = np.asarray(rects).reshape(-1, 4)
+        return [_box(self.label, rect, scale, float(weight))
+                for rect, weight in zip(boxes, np.ravel(weights), strict=True)]
 
 
 class HogPersonDetector:
@@ -89,7 +88,8 @@ class HogPersonDetector:
         scores = np.ravel(weights).astype(float)
         if len(boxes) == 0:
             return []
-        keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.config.min_score, self.config.nms_iou)
+        keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.config.min_score,
+                                self.config.nms_iou)
         return [_box(self.label, boxes[i], scale, float(scores[i])) for i in np.ravel(keep)]
 
 
@@ -129,14 +129,16 @@ class DetectorService:
             detections = self.detector.detect(frame, meta)
         except Exception as exc:
             self.errors += 1
-            raise DetectorError(f"detector '{self.name}' failed on {meta.camera}#{meta.index}: {exc}") from exc
+            raise DetectorError(
+                f"detector '{self.name}' failed on {meta.camera}#{meta.index}: {exc}") from exc
         finally:
             elapsed = time.perf_counter() - start
             self.calls += 1
             self.busy_s += elapsed
             if len(self._recent) < 10_000:
                 self._recent.append(elapsed)
-        return DetectionResult(self.name, meta.camera, meta.index, tuple(detections), elapsed, self.actor)
+        return DetectionResult(self.name, meta.camera, meta.index, tuple(detections), elapsed,
+                               self.actor)
 
     def stats(self) -> DetectorStats:
         recent, self._recent = tuple(self._recent), []

@@ -32,7 +32,8 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return f"{where}: {self.field}: {self.message}"\
+            if self.field else f"{where}: {self.message}"
 
 
 class ConfigError(FleetError):

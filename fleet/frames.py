@@ -83,7 +83,8 @@ class CameraStats:
 
     @property
     def accounted(self) -> bool:
-        return self.captured == self.processed + sum(self.dropped.values()) + self.failed + self.in_flight
+        settled = self.processed + sum(self.dropped.values()) + self.failed
+        return self.captured == settled + self.in_flight
 
     @property
     def hit_rate(self) -> float:

@@ -23,8 +23,10 @@ from prometheus_client.registry import Collector
 from fleet.frames import CameraStats, DetectorStats
 from fleet.stats import FleetSnapshot
 
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
-SERVICE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5)
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10,
+                   30)
+SERVICE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2,
+                   5)
 LOOP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 CAMERA_STATES = ("starting", "up", "down", "ended", "stopped", "crashed")
 ACTOR_STATES = ("running", "pending", "draining")
@@ -59,7 +61,8 @@ class _SnapshotCollector(Collector):
 
 
 def _fleet_info(fleet: str) -> Iterator[Metric]:
-    info = GaugeMetricFamily("camfleet_fleet_info", "The fleet this controller runs.", labels=["fleet"])
+    info = GaugeMetricFamily("camfleet_fleet_info", "The fleet this controller runs.",
+                             labels=["fleet"])
     info.add_metric([fleet], 1)
     yield info
 
@@ -87,12 +90,16 @@ def _camera_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
 
 def _gauges(views: list[Any]) -> Iterator[Metric]:
     specs = (
-        ("camfleet_frames_in_flight", "Frames captured and not yet settled.", lambda v: v.stats.in_flight),
-        ("camfleet_buffer_slots", "In-flight buffers the camera may use.", lambda v: v.stats.buffers),
+        ("camfleet_frames_in_flight", "Frames captured and not yet settled.",
+         lambda v: v.stats.in_flight),
+        ("camfleet_buffer_slots", "In-flight buffers the camera may use.",
+         lambda v: v.stats.buffers),
         ("camfleet_buffer_slots_used", "Buffers holding a frame at the detectors.",
          lambda v: v.stats.slots_used),
-        ("camfleet_hit_rate", "Admitted / offered frames over the look-back window.", lambda v: v.hit_rate),
-        ("camfleet_source_up", "1 while the source delivers frames.", lambda v: float(v.stats.state == "up")),
+        ("camfleet_hit_rate", "Admitted / offered frames over the look-back window.",
+         lambda v: v.hit_rate),
+        ("camfleet_source_up", "1 while the source delivers frames.",
+         lambda v: float(v.stats.state == "up")),
     )
     for name, text, value in specs:
         family = GaugeMetricFamily(name, text, labels=["camera"])
@@ -119,7 +126,7 @@ def _detector_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
     queued = GaugeMetricFamily("camfleet_detector_queued_frames",
                                "Frames waiting at the kind's actors.", labels=["detector"])
     for v in views:
-        for name, count in zip(ACTOR_STATES, (v.running, v.pending, v.draining)):
+        for name, count in zip(ACTOR_STATES, (v.running, v.pending, v.draining), strict=True):
             actors.add_metric([v.detector, name], count)
         target.add_metric([v.detector], v.target)
         utilisation.add_metric([v.detector], v.utilisation)

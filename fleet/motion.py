@@ -14,7 +14,8 @@ class MotionGate:
 
     def __init__(self, config: MotionConfig):
         self.config = config
-        self.model = cv2.createBackgroundSubtractorMOG2(history=200, varThreshold=25, detectShadows=False)
+        self.model = cv2.createBackgroundSubtractorMOG2(history=200, varThreshold=25,
+                                                        detectShadows=False)
         self.scaler = Downscaler()
         self.mask: np.ndarray | None = None
         self.last_fraction = 1.0

@@ -92,8 +92,10 @@ class PolicyState:
     leaning: dict[str, tuple[int, float]] = field(default_factory=dict)  # key -> (direction, since)
     limited: dict[str, int] = field(default_factory=dict)  # key -> count wanted but not affordable
 
-    def held(self, key: str, direction: int, now: float, delay_s: float) -> tuple[bool, PolicyState]:
-        """Has ``direction`` (+1/-1, 0 = hold) been wanted for ``delay_s``? A flip restarts the timer."""
+    def held(self, key: str, direction: int, now: float,
+             delay_s: float) -> tuple[bool, PolicyState]:
+        """Has ``direction`` (+1/-1, 0 = hold) been wanted for ``delay_s``? A flip restarts the
+        timer."""
         leaning = dict(self.leaning)
         if direction == 0:
             leaning.pop(key, None)
@@ -124,14 +126,16 @@ class PolicyState:
 
 
 def demand(snapshot: Snapshot, pool: PoolSignal) -> float | None:
-    """Actor-seconds per second the cameras offer to ``pool``'s kind (None: service time unknown)."""
+    """Actor-seconds per second the cameras offer to ``pool``'s kind (None: service time
+    unknown)."""
     if pool.service_s is None:
         return None
     fps = sum(c.offered_fps for c in snapshot.cameras if pool.kind in c.kinds)
     return fps * pool.service_s
 
 
-def wanted_actors(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfig) -> tuple[int, int]:
+def wanted_actors(snapshot: Snapshot, pool: PoolSignal,
+                  config: AutoscalingConfig) -> tuple[int, int]:
     """(direction, count): +1 with the count to grow to, -1 with the count to shrink to, or 0."""
     load = demand(snapshot, pool)
     if load is None:
@@ -150,13 +154,15 @@ def wanted_actors(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfi
 
 
 def _scale_pool(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfig,
-                state: PolicyState, free_cpus: float) -> tuple[int, list[Action], PolicyState, float]:
+                state: PolicyState,
+                free_cpus: float) -> tuple[int, list[Action], PolicyState, float]:
     key = f"detector:{pool.kind}"
     direction, count = wanted_actors(snapshot, pool, config)
     delay = config.upscale_delay_s if direction > 0 else config.downscale_delay_s
     ready, state = state.held(key, direction, snapshot.now, delay)
     inputs = {"demand": _round(demand(snapshot, pool)), "utilisation": round(pool.utilisation, 3),
-              "service_ms": _round(pool.service_s and pool.service_s * 1000), "running": pool.running,
+              "service_ms": _round(pool.service_s and pool.service_s * 1000),
+              "running": pool.running,
               "pending": pool.pending, "free_cpus": round(snapshot.free_cpus, 2)}
     if not ready or count == pool.target:
         if direction <= 0:
@@ -173,7 +179,8 @@ def _scale_pool(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfig,
     actions = []
     news, state = state.limit(key, count if grow < count - pool.target else None)
     if news:
-        actions.append(Action(key, "capacity_limited", "cluster_cpus", pool.target, pool.target + grow,
+        actions.append(Action(key, "capacity_limited", "cluster_cpus", pool.target,
+                              pool.target + grow,
                               {**inputs, "wanted": count}))
     if grow > 0:
         reason = "below_min" if pool.target < pool.min_actors else "demand"
@@ -231,7 +238,8 @@ def _shares(snapshot: Snapshot, config: AutoscalingConfig) -> dict[str, float]:
     return shares
 
 
-def decide(snapshot: Snapshot, state: PolicyState, config: AutoscalingConfig) -> tuple[Decision, PolicyState]:
+def decide(snapshot: Snapshot, state: PolicyState,
+           config: AutoscalingConfig) -> tuple[Decision, PolicyState]:
     """One control step: target actors per kind and buffers per camera, with the actions taken."""
     actors: dict[str, int] = {}
     actions: list[Action] = []
@@ -249,7 +257,8 @@ def decide(snapshot: Snapshot, state: PolicyState, config: AutoscalingConfig) ->
     buffers: dict[str, int] = {}
     for camera in snapshot.cameras:
         busy = any(kind in saturated for kind in camera.kinds)
-        buffers[camera.camera], taken, state = _tune_buffers(camera, busy, config, state, snapshot.now)
+        buffers[camera.camera], taken, state = _tune_buffers(camera, busy, config, state,
+                                                             snapshot.now)
         actions += taken
     return Decision(actors, buffers, tuple(actions)), state
 

@@ -82,7 +82,7 @@ class RayActors:
         self._ready.pop(actor.id, None)
         try:
             ray.kill(actor.handle, no_restart=True)
-        except Exception:  # noqa: BLE001 - already gone
+        except Exception:  # noqa: BLE001, S110 - already gone
             pass
 
     def resources(self) -> tuple[dict[str, float], dict[str, float]]:
@@ -95,6 +95,7 @@ class RayActors:
         except GetTimeoutError:
             return ActorTimeoutError(f"no answer within {timeout_s:g} s")
         except _LOST as exc:
-            return ActorLostError(str(exc).strip().splitlines()[0][:300] if str(exc) else "actor died")
+            text = str(exc).strip()
+            return ActorLostError(text.splitlines()[0][:300] if text else "actor died")
         except Exception as exc:  # noqa: BLE001 - the method raised: report it as the outcome
             return exc

@@ -65,7 +65,8 @@ class SnapshotWriter:
         self.last = -1e18
         self.scaler = Downscaler()
 
-    def maybe_write(self, frame: np.ndarray, meta: FrameMeta, results: list[DetectionResult]) -> None:
+    def maybe_write(self, frame: np.ndarray, meta: FrameMeta,
+                    results: list[DetectionResult]) -> None:
         now = time.monotonic()
         if self.count >= self.config.max_per_camera or now - self.last < self.config.min_interval_s:
             return
@@ -74,7 +75,8 @@ class SnapshotWriter:
         for result in results:
             draw_boxes(canvas, result.detections, scale)
         self.folder.mkdir(parents=True, exist_ok=True)
-        ok, jpeg = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality])
+        quality = [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality]
+        ok, jpeg = cv2.imencode(".jpg", canvas, quality)
         if ok:
             (self.folder / f"{self.camera}-{meta.index:08d}.jpg").write_bytes(jpeg.tobytes())
             self.count += 1
@@ -91,7 +93,8 @@ class EventSink:
             if config.jsonl.enabled else None
         )
         self.snapshots = (
-            SnapshotWriter(root / config.snapshots.dir, camera, config) if config.snapshots.enabled else None
+            SnapshotWriter(root / config.snapshots.dir, camera, config)
+            if config.snapshots.enabled else None
         )
 
     def emit(self, meta: FrameMeta, results: list[DetectionResult], latency_s: float,
@@ -100,7 +103,8 @@ class EventSink:
         if self.jsonl is not None:
             for result in with_boxes:
                 self.jsonl.add({
-                    "camera": meta.camera, "frame": meta.index, "capture_time": round(meta.capture_time, 6),
+                    "camera": meta.camera, "frame": meta.index,
+                    "capture_time": round(meta.capture_time, 6),
                     "detector": result.detector,
                     "boxes": [[d.x, d.y, d.w, d.h] for d in result.detections],
                     "labels": [d.label for d in result.detections],
@@ -112,8 +116,9 @@ class EventSink:
             self.snapshots.maybe_write(frame(), meta, with_boxes)
 
     def tick(self) -> None:
-        if self.jsonl is not None and time.monotonic() - self.jsonl.last_flush >= self.jsonl.flush_interval_s:
-            self.jsonl.flush()
+        jsonl = self.jsonl
+        if jsonl is not None and time.monotonic() - jsonl.last_flush >= jsonl.flush_interval_s:
+            jsonl.flush()
 
     def close(self) -> None:
         if self.jsonl is not None:

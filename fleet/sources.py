@@ -120,7 +120,8 @@ class CaptureSource:
     def _open_failure(self) -> str:
         config = self.config
         if isinstance(config, FileSource):
-            return f"camera '{self.camera}': OpenCV cannot decode {config.path}; is it a video file?"
+            return (f"camera '{self.camera}': OpenCV cannot decode {config.path}; "
+                    "is it a video file?")
         if isinstance(config, DeviceSource):
             return f"camera '{self.camera}': cannot open /dev/video{config.index}; is it connected?"
         return (
@@ -139,7 +140,8 @@ class CaptureSource:
             if self.config.loop and self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0) and self.cap.grab():
                 return
             raise EndOfStreamError(f"camera '{self.camera}': end of {self.config.path}")
-        raise SourceConnectionError(f"camera '{self.camera}': {self.description} stopped delivering frames")
+        raise SourceConnectionError(
+            f"camera '{self.camera}': {self.description} stopped delivering frames")
 
     def _check_stall(self, elapsed_s: float) -> None:
         """A stream that needed a whole read timeout for a frame has stalled.
@@ -151,7 +153,9 @@ class CaptureSource:
         """
         config = self.config
         first, self.grabbed = not self.grabbed, True
-        if isinstance(config, (RtspSource, HttpSource)) and not first and elapsed_s >= config.read_timeout_s:
+        if not isinstance(config, (RtspSource, HttpSource)) or first:
+            return
+        if elapsed_s >= config.read_timeout_s:
             raise SourceConnectionError(
                 f"camera '{self.camera}': {self.description} stalled: no frame for "
                 f"{elapsed_s:.1f} s (read timeout {config.read_timeout_s:g} s)"
@@ -161,7 +165,8 @@ class CaptureSource:
         assert self.cap is not None
         ok, frame = self.cap.retrieve(into) if into is not None else self.cap.retrieve()
         if not ok or frame is None:
-            raise SourceError(f"camera '{self.camera}': could not decode a frame from {self.description}")
+            raise SourceError(
+                f"camera '{self.camera}': could not decode a frame from {self.description}")
         return frame
 
     def close(self) -> None:
@@ -185,7 +190,8 @@ class ImageFolderSource:
     def open(self) -> None:
         path = self.config.path
         if os.path.isdir(path):
-            names = [str(p) for p in sorted(Path(path).iterdir()) if p.suffix.lower() in _IMAGE_SUFFIXES]
+            names = [str(p) for p in sorted(Path(path).iterdir())
+                     if p.suffix.lower() in _IMAGE_SUFFIXES]
         else:
             names = sorted(glob.glob(path))
         if not names:

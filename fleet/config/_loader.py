@@ -285,6 +285,11 @@ def _describe(error: Any, where: _Where) -> str:
         return f"expected at least {ctx.get('min_length')} item(s), found {found}; add one"
     if kind == "string_too_short":
         return "expected a non-empty value, found an empty one"
+    return _expected(kind, ctx, error, value)
+
+
+def _expected(kind: str, ctx: dict[str, Any], error: Any, value: Any) -> str:
+    """The generic message: what was expected, and what was found when it is short to show."""
     if kind in _BOUNDS:
         message = _BOUNDS[kind].format(**ctx)
     else:

@@ -61,7 +61,7 @@ def test_boxes_are_in_original_frame_coordinates_at_any_detection_width(config, 
     scaled = detector.detect(big, meta(big, frame.shape[1]))  # 2x frame, detected at native width
     assert native and scaled
     # the 2x frame's boxes are the native boxes doubled (same pixels were analysed)
-    for a, b in zip(sorted(native, key=centre), sorted(scaled, key=centre)):
+    for a, b in zip(sorted(native, key=centre), sorted(scaled, key=centre), strict=False):
         assert abs(b.x - 2 * a.x) <= 4 and abs(b.w - 2 * a.w) <= 4
     for d in scaled:
         assert 0 <= d.x and d.x + d.w <= big.shape[1] + 8 and d.y + d.h <= big.shape[0] + 8
