@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import MEGAMIND, VTEST
+from tests.helpers import camfleet, check_run_folder
 
 pytestmark = pytest.mark.timeout(240)
 RAY_ARGS = ["--num-cpus", "3", "--object-store-mb", "300", "--every", "2"]
+SECRET = "hunter2-secret"  # the offline camera's password, in the environment only
 
 
 def fleet_file(tmp_path: Path) -> Path:
@@ -39,27 +38,8 @@ sinks:
     return path
 
 
-def camfleet(*args: str) -> list[str]:
-    return [sys.executable, "-m", "fleet", *args]
-
-
 def env() -> dict[str, str]:
-    return {**os.environ, "CAM_PASSWORD": "hunter2-secret", "PYTHONUNBUFFERED": "1"}
-
-
-def check_run_folder(run_dir: Path) -> dict:
-    summary = json.loads((run_dir / "summary.json").read_text())
-    for cid, s in summary.items():
-        dropped = sum(s["dropped"].values())
-        assert s["captured"] == s["processed"] + dropped + s["failed"] + s["in_flight"], cid
-        assert s["in_flight"] == 0, cid
-    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
-    per_camera = Counter(e["camera"] for e in events)
-    for cid, s in summary.items():
-        assert per_camera.get(cid, 0) == s["frames_with_detections"], cid
-    for name in ("events.jsonl", "stats.jsonl", "summary.json"):
-        assert "hunter2-secret" not in (run_dir / name).read_text()
-    return summary
+    return {**os.environ, "CAM_PASSWORD": SECRET, "PYTHONUNBUFFERED": "1"}
 
 
 def test_run_for_a_duration_prints_tables_and_an_exact_summary(tmp_path, footage):
@@ -74,8 +54,8 @@ def test_run_for_a_duration_prints_tables_and_an_exact_summary(tmp_path, footage
     assert "in fps" in proc.stdout and "detector face" in proc.stdout  # the live table
     assert "captured = processed + dropped + failed + in_flight" in proc.stdout
     assert "MISMATCH" not in proc.stdout
-    assert "hunter2-secret" not in output and "rtsp://admin:***@127.0.0.1:9" in output
-    summary = check_run_folder(run_dir)
+    assert SECRET not in output and "rtsp://admin:***@127.0.0.1:9" in output
+    summary = check_run_folder(run_dir, secret=SECRET)
     assert summary["faces"]["detections"].get("face", 0) > 0
     assert summary["people"]["detections"].get("person", 0) > 0
     assert summary["synth"]["processed"] > 0
@@ -104,5 +84,5 @@ def test_sigterm_drains_flushes_and_exits_zero(tmp_path, footage):
             proc.kill()
     assert proc.returncode == 0, rest
     assert "stopping on SIGTERM" in rest
-    summary = check_run_folder(run_dir)
+    summary = check_run_folder(run_dir, secret=SECRET)
     assert sum(s["processed"] for s in summary.values()) > 0

@@ -7,9 +7,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -20,15 +18,10 @@ import yaml
 
 from tests.conftest import MEGAMIND, REPO
 from tests.dashboards.queries import dashboard_queries
+from tests.helpers import camfleet, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prometheus_config(folder: Path, metrics_port: int) -> Path:
@@ -48,13 +41,6 @@ def query(api: str, expr: str) -> dict:
     url = f"{api}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
-
-
-def wait_for(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
 
 
 def has_data(api: str, expr: str) -> bool:
@@ -85,8 +71,8 @@ autoscaling: {{target_utilisation: 0.1, upscale_delay_s: 1}}   # forces scaling 
 """)
     env = {**os.environ, "CAM_PASSWORD": "hunter2"}
     run = subprocess.Popen(
-        [sys.executable, "-m", "fleet", "run", str(fleet), "--run-dir", str(tmp_path / "run"),
-         "--num-cpus", "3", "--object-store-mb", "300", "--every", "5"],
+        camfleet("run", str(fleet), "--run-dir", str(tmp_path / "run"),
+                 "--num-cpus", "3", "--object-store-mb", "300", "--every", "5"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     yield port, tmp_path
@@ -122,8 +108,9 @@ def test_every_dashboard_query_returns_data(prometheus):
         return has_data(api, 'up{job="camfleet"} == 1')
 
     # given Prometheus scraping the running fleet for long enough for rate() windows to fill
-    wait_for(scraped, 120, "the first camfleet scrape")
-    wait_for(lambda: has_data(api, "camfleet_autoscaler_decisions_total"), 90, "a scaling decision")
+    wait_until(scraped, 120, "the first camfleet scrape", interval_s=1)
+    wait_until(lambda: has_data(api, "camfleet_autoscaler_decisions_total"), 90,
+               "a scaling decision", interval_s=1)
     time.sleep(20)
     # when every panel's query is sent to Prometheus
     empty, failed = [], []

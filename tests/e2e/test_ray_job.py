@@ -5,26 +5,18 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import MEGAMIND
-from tests.e2e.test_cli_run import check_run_folder
+from tests.helpers import camfleet, check_run_folder, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -40,22 +32,28 @@ def ray_head(tmp_path):
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"
-    deadline = time.monotonic() + 90
-    while True:
+
+    def dashboard_answers() -> bool:
+        assert head.poll() is None, (tmp_path / "head.log").read_text()
         try:
             urllib.request.urlopen(f"{address}/api/version", timeout=2).read()
-            break
         except OSError:
-            assert head.poll() is None and time.monotonic() < deadline, (tmp_path / "head.log").read_text()
-            time.sleep(1)
-    yield address, env
-    head.send_signal(signal.SIGINT)  # `ray start --block` stops its cluster on Ctrl-C
+            return False
+        return True
+
     try:
-        head.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(head.pid, signal.SIGKILL)
-        head.wait()
-    log.close()
+        wait_until(dashboard_answers, 90,
+                   lambda: f"the Ray dashboard at {address}: {(tmp_path / 'head.log').read_text()}",
+                   interval_s=1)
+        yield address, env
+    finally:  # also when the head never came up: it must not outlive the test
+        head.send_signal(signal.SIGINT)  # `ray start --block` stops its cluster on Ctrl-C
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        log.close()
 
 
 def ray_job(address: str, env: dict, command: str, *args: str) -> str:
@@ -79,17 +77,14 @@ detectors:
     run_dir = tmp_path / "run"
     # when a fleet is submitted as a Ray job
     out = ray_job(address, env, "submit", "--no-wait", "--",
-                  sys.executable, "-m", "fleet", "run", str(fleet), "--run-dir", str(run_dir),
-                  "--every", "2")
+                  *camfleet("run", str(fleet), "--run-dir", str(run_dir), "--every", "2"))
     job = re.search(r"raysubmit_\w+", out)
     assert job, out
     # and it has analysed frames for a while
-    deadline = time.monotonic() + 60
-    while not (run_dir / "stats.jsonl").is_file() or len(
-        (run_dir / "stats.jsonl").read_text().splitlines()
-    ) < 5:
-        assert time.monotonic() < deadline, ray_job(address, env, "logs", job.group())
-        time.sleep(1)
+    stats = run_dir / "stats.jsonl"
+    wait_until(lambda: stats.is_file() and len(stats.read_text().splitlines()) >= 5, 60,
+               lambda: f"5 stats lines; job logs: {ray_job(address, env, 'logs', job.group())}",
+               interval_s=1)
     # when the job is stopped
     ray_job(address, env, "stop", job.group())
     # then the driver got SIGTERM, drained, and wrote an exact summary

@@ -3,8 +3,6 @@ fleet on real Ray: frames flow, a stalled camera goes down and comes back, the o
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from actors.camera import CameraActor
@@ -12,6 +10,7 @@ from actors.detector import DetectorActor
 from fleet.config import parse_fleet
 from fleet.controller import FleetController
 from fleet.rayactors import RayActors
+from tests.helpers import wait_until
 from tests.servers import fixtures
 
 pytestmark = pytest.mark.timeout(180)
@@ -20,13 +19,16 @@ rtsp_server = fixtures.rtsp_server
 
 
 def wait_for(controller: FleetController, camera: str, predicate, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        stats = controller.collect().cameras[camera].stats
-        if predicate(stats):
-            return stats
-    raise AssertionError(f"camera {camera}: condition not reached in {timeout_s} s: {stats}")
+    """The camera's stats once ``predicate`` holds for them; fails with the last ones seen."""
+    seen = []
+
+    def reached():
+        seen.append(controller.collect().cameras[camera].stats)
+        return predicate(seen[-1])
+
+    wait_until(reached, timeout_s, lambda: f"camera {camera} to reach the condition: {seen[-1]}",
+               interval_s=0.5)
+    return seen[-1]
 
 
 @pytest.mark.parametrize("mjpeg_server", [{"user": "admin", "password": "hunter2"}], indirect=True)

@@ -15,6 +15,7 @@ from actors.detector import DetectorActor
 from fleet.config import FaceDetectorConfig
 from fleet.frames import FrameMeta
 from tests.conftest import MEGAMIND
+from tests.helpers import wait_until
 from tests.integration.probes import ProbeDetector, read_probes
 
 pytestmark = pytest.mark.timeout(180)
@@ -32,11 +33,10 @@ def megamind_frames(count: int, size: tuple[int, int] | None = None) -> list[np.
     return frames
 
 
-def wait_for_empty_store(plasma_objects, timeout_s: float = 10.0) -> int:
-    deadline = time.monotonic() + timeout_s
-    while (objects := plasma_objects()[0]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return objects
+def wait_for_empty_store(plasma_objects, timeout_s: float = 10.0) -> None:
+    wait_until(lambda: plasma_objects()[0] == 0, timeout_s,
+               lambda: f"an empty object store ({plasma_objects()[0]} objects left)",
+               interval_s=0.2)
 
 
 def test_detector_reads_a_read_only_view_on_the_object_store(ray_ready, footage, tmp_path, plasma_objects):
@@ -68,7 +68,7 @@ def test_detector_reads_a_read_only_view_on_the_object_store(ray_ready, footage,
     boxes = [d for r in results for d in r.detections]
     assert boxes and max(d.x + d.w for d in boxes) > 720
     # and it kept no reference: the store empties once the camera drops its refs
-    assert wait_for_empty_store(plasma_objects) == 0
+    wait_for_empty_store(plasma_objects)
     ray_ready.kill(actor)
 
 
@@ -81,6 +81,9 @@ def test_a_detector_that_keeps_frames_pins_them(ray_ready, tmp_path, plasma_obje
         ref = ray_ready.put(frame)
         ray_ready.get(actor.detect.remote(ref, FrameMeta("cam", i, 0.0, 1280, 720, 320)))
         del ref
-    assert wait_for_empty_store(plasma_objects, timeout_s=2) >= 3
+    # the kept frames are still in the store 2 s on (when nothing keeps them, it empties) ...
+    time.sleep(2)
+    assert plasma_objects()[0] >= 3
+    # ... until the actor keeping them is gone
     ray_ready.kill(actor)
-    assert wait_for_empty_store(plasma_objects) == 0
+    wait_for_empty_store(plasma_objects)

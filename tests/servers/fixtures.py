@@ -9,19 +9,23 @@ Both fixtures take options through indirect parametrisation::
     @pytest.mark.parametrize("mjpeg_server", [{"user": "admin", "password": "pw"}], indirect=True)
     @pytest.mark.parametrize("rtsp_server", [RtspServerOptions(codec="jpeg")], indirect=True)
 
+``serving_mjpeg`` and ``serving_rtsp`` are the same as context managers, for a fixture of a test
+module that picks the kind of server per parameter.
+
 The RTSP server runs gst-rtsp-server under the system python3 in a subprocess; the fixture skips,
 saying which packages to install, when that python cannot import it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,17 +40,28 @@ APT_PACKAGES = Path(__file__).resolve().parents[2] / "scripts" / "apt-packages.t
 
 
 # ------------------------------------------------------------------------------------------ MJPEG
-@pytest.fixture
-def mjpeg_server(request: pytest.FixtureRequest) -> Iterator[MjpegServer]:
-    """A started MJPEG server streaming vtest.avi at 10 fps; params: MjpegServer keywords."""
-    options: dict[str, Any] = getattr(request, "param", {})
+@contextlib.contextmanager
+def serving_mjpeg(options: Mapping[str, Any] | None = None) -> Iterator[MjpegServer]:
+    """An MJPEG server streaming vtest.avi at 10 fps for the block; options: MjpegServer keywords.
+
+    Skips the test when the clip is missing.
+    """
     try:
         jpegs = clip_jpegs()
     except FileNotFoundError as error:
         pytest.skip(str(error))
-    server = MjpegServer(jpegs, **{"fps": 10.0, **options}).start()
-    yield server
-    server.stop()
+    server = MjpegServer(jpegs, **{"fps": 10.0, **(options or {})}).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mjpeg_server(request: pytest.FixtureRequest) -> Iterator[MjpegServer]:
+    """A started MJPEG server streaming vtest.avi at 10 fps; params: MjpegServer keywords."""
+    with serving_mjpeg(getattr(request, "param", None)) as server:
+        yield server
 
 
 # ------------------------------------------------------------------------------------------- RTSP
@@ -161,15 +176,19 @@ def start_rtsp_server(options: RtspServerOptions, frames_dir: Path | None, log_p
     )
 
 
-@pytest.fixture
-def rtsp_server(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtspServer]:
-    """A started RTSP server (vtest.avi as H.264 by default); params: RtspServerOptions or dict."""
+@contextlib.contextmanager
+def serving_rtsp(options: RtspServerOptions | Mapping[str, Any] | None,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtspServer]:
+    """An RTSP server (vtest.avi as H.264 by default) for the block; options: RtspServerOptions
+    or its fields as a mapping.
+
+    Skips the test when the system python3 cannot run gst-rtsp-server or the clip is missing.
+    """
     reason = rtsp_unavailable()
     if reason:
         pytest.skip(reason)
-    param = getattr(request, "param", RtspServerOptions())
-    options = param if isinstance(param, RtspServerOptions) else RtspServerOptions(**param)
+    if not isinstance(options, RtspServerOptions):
+        options = RtspServerOptions(**(options or {}))
     frames_dir = None
     if options.clip:
         try:
@@ -178,11 +197,21 @@ def rtsp_server(request: pytest.FixtureRequest,
             pytest.skip(str(error))
     log_path = tmp_path_factory.mktemp("rtsp-server") / "server.log"
     server = start_rtsp_server(options, frames_dir, log_path)
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def rtsp_server(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtspServer]:
+    """A started RTSP server (vtest.avi as H.264 by default); params: RtspServerOptions or dict."""
+    with serving_rtsp(getattr(request, "param", None), tmp_path_factory) as server:
+        yield server
 
 
 __all__ = [
     "MjpegServer", "RtspServer", "RtspServerOptions", "mjpeg_server", "rtsp_server",
-    "rtsp_unavailable", "start_rtsp_server", "write_clip_frames",
+    "rtsp_unavailable", "serving_mjpeg", "serving_rtsp", "start_rtsp_server", "write_clip_frames",
 ]

@@ -17,7 +17,6 @@ import binascii
 import functools
 import hmac
 import io
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,12 +24,13 @@ from pathlib import Path
 
 import cv2
 
-VTEST_AVI = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")  # Debian opencv-doc
+from tests.conftest import VTEST
+
 BOUNDARY = "camfleetframe"
 
 
 @functools.lru_cache(maxsize=4)
-def clip_jpegs(path: str = str(VTEST_AVI), frames: int = 50, quality: int = 80) -> tuple[bytes, ...]:
+def clip_jpegs(path: str = str(VTEST), frames: int = 50, quality: int = 80) -> tuple[bytes, ...]:
     """The first ``frames`` frames of a clip, JPEG-encoded once per process."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"no clip at {path}; install Debian's opencv-doc for vtest.avi")
@@ -171,10 +171,3 @@ class MjpegServer:
             index += 1
             deadline += period
             self._stopped.wait(max(0.0, deadline - time.monotonic()))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (just released by the OS)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

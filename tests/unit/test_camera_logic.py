@@ -16,6 +16,7 @@ from fleet.config import parse_fleet
 from fleet.detectors import Detection
 from fleet.errors import EndOfStreamError
 from fleet.frames import DetectionResult, FrameMeta
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -109,19 +110,12 @@ cameras: [{{id: cam, source: synthetic, fps: {fps}, buffers: {buffers}, drop_pol
     return cam, dispatcher
 
 
-def wait_until(predicate, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-
 @pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest"])
 def test_busy_detectors_drop_frames_with_a_reason_and_every_frame_is_accounted(policy):
     # given a camera with 2 slots whose detector never answers while 20 frames arrive
     cam, dispatcher = camera(policy, buffers=2, frames=20)
     cam.start()
-    wait_until(lambda: cam.ended)
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
     stats = cam.stats()
     # then only 2 frames went out, the rest waited or were dropped for want of a slot
     waiting = 1 if policy == "drop_oldest" else 0
@@ -131,9 +125,9 @@ def test_busy_detectors_drop_frames_with_a_reason_and_every_frame_is_accounted(p
     assert stats.accounted
     # when the detector answers, the waiting frame (drop_oldest: the newest one) goes out
     dispatcher.release_all()
-    wait_until(lambda: cam.stats().processed == 2)
+    wait_until(lambda: cam.stats().processed == 2, 10, "2 frames processed")
     if policy == "drop_oldest":
-        wait_until(lambda: len(dispatcher.seen_values) == 3)
+        wait_until(lambda: len(dispatcher.seen_values) == 3, 10, "the waiting frame to go out")
         assert dispatcher.seen_values[-1] == 19  # the newest frame, not frame 2
     dispatcher.release_all()
     final = cam.stop(drain_timeout_s=2)
@@ -145,7 +139,7 @@ def test_busy_detectors_drop_frames_with_a_reason_and_every_frame_is_accounted(p
 def test_frames_in_flight_at_shutdown_are_counted_as_dropped():
     cam, _ = camera("drop_newest", buffers=3, frames=3)
     cam.start()
-    wait_until(lambda: cam.ended)
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
     final = cam.stop(drain_timeout_s=0.1)  # the detector never answers
     assert final.dropped == {"shutdown": 3} and final.in_flight == 0 and final.accounted
 
@@ -153,7 +147,7 @@ def test_frames_in_flight_at_shutdown_are_counted_as_dropped():
 def test_fps_limit_skips_frames_and_counts_them():
     cam, dispatcher = camera("drop_newest", buffers=64, frames=150, fps=10)
     cam.start()
-    wait_until(lambda: cam.ended)
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
     dispatcher.release_all()
     final = cam.stop(drain_timeout_s=2)
     assert final.processed == 50 and final.dropped == {"fps": 100}
@@ -197,7 +191,7 @@ def test_drop_newest_drops_before_decoding_when_every_buffer_is_busy():
     # given a camera with 2 buffers whose detector never answers, under drop_newest
     cam, _ = camera("drop_newest", buffers=2, frames=20)
     cam.start()
-    wait_until(lambda: cam.ended)
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
     stats = cam.stats()
     # then the 18 frames without a buffer were offered, dropped and never decoded
     assert stats.offered == 20 and stats.admitted == 2 and stats.dropped == {"no_buffer": 18}
