@@ -7,11 +7,13 @@ itself is a collaborator (:class:`fleet.frames.Dispatcher`) so this module needs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -25,6 +27,7 @@ from fleet.sinks import EventSink
 from fleet.sources import FrameSource
 
 log = logging.getLogger(__name__)
+STOP_JOIN_S = 5.0  # longest stop() waits for the capture thread to leave the source
 
 
 class FpsLimiter:
@@ -82,9 +85,11 @@ class Camera:
         self.state = "starting"
         self.last_error = ""
         self.lock = threading.Lock()  # guards slots, the waiting frame and the spare buffer
+        self.slot_freed = threading.Condition(self.lock)  # drop_policy wait: capture waits here
         self.waiting: tuple[np.ndarray, FrameMeta, float] | None = None
         self.spare: np.ndarray | None = None
         self.shape = (0, 0)
+        self.in_source_since: float | None = None  # monotonic start of a source call under way
         self.capture_stop = threading.Event()
         self.collect_stop = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -101,7 +106,10 @@ class Camera:
     def stop(self, drain_timeout_s: float) -> CameraStats:
         """Stop capturing, let in-flight frames finish (or count them dropped), flush sinks."""
         self.capture_stop.set()
-        self.threads[0].join()
+        self.threads[0].join(timeout=STOP_JOIN_S)
+        if self.threads[0].is_alive():  # stuck inside the source: the actor ends anyway
+            log.error("camera %s: capture did not stop within %g s (stuck in the source for "
+                      "%g s); stopping without it", self.config.id, STOP_JOIN_S, self.stuck_s())
         with self.lock:
             if self.waiting is not None:
                 self.waiting = None
@@ -110,9 +118,13 @@ class Camera:
         while self.ledger.slots_used > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         self.collect_stop.set()
-        self.threads[1].join()
+        self.threads[1].join(timeout=STOP_JOIN_S)
         for _ in self.dispatcher.abandon():
             self.ledger.settle("shutdown")
+        with self.ledger.lock:  # a frame a stuck capture thread still holds is not coming back
+            stranded = self.ledger.in_flight - self.ledger.slots_used
+        for _ in range(max(0, stranded)):
+            self.ledger.drop("shutdown")
         self.sink.close()
         if self.state not in ("ended",):
             self.state = "stopped"
@@ -126,13 +138,19 @@ class Camera:
         """Takes effect on the next frame; frames already in flight finish normally."""
         with self.lock:
             self.buffers = max(1, buffers)
+            self.slot_freed.notify_all()
 
     def stats(self) -> CameraStats:
         return self.ledger.snapshot(
             state=self.state, buffers=self.buffers, last_error=self.last_error,
             source_fps=self.source.native_fps, width=self.shape[1], height=self.shape[0],
-            outstanding=self.dispatcher.outstanding(),
+            outstanding=self.dispatcher.outstanding(), stuck_s=self.stuck_s(),
         )
+
+    def stuck_s(self) -> float:
+        """How long the source call under way has lasted (0 when capture is not in one)."""
+        since = self.in_source_since
+        return round(time.monotonic() - since, 3) if since is not None else 0.0
 
     # ----------------------------------------------------------------------------------- capture
     def _capture_loop(self) -> None:
@@ -142,7 +160,8 @@ class Camera:
         while not self.capture_stop.is_set():
             try:
                 if not opened:
-                    self.source.open()
+                    with self._in_source():
+                        self.source.open()
                     opened, next_read = True, time.monotonic()
                     self.state, self.last_error = "up", ""
                     self.backoff.reset()
@@ -179,27 +198,47 @@ class Camera:
         return False
 
     def _one_frame(self, buf: np.ndarray | None) -> np.ndarray | None:
-        self.source.grab()
+        with self._in_source():
+            self.source.grab()
         started, wall = time.monotonic(), time.time()
         index = self.ledger.capture()
+        try:
+            return self._decide(index, started, wall, buf)
+        except BaseException:
+            # Whatever went wrong between capture and hand-off (a decode error, an OpenCV
+            # exception in the motion gate, a bug), the frame is settled, never left in flight.
+            self.ledger.fail_unsent()
+            raise
+
+    def _decide(self, index: int, started: float, wall: float,
+                buf: np.ndarray | None) -> np.ndarray | None:
+        """The captured frame's fate: skipped, gated, dropped, or offered for a slot. Each
+        return settles the frame or hands it on; an exception leaves that to the caller."""
         t = index / (self.source.native_fps or 25.0) if self.media_time else started
         if not self.limiter.admit(t):
             self.ledger.drop("fps")
             return buf
         if self._full_and_dropping():
             return buf  # dropped before decoding: no CPU spent on a frame nobody will analyse
-        try:
+        with self._in_source():
             frame = self.source.retrieve(buf)
-        except SourceError:
-            self.ledger.fail_unsent()
-            raise
-        self.shape = frame.shape[:2]
+        self.shape = (frame.shape[0], frame.shape[1])
         if self.gate is not None and not self.gate.moving(frame):
             self.ledger.drop("no_motion")
             return frame
         meta = FrameMeta(self.config.id, index, wall, frame.shape[1], frame.shape[0],
                          self.config.detect_width)
         return self._offer(frame, meta, started)
+
+    @contextlib.contextmanager
+    def _in_source(self) -> Iterator[None]:
+        """Marks a call into the source (OpenCV, FFmpeg), which may block: the watchdog reads
+        how long the current one has lasted (``stuck_s``) and has the camera restarted."""
+        self.in_source_since = time.monotonic()
+        try:
+            yield
+        finally:
+            self.in_source_since = None
 
     def _full_and_dropping(self) -> bool:
         """drop_newest with every buffer busy: the frame would be dropped after decoding, so
@@ -218,9 +257,15 @@ class Camera:
         into."""
         self.ledger.offer()
         with self.lock:
+            if self.config.drop_policy == "wait":  # backpressure: hold capture until a slot frees
+                while self.ledger.slots_used >= self.buffers and not self.capture_stop.is_set():
+                    self.slot_freed.wait(0.1)
             if self.ledger.slots_used < self.buffers:
                 self._dispatch(frame, meta, started)
                 return frame  # ray.put copied it: the buffer is free again
+            if self.config.drop_policy == "wait":  # stopping while waiting
+                self.ledger.drop("shutdown")
+                return frame
             if self.config.drop_policy == "drop_newest":
                 self.ledger.drop("no_buffer")
                 return frame
@@ -271,6 +316,7 @@ class Camera:
 
     def _dispatch_waiting(self) -> None:
         with self.lock:
+            self.slot_freed.notify_all()
             if self.waiting is not None and self.ledger.slots_used < self.buffers:
                 frame, meta, started = self.waiting
                 self.waiting = None

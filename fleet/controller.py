@@ -58,6 +58,7 @@ class FleetController:
         self.pools: dict[str, DetectorPool] = {}
         self.cameras: dict[str, ActorRef] = {}
         self.kinds = {c.id: tuple(c.detect) for c in config.active_cameras}
+        self.configs = {c.id: c for c in config.active_cameras}
         self.last: dict[str, CameraStats] = {}
         self.restarts: Counter[str] = Counter()
         self.restart_due: dict[str, float] = {}  # camera id -> monotonic time of its next restart
@@ -96,7 +97,7 @@ class FleetController:
                 log.error("camera %s: did not start: %s", cid, outcome)
 
     def _start_camera(self, cid: str, offset: int, resume: CameraStats | None) -> ActorRef:
-        camera = next(c for c in self.config.active_cameras if c.id == cid)
+        camera = self.configs[cid]
         routes = {name: self.pools[name].handles() for name in camera.detect}
         args = (camera, routes, self.config.sinks, str(self.run_dir), offset, resume)
         return self.actors.start_camera(cid, args, Placement(num_cpus=camera.num_cpus))
@@ -180,6 +181,12 @@ class FleetController:
     def _camera_outcome(self, cid: str, outcome: Any) -> CameraStats | None:
         if isinstance(outcome, CameraStats):
             self.last[cid] = outcome
+            watchdog_s = self.configs[cid].watchdog_s
+            if outcome.stuck_s > watchdog_s:  # told apart from waiting on downstream: see Camera
+                self._restart_camera(cid, FleetError(
+                    f"capture stuck inside the source for {outcome.stuck_s:.0f} s "
+                    f"(watchdog_s {watchdog_s:g})"))
+                return replace(outcome, state="restarting", latency_s=())
             self.restart_due.pop(cid, None)
             return outcome
         last = self.last.get(cid)

@@ -6,7 +6,7 @@
     │   ├── SourceConnectionError   could not open, or the connection dropped
     │   └── EndOfStreamError        a finite source (file, folder) has no more frames
     ├── DetectorError           a detector could not be built or failed on a frame
-    └── ReportError             a run folder cannot be reported on (fleet/report.py)
+    └── ReportError             a run folder cannot be reported on (fleet/report/)
 
 Messages say what was found, what was expected and what to do. They never contain a
 credential: URLs go through :func:`fleet.redact.redact_url` before they reach a message.

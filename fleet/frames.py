@@ -80,6 +80,7 @@ class CameraStats:
     width: int = 0
     height: int = 0
     outstanding: dict[str, int] = field(default_factory=dict)  # frames at each detector actor
+    stuck_s: float = 0.0  # how long capture has been inside one source call (the watchdog's)
 
     @property
     def accounted(self) -> bool:

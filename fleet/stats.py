@@ -2,12 +2,17 @@
 
 The controller feeds every snapshot it gathers through :class:`FleetStats`; the CLI's table, the
 run's ``stats.jsonl`` and (later) the scaling policy and ``/metrics`` all read from it.
+
+Counters become rates in one place, :class:`CounterWindow`: the live stats feed it each camera's
+counters as they arrive, and ``camfleet report`` replays a recorded run's counters through it
+(:func:`windowed_rate`), so a rate in the report's PNG is computed as the live table computes it.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -41,7 +46,8 @@ class CameraView:
             "slots_used": s.slots_used,
             "dropped": s.dropped, "hit_rate": round(self.hit_rate, 4),
             "offered_fps": round(self.offered_fps, 2), "buffers": s.buffers,
-            "p50_ms": _round(self.p50_ms), "p95_ms": _round(self.p95_ms), "p99_ms": _round(self.p99_ms),
+            "p50_ms": _round(self.p50_ms), "p95_ms": _round(self.p95_ms),
+            "p99_ms": _round(self.p99_ms),
             "detections": s.detections, "reconnects": s.reconnects, "last_error": s.last_error,
             "accounted": s.accounted,
         }
@@ -91,6 +97,79 @@ def _trim(window: deque, oldest: float) -> None:
         window.popleft()
 
 
+_Sample = tuple[float, Mapping[str, float]]  # (time, cumulative counters)
+
+
+def _per_second(base: _Sample, latest: _Sample, name: str) -> float | None:
+    """Rate of counter ``name`` from ``base`` to ``latest``; None unless time moved forward."""
+    dt = latest[0] - base[0]
+    return (latest[1][name] - base[1][name]) / dt if dt > 0 else None
+
+
+class CounterWindow:
+    """Recent samples of one source's cumulative counters: the one place counters become rates.
+
+    It keeps every sample of the last ``keep_s`` plus one at or before that, so a rate over the
+    whole look-back has a start even when samples are sparse.
+    """
+
+    def __init__(self, keep_s: float) -> None:
+        self.keep_s = keep_s
+        self.samples: deque[_Sample] = deque()
+
+    def add(self, time: float, counters: Mapping[str, float]) -> None:
+        """Record the counters as they stood at ``time``; drops samples the look-back no longer
+        needs."""
+        self.samples.append((time, counters))
+        while len(self.samples) > 2 and self.samples[1][0] <= time - self.keep_s:
+            self.samples.popleft()  # keep one sample at or before the window's start
+
+    def rate(self, name: str, window_s: float) -> float | None:
+        """Per second over about the last ``window_s``: from the oldest sample that recent, or,
+        with none that recent before the latest, from the oldest kept. None with no earlier one.
+
+        A short window sees a step in load at once; a window of several samples averages out the
+        aliasing of counters sampled at a slightly different rate than they count.
+        """
+        latest, first = self.samples[-1], self.samples[0]
+        recent = next((s for s in self.samples if s[0] >= latest[0] - window_s), first)
+        return _per_second(recent if recent[0] < latest[0] else first, latest, name)
+
+    def interval_rate(self, name: str) -> float | None:
+        """Per second since the previous sample: what changed in the last interval alone."""
+        if len(self.samples) < 2:
+            return None
+        return _per_second(self.samples[-2], self.samples[-1], name)
+
+    def change(self, name: str) -> float | None:
+        """How much ``name`` grew since the oldest kept sample; None with no earlier sample."""
+        (t0, first), (t1, latest) = self.samples[0], self.samples[-1]
+        return latest[name] - first[name] if t1 > t0 else None
+
+
+def windowed_rate(t_s: np.ndarray, cumulative: np.ndarray, window_s: float) -> np.ndarray:
+    """Per-second rate of a recorded cumulative counter at each sample (NaN at the start, and
+    where the counter is NaN), from the samples replayed through :class:`CounterWindow`.
+
+    Per-interval rates alias (a 5 fps camera reads 4, 6, 4, 6 at one snapshot a second); a
+    window of a few snapshots shows the trend. The window is a whole number of the median
+    sampling interval (at least one), plus half an interval so a late snapshot does not lose one.
+    A counter going down (two runs appended to one folder) gives a rate of 0.
+    """
+    rate = np.full(len(t_s), np.nan)
+    interval = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 0.0
+    if not interval > 0:
+        return rate
+    steps = max(1, round(window_s / interval))
+    span = (steps + 0.5) * interval
+    window = CounterWindow(keep_s=span)
+    for i, (t, value) in enumerate(zip(t_s.tolist(), cumulative.tolist(), strict=True)):
+        window.add(t, {"n": value})
+        per_s = window.interval_rate("n") if steps == 1 else window.rate("n", span)
+        rate[i] = np.nan if per_s is None else per_s
+    return np.clip(rate, 0, None)
+
+
 class FleetStats:
     """Turns counters into rates and windowed figures: the one stats path that the live table,
     ``stats.jsonl``, the scaling policy and the metrics read."""
@@ -99,36 +178,29 @@ class FleetStats:
         self.window_s = window_s
         self.cameras: dict[str, CameraView] = {}
         self.latency: dict[str, deque[tuple[float, float]]] = {}
-        self.counts: dict[str, deque[tuple[float, int, int]]] = {}  # (time, offered, admitted)
+        # offered, admitted, captured and processed frames per camera
+        self.counts: dict[str, CounterWindow] = {}
         self.detectors: dict[str, dict[str, DetectorStats]] = {}
         self.service: dict[str, deque[tuple[float, float]]] = {}
         self.busy: dict[str, deque[tuple[float, float, float]]] = {}  # (time, busy s, wall s)
 
     def update_camera(self, stats: CameraStats) -> CameraView:
-        previous = self.cameras.get(stats.camera)
-        oldest = stats.time - self.window_s
+        """The camera's view after this report: the rates and percentiles its counters give."""
         window = self.latency.setdefault(stats.camera, deque())
         window.extend((stats.time, s) for s in stats.latency_s)
-        _trim(window, oldest)
-        counts = self.counts.setdefault(stats.camera, deque())
-        counts.append((stats.time, stats.offered, stats.admitted))
-        while len(counts) > 2 and counts[1][0] <= oldest:
-            counts.popleft()  # keep one sample at or before the window's start
+        _trim(window, stats.time - self.window_s)
+        counts = self.counts.setdefault(stats.camera, CounterWindow(self.window_s))
+        counts.add(stats.time, {"offered": stats.offered, "admitted": stats.admitted,
+                                "captured": stats.captured, "processed": stats.processed})
         view = CameraView(stats)
-        if previous is not None and stats.time > previous.stats.time:
-            dt = stats.time - previous.stats.time
-            view.input_fps = (stats.captured - previous.stats.captured) / dt
-            view.analysed_fps = (stats.processed - previous.stats.processed) / dt
-        first = counts[0]
-        if stats.time > first[0]:
-            offered = stats.offered - first[1]
-            view.hit_rate = (stats.admitted - first[2]) / offered if offered else 1.0
+        view.input_fps = _or_zero(counts.interval_rate("captured"))
+        view.analysed_fps = _or_zero(counts.interval_rate("processed"))
+        offered, admitted = counts.change("offered"), counts.change("admitted")
+        if offered is not None and admitted is not None:
+            view.hit_rate = admitted / offered if offered else 1.0
         # The offered rate sizes the detectors: a short window sees a load step at once (the
         # policy's delays, not this average, keep it from reacting to noise).
-        recent = next((c for c in counts if c[0] >= stats.time - RATE_WINDOW_S), first)
-        if recent[0] < stats.time or first[0] < stats.time:
-            base = recent if recent[0] < stats.time else first
-            view.offered_fps = (stats.offered - base[1]) / (stats.time - base[0])
+        view.offered_fps = _or_zero(counts.rate("offered", RATE_WINDOW_S))
         samples = [s for _, s in window]
         view.p50_ms, view.p95_ms, view.p99_ms = (percentile_ms(samples, q) for q in (50, 95, 99))
         self.cameras[stats.camera] = view
@@ -160,6 +232,10 @@ class FleetStats:
         )
 
 
+def _or_zero(rate: float | None) -> float:
+    return 0.0 if rate is None else rate
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
 
@@ -173,7 +249,8 @@ def format_actions(actions: list[dict], since: float) -> list[str]:
     ]
 
 
-def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None, since: float = 0.0) -> str:
+def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None,
+                 since: float = 0.0) -> str:
     """The live per-camera table the CLI prints, with the scaling actions since ``since``."""
     head = f"{'camera':<16} {'state':<8} {'in fps':>6} {'out fps':>7} {'hit':>5} {'infl':>4} " \
            f"{'buf':>3} {'p50 ms':>6} {'p95 ms':>6} {'drops (reason=n)':<28} detections"
@@ -194,8 +271,9 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None, since:
         extra = "".join(f", {n} {what}" for n, what in (
             (d.pending, "starting"), (d.draining, "draining"), (d.queued, "frames queued")) if n)
         lines.append(
-            f"detector {d.detector}: {d.running} running of {d.target} wanted{extra}; {d.calls} calls, "
-            f"utilisation {d.utilisation:.0%}, service p50 {_ms(d.p50_ms)} ms p95 {_ms(d.p95_ms)} ms"
+            f"detector {d.detector}: {d.running} running of {d.target} wanted{extra}; "
+            f"{d.calls} calls, utilisation {d.utilisation:.0%}, service p50 {_ms(d.p50_ms)} ms "
+            f"p95 {_ms(d.p95_ms)} ms"
         )
     lines += format_actions(snapshot.actions, since)
     if elapsed_s is not None:
@@ -205,13 +283,14 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None, since:
 
 def format_summary(final: dict[str, CameraStats]) -> str:
     """Per-camera accounting at shutdown: captured = processed + dropped + failed + in flight."""
-    lines = ["camera           captured = processed + dropped + failed + in_flight   drops by reason"]
+    lines = ["camera           captured = processed + dropped + failed + in_flight   "
+             "drops by reason"]
     for s in final.values():
         dropped = sum(s.dropped.values())
         mark = "ok" if s.accounted else "MISMATCH"
         reasons = " ".join(f"{k}={v}" for k, v in sorted(s.dropped.items()) if v) or "-"
         lines.append(
-            f"{s.camera:<16.16} {s.captured:>8} = {s.processed:>9} + {dropped:>7} + {s.failed:>6} + "
-            f"{s.in_flight:>9}   {mark:<3} {reasons}"
+            f"{s.camera:<16.16} {s.captured:>8} = {s.processed:>9} + {dropped:>7} + "
+            f"{s.failed:>6} + {s.in_flight:>9}   {mark:<3} {reasons}"
         )
     return "\n".join(lines)

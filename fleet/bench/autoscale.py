@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from fleet import runtime
+from fleet.bench import plotting
+
 FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 
 
@@ -38,13 +41,14 @@ def background_image(folder: Path) -> str | None:
     return str(path)
 
 
-def fleet_yaml(args: argparse.Namespace, background: str | None, autoscaling: bool, actors: int) -> str:
+def fleet_yaml(args: argparse.Namespace, background: str | None, autoscaling: bool,
+               actors: int) -> str:
     t1, t2 = args.warmup_s, args.warmup_s + args.step_s
     schedule = f"[[{t1}, {args.high_fps}], [{t2}, {args.low_fps}]]"
     scene = f"background: {background}, objects: 1" if background else "objects: 1"
     cameras = "\n".join(
-        f"  - {{id: cam-{i}, source: {{type: synthetic, width: 1280, height: 720, fps: {args.low_fps}, "
-        f"fps_schedule: {schedule}, {scene}}}}}"
+        f"  - {{id: cam-{i}, source: {{type: synthetic, width: 1280, height: 720, "
+        f"fps: {args.low_fps}, fps_schedule: {schedule}, {scene}}}}}"
         for i in range(args.cameras)
     )
     return f"""
@@ -54,7 +58,8 @@ defaults: {{fps: 60, buffers: 2, detect: [face], detect_width: 640, num_cpus: 0.
 cameras:
 {cameras}
 detectors:
-  face: {{actors: {actors}, min_actors: 1, max_actors: {args.max_actors}, num_cpus: {args.detector_cpus}}}
+  face: {{actors: {actors}, min_actors: 1, max_actors: {args.max_actors},
+          num_cpus: {args.detector_cpus}}}
 autoscaling:
   enabled: {str(autoscaling).lower()}
   target_hit_rate: {args.target_hit_rate}
@@ -66,12 +71,12 @@ autoscaling:
 """
 
 
-def run_scenario(yaml_text: str, run_dir: Path, duration_s: float, camera_actor: Any,
-                 detector_actor: Any, progress: Callable[[str], None], label: str) -> dict[str, Any]:
+def run_scenario(yaml_text: str, run_dir: Path, duration_s: float,
+                 progress: Callable[[str], None], label: str) -> dict[str, Any]:
+    """One fleet on real Ray, its control loop in a thread, sampled every 0.5 s."""
     from fleet.config import parse_fleet
-    from fleet.controller import FleetController
 
-    controller = FleetController(parse_fleet(yaml_text, env={}), str(run_dir), camera_actor, detector_actor)
+    controller = runtime.build_controller(parse_fleet(yaml_text, env={}), str(run_dir))
     controller.start()
     halt = threading.Event()
     loop = threading.Thread(target=controller.run, args=(halt,), daemon=True)
@@ -98,8 +103,9 @@ def run_scenario(yaml_text: str, run_dir: Path, duration_s: float, camera_actor:
             if time.monotonic() >= next_note:
                 next_note += 10
                 last = timeline[-1]
-                progress(f"{label}: {elapsed:.0f}/{duration_s:.0f} s, offered {last['offered_fps']} fps, "
-                         f"{last['actors']} actor(s), hit-rate {last['hit_rate']}")
+                progress(f"{label}: {elapsed:.0f}/{duration_s:.0f} s, offered "
+                         f"{last['offered_fps']} fps, {last['actors']} actor(s), "
+                         f"hit-rate {last['hit_rate']}")
     finally:
         halt.set()
         loop.join()
@@ -138,8 +144,7 @@ def summarise(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace, camera_actor: Any, detector_actor: Any,
-        progress: Callable[[str], None]) -> dict[str, Any]:
+def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
     duration = args.warmup_s + args.step_s + args.cooldown_s
     with tempfile.TemporaryDirectory(prefix="camfleet-bench-") as tmp:
         folder = Path(tmp)
@@ -147,21 +152,23 @@ def run(args: argparse.Namespace, camera_actor: Any, detector_actor: Any,
         progress(f"autoscaled fleet: {args.cameras} cameras, {args.low_fps} -> {args.high_fps} -> "
                  f"{args.low_fps} fps each, {duration:.0f} s")
         auto = run_scenario(fleet_yaml(args, background, True, 1), folder / "auto", duration,
-                            camera_actor, detector_actor, progress, "autoscaled")
+                            progress, "autoscaled")
         peak = max((p["actors"] for p in auto["timeline"]), default=1)
         progress(f"fixed fleet of {peak} actor(s) (the autoscaled peak), same scenario")
-        fixed = run_scenario(fleet_yaml(args, background, False, peak), folder / "fixed", duration,
-                             camera_actor, detector_actor, progress, "fixed")
+        fixed = run_scenario(fleet_yaml(args, background, False, peak), folder / "fixed",
+                             duration, progress, "fixed")
     results = {
         "scenario": {"cameras": args.cameras, "low_fps": args.low_fps, "high_fps": args.high_fps,
-                     "warmup_s": args.warmup_s, "step_s": args.step_s, "cooldown_s": args.cooldown_s,
+                     "warmup_s": args.warmup_s, "step_s": args.step_s,
+                     "cooldown_s": args.cooldown_s,
                      "real_footage": background is not None},
         "autoscaled": summarise(auto, args), "fixed": summarise(fixed, args),
         "timeline": {"autoscaled": auto["timeline"], "fixed": fixed["timeline"]},
         "actions": auto["actions"],
     }
     a, f = results["autoscaled"], results["fixed"]
-    results["actor_seconds_ratio"] = round(a["actor_seconds"] / f["actor_seconds"], 3) if f["actor_seconds"] else None
+    results["actor_seconds_ratio"] = (round(a["actor_seconds"] / f["actor_seconds"], 3)
+                                      if f["actor_seconds"] else None)
     print(table(results))
     if args.plot and plot(results, Path(args.plot), args):
         print(f"\nplot: {args.plot}")
@@ -169,43 +176,40 @@ def run(args: argparse.Namespace, camera_actor: Any, detector_actor: Any,
 
 
 def table(results: dict[str, Any]) -> str:
-    rows = [("| fleet | recover s | peak p95 ms (step) | min hit-rate (step) | mean hit-rate (step) "
-             "| actor-seconds | peak actors | accounted | lost |"), "|---|---|---|---|---|---|---|---|---|"]
+    rows = [("| fleet | recover s | peak p95 ms (step) | min hit-rate (step) | "
+             "mean hit-rate (step) | actor-seconds | peak actors | accounted | lost |"),
+            "|---|---|---|---|---|---|---|---|---|"]
     for name in ("autoscaled", "fixed"):
         r = results[name]
         rows.append(f"| {name} | {r['recover_s']} | {r['peak_p95_ms_during_step']} | "
                     f"{r['min_hit_rate_during_step']} | {r['mean_hit_rate_during_step']} | "
-                    f"{r['actor_seconds']} | {r['peak_actors']} | {r['accounted']} | {r['detector_lost']} |")
+                    f"{r['actor_seconds']} | {r['peak_actors']} | {r['accounted']} | "
+                    f"{r['detector_lost']} |")
     rows.append(f"\nactor-seconds, autoscaled / fixed: {results['actor_seconds_ratio']}")
     return "\n".join(rows)
 
 
 def plot(results: dict[str, Any], path: Path, args: argparse.Namespace) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = plotting.pyplot()
+    if plt is None:
         return False
-    panels = [("offered_fps", "offered fps"), ("actors", "detector actors"), ("buffers", "buffers/camera"),
-              ("hit_rate", "hit-rate (min)"), ("p95_ms", "p95 ms (max)")]
+    panels = [("offered_fps", "offered fps"), ("actors", "detector actors"),
+              ("buffers", "buffers/camera"), ("hit_rate", "hit-rate (min)"),
+              ("p95_ms", "p95 ms (max)")]
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 10), sharex=True)
-    for ax, (key, label) in zip(axes, panels):
+    for ax, (key, label) in zip(axes, panels, strict=True):
         for name, style in (("autoscaled", "-"), ("fixed", "--")):
             points = [(p["t"], p[key]) for p in results["timeline"][name] if p[key] is not None]
             if points:
-                ax.plot(*zip(*points), style, label=name)
+                ax.plot(*zip(*points, strict=True), style, label=name)
         ax.set_ylabel(label)
         ax.axvspan(args.warmup_s, args.warmup_s + args.step_s, color="0.92")
         ax.grid(alpha=0.3)
     axes[0].legend(loc="upper right")
     axes[3].axhline(args.target_hit_rate, color="r", lw=0.8)
     axes[-1].set_xlabel("seconds (grey: load step)")
-    fig.suptitle("camfleet autoscaling: load step, autoscaled vs fixed fleet sized for the peak")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plotting.save(fig, path,
+                  "camfleet autoscaling: load step, autoscaled vs fixed fleet sized for the peak")
     return True
 
 

@@ -21,12 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from fleet import runtime
+from fleet.bench import plotting
 from fleet.bench.autoscale import background_image
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
+HANDOFF_MS = "720p=3.5,1080p=3.6,4k=4.0"  # `bench transport` on the reference machine
 
 
-def scene_frames(width: int, height: int, background: str | None, count: int = 8) -> list[np.ndarray]:
+def scene_frames(width: int, height: int, background: str | None,
+                 count: int = 8) -> list[np.ndarray]:
     """The frames the synthetic cameras produce, so the bound and the fleet see the same work."""
     from fleet.config import SyntheticSource
     from fleet.sources import SyntheticScene
@@ -55,12 +59,14 @@ def _tight_loop(frames: list[np.ndarray], detect_width: int, seconds: float, out
     done, deadline = 0, time.perf_counter() + seconds
     start = time.perf_counter()
     while time.perf_counter() < deadline:
-        detector.detect(frames[done % len(frames)], FrameMeta("bound", done, 0.0, w, h, detect_width))
+        meta = FrameMeta("bound", done, 0.0, w, h, detect_width)
+        detector.detect(frames[done % len(frames)], meta)
         done += 1
     out.put((done, time.perf_counter() - start))
 
 
-def compute_bound(frames: list[np.ndarray], detect_width: int, seconds: float, cores: int) -> dict[str, float]:
+def compute_bound(frames: list[np.ndarray], detect_width: int, seconds: float,
+                  cores: int) -> dict[str, float]:
     """Frames per second of ``cores`` processes each detecting in a tight loop, all at once."""
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Ray
     out = ctx.Queue()
@@ -95,7 +101,8 @@ name: bench-fleet
 stats_interval_s: 0.5
 metrics: {{enabled: false}}
 sinks: {{jsonl: {{enabled: false}}}}
-defaults: {{fps: {fps}, buffers: 4, drop_policy: drop_newest, detect: [face], detect_width: {detect_width}, num_cpus: 0.01}}
+defaults: {{fps: {fps}, buffers: 4, drop_policy: drop_newest, detect: [face],
+           detect_width: {detect_width}, num_cpus: 0.01}}
 cameras:
 {rows}
 detectors:
@@ -104,12 +111,11 @@ autoscaling: {{enabled: false}}
 """
 
 
-def run_point(yaml_text: str, seconds: float, warmup_s: float, camera_actor: Any,
-              detector_actor: Any, folder: Path) -> dict[str, Any]:
+def run_point(yaml_text: str, seconds: float, warmup_s: float, folder: Path) -> dict[str, Any]:
+    """One fleet on real Ray: warm up, then sample its counters for ``seconds``."""
     from fleet.config import parse_fleet
-    from fleet.controller import FleetController
 
-    controller = FleetController(parse_fleet(yaml_text, env={}), str(folder), camera_actor, detector_actor)
+    controller = runtime.build_controller(parse_fleet(yaml_text, env={}), str(folder))
     controller.start()
     try:
         time.sleep(warmup_s)
@@ -125,13 +131,15 @@ def run_point(yaml_text: str, seconds: float, warmup_s: float, camera_actor: Any
         final = controller.stop()
     elapsed = last.time - first.time
     totals = {k: sum(getattr(v.stats, k) - getattr(first.cameras[c].stats, k)
-                     for c, v in last.cameras.items()) for k in ("captured", "offered", "processed")}
+                     for c, v in last.cameras.items())
+              for k in ("captured", "offered", "processed")}
     # latencies of the last look-back window (10 s) of the measurement
     samples = [s for c in last.cameras for _, s in controller.stats.latency[c]]
+    offered = totals["offered"]
     return {
-        "offered_fps": round(totals["offered"] / elapsed, 2),
+        "offered_fps": round(offered / elapsed, 2),
         "analysed_fps": round(totals["processed"] / elapsed, 2),
-        "drop_rate": round(max(0.0, 1 - totals["processed"] / totals["offered"]), 4) if totals["offered"] else 0.0,
+        "drop_rate": round(max(0.0, 1 - totals["processed"] / offered), 4) if offered else 0.0,
         "p50_ms": round(float(np.percentile(samples, 50)) * 1000, 1) if samples else None,
         "p99_ms": round(float(np.percentile(samples, 99)) * 1000, 1) if samples else None,
         "cpu_busy": round((busy1 - busy0) / (total1 - total0), 3),
@@ -140,7 +148,8 @@ def run_point(yaml_text: str, seconds: float, warmup_s: float, camera_actor: Any
 
 
 def case_study_table(background: str | None, detect_width: int, seconds: float, cores: int,
-                     handoff_ms: dict[str, float], progress: Callable[[str], None]) -> list[dict[str, Any]]:
+                     handoff_ms: dict[str, float],
+                     progress: Callable[[str], None]) -> list[dict[str, Any]]:
     rows = []
     for name, (w, h) in RESOLUTIONS.items():
         progress(f"case-study table: {name} detection in a tight loop")
@@ -149,14 +158,14 @@ def case_study_table(background: str | None, detect_width: int, seconds: float, 
         fps_machine = 1000 * cores / per_frame
         rows.append({"resolution": name, "detect_ms": bound["ms_per_frame"],
                      "handoff_ms": handoff_ms.get(name), "per_frame_ms": round(per_frame, 2),
-                     "fps_per_core": round(1000 / per_frame, 1), "fps_machine": round(fps_machine, 1),
+                     "fps_per_core": round(1000 / per_frame, 1),
+                     "fps_machine": round(fps_machine, 1),
                      "holds_30fps_one_camera": fps_machine >= 30,
                      "cameras_at_30fps": int(fps_machine // 30)})
     return rows
 
 
-def run(args: argparse.Namespace, camera_actor: Any, detector_actor: Any,
-        progress: Callable[[str], None]) -> dict[str, Any]:
+def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
     cores = args.cores or os.cpu_count() or 1
     width, height = RESOLUTIONS[args.resolution]
     with tempfile.TemporaryDirectory(prefix="camfleet-bench-") as tmp:
@@ -173,14 +182,13 @@ def run(args: argparse.Namespace, camera_actor: Any, detector_actor: Any,
                 progress(f"fleet: {cameras} camera(s) x {fps:g} fps, {args.point_s:g} s")
                 point = run_point(fleet_yaml(cameras, fps, width, height, background, cores,
                                              args.detect_width),
-                                  args.point_s, args.warmup_s, camera_actor, detector_actor,
-                                  folder / f"c{cameras}-f{fps}")
+                                  args.point_s, args.warmup_s, folder / f"c{cameras}-f{fps}")
                 point.update(cameras=cameras, fps_per_camera=fps,
                              efficiency=round(point["analysed_fps"] / bound["fps"], 3),
                              saturated=point["offered_fps"] > bound["fps"])
                 points.append(point)
-                progress(f"  analysed {point['analysed_fps']} of {point['offered_fps']} fps offered, "
-                         f"efficiency {point['efficiency']}")
+                progress(f"  analysed {point['analysed_fps']} of {point['offered_fps']} fps "
+                         f"offered, efficiency {point['efficiency']}")
         table = case_study_table(background, args.detect_width, args.table_s, cores,
                                  args.handoff_ms, progress) if args.table_s > 0 else []
     saturated = [p["efficiency"] for p in points if p["saturated"]]
@@ -212,17 +220,14 @@ def fleet_table(results: dict[str, Any]) -> str:
         for r in results["case_study"]:
             lines.append(f"| {r['resolution']} | {r['detect_ms']} | {r['handoff_ms']} | "
                          f"{r['per_frame_ms']} | {r['fps_per_core']} | {r['fps_machine']} | "
-                         f"{'yes' if r['holds_30fps_one_camera'] else 'no'} | {r['cameras_at_30fps']} |")
+                         f"{'yes' if r['holds_30fps_one_camera'] else 'no'} | "
+                         f"{r['cameras_at_30fps']} |")
     return "\n".join(lines)
 
 
 def plot(results: dict[str, Any], path: Path) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = plotting.pyplot()
+    if plt is None:
         return False
     points = sorted(results["points"], key=lambda p: p["offered_fps"])
     bound = results["compute_bound"]["fps"]
@@ -239,10 +244,7 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     bottom.set_xlabel("offered fps (cameras x fps)")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
-    fig.suptitle("camfleet fleet capacity vs the compute bound (face detector)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plotting.save(fig, path, "camfleet fleet capacity vs the compute bound (face detector)")
     return True
 
 
@@ -256,11 +258,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, nargs="+", default=[5.0, 15.0], help="per camera")
     parser.add_argument("--resolution", choices=list(RESOLUTIONS), default="720p")
     parser.add_argument("--detect-width", type=int, default=640)
-    parser.add_argument("--cores", type=int, help="detector actors and bound processes (default: all)")
+    parser.add_argument("--cores", type=int,
+                        help="detector actors and bound processes (default: all)")
     parser.add_argument("--bound-s", type=float, default=15.0, help="tight-loop seconds")
     parser.add_argument("--point-s", type=float, default=15.0, help="measured seconds per point")
     parser.add_argument("--warmup-s", type=float, default=4.0)
-    parser.add_argument("--table-s", type=float, default=6.0, help="per resolution; 0 skips the table")
-    parser.add_argument("--handoff-ms", type=_handoff, default=_handoff("720p=3.5,1080p=3.6,4k=4.0"),
-                        help="hand-off per frame from `bench transport`, e.g. 720p=3.5,1080p=3.6,4k=4.0")
+    parser.add_argument("--table-s", type=float, default=6.0,
+                        help="per resolution; 0 skips the table")
+    parser.add_argument("--handoff-ms", type=_handoff, default=_handoff(HANDOFF_MS),
+                        help=f"hand-off per frame from `bench transport`, e.g. {HANDOFF_MS}")
     parser.add_argument("--plot", default="bench-fleet.png", help="PNG plot path ('' for none)")

@@ -41,7 +41,7 @@ class FaceBatch:
         from fleet.frames import FrameMeta
 
         faces = []
-        for index, frame in zip(batch["index"], batch["frame"]):
+        for index, frame in zip(batch["index"], batch["frame"], strict=True):
             h, w = frame.shape[:2]
             faces.append(len(self.detector.detect(frame, FrameMeta("raydata", int(index), 0.0, w, h,
                                                                    self.detect_width))))
@@ -51,10 +51,12 @@ class FaceBatch:
 def _dataset(frames: list[np.ndarray], count: int) -> Any:
     import ray.data
 
-    return ray.data.from_items([{"index": i, "frame": frames[i % len(frames)]} for i in range(count)])
+    rows = [{"index": i, "frame": frames[i % len(frames)]} for i in range(count)]
+    return ray.data.from_items(rows)
 
 
-def throughput(frames: list[np.ndarray], count: int, actors: int, batch_size: int) -> dict[str, float]:
+def throughput(frames: list[np.ndarray], count: int, actors: int,
+               batch_size: int) -> dict[str, float]:
     start = time.perf_counter()
     rows = _dataset(frames, count).map_batches(
         FaceBatch, concurrency=actors, batch_size=batch_size, num_cpus=0.9
@@ -75,8 +77,7 @@ def single_frame_latency(frames: list[np.ndarray], repeats: int, actors: int) ->
     return times
 
 
-def run(args: argparse.Namespace, camera_actor: Any, detector_actor: Any,
-        progress: Callable[[str], None]) -> dict[str, Any]:
+def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
     import logging
 
     import ray
@@ -93,19 +94,21 @@ def run(args: argparse.Namespace, camera_actor: Any, detector_actor: Any,
         alone = single_frame_latency(frames, args.latency_repeats, args.actors)
         progress(f"camfleet: {args.cameras} cameras x {args.fps:g} fps (saturating), "
                  f"{args.actors} detector actor(s)")
-        fleet = run_point(fleet_yaml(args.cameras, args.fps, 1280, 720, background, args.actors, 640),
-                          args.point_s, 4.0, camera_actor, detector_actor, folder / "fleet")
+        saturating = fleet_yaml(args.cameras, args.fps, 1280, 720, background, args.actors, 640)
+        fleet = run_point(saturating, args.point_s, 4.0, folder / "fleet")
         progress("camfleet: 1 camera x 5 fps (frames arrive one at a time, capacity to spare)")
         light = run_point(fleet_yaml(1, 5.0, 1280, 720, background, args.actors, 640),
-                          args.point_s, 4.0, camera_actor, detector_actor, folder / "light")
+                          args.point_s, 4.0, folder / "light")
     results = {
         "ray_data": {**batch, "single_frame_latency_ms": round(statistics.median(alone) * 1000, 1)},
         "camfleet": {"fps": fleet["analysed_fps"], "offered_fps": fleet["offered_fps"],
                      "p50_ms_saturated": fleet["p50_ms"], "p50_ms": light["p50_ms"],
-                     "p99_ms": light["p99_ms"], "accounted": fleet["accounted"] and light["accounted"]},
+                     "p99_ms": light["p99_ms"],
+                     "accounted": fleet["accounted"] and light["accounted"]},
         "actors": args.actors,
     }
-    results["throughput_ratio"] = round(results["camfleet"]["fps"] / batch["fps"], 3) if batch["fps"] else None
+    results["throughput_ratio"] = (round(results["camfleet"]["fps"] / batch["fps"], 3)
+                                   if batch["fps"] else None)
     print(table(results))
     return results
 
@@ -115,7 +118,8 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join([
         "| method | frames/s | per-frame latency p50 ms | notes |", "|---|---|---|---|",
         (f"| Ray Data map_batches ({results['actors']} actors) | {r['fps']} | "
-         f"{r['single_frame_latency_ms']} (a frame alone) | {r['frames']} frames as one finished batch |"),
+         f"{r['single_frame_latency_ms']} (a frame alone) | "
+         f"{r['frames']} frames as one finished batch |"),
         (f"| camfleet fleet ({results['actors']} detector actors) | {c['fps']} | {c['p50_ms']} "
          f"(capture to result, 1 camera at 5 fps) | frames/s with {c['offered_fps']} fps offered "
          f"(p50 then {c['p50_ms_saturated']} ms) |"),

@@ -1,7 +1,8 @@
-"""``camfleet bench transport``: for each frame size, the camera -> detector hand-off (``ray.put`` of a reused
-buffer + actor call + zero-copy read on the detector side) next to one ``memcpy`` of the same
-frame, with one frame in flight and with several in flight (how a camera with ``buffers > 1``
-runs). Results go to stdout as a markdown table, to ``--json`` and to a PNG plot.
+"""``camfleet bench transport``: for each frame size, the camera -> detector hand-off
+(``ray.put`` of a reused buffer + actor call + zero-copy read on the detector side) next to one
+``memcpy`` of the same frame, with one frame in flight and with several in flight (how a camera
+with ``buffers > 1`` runs), and the baselines of :mod:`fleet.bench.baselines` on the same frames.
+Results go to stdout as a markdown table, to ``--json`` and to a PNG plot.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fleet.bench import baselines
+from fleet import runtime
+from fleet.bench import baselines, plotting
+from fleet.bench.bufferpool import memory_table_1080p
+from fleet.bench.measure import BaselineResult
 from fleet.frames import Detection, FrameMeta
 
 SIZES = {"720p": (720, 1280), "1080p": (1080, 1920), "4k": (2160, 3840)}
@@ -52,7 +56,7 @@ def frame_pool(shape: tuple[int, int], rng: np.random.Generator) -> list[np.ndar
 
 def measure_memcpy(frames: list[np.ndarray], repeats: int) -> list[float]:
     targets = [np.empty_like(f) for f in frames]
-    for src, dst in zip(frames, targets):
+    for src, dst in zip(frames, targets, strict=True):
         np.copyto(dst, src)  # fault the pages in: time copies, not first touches
     times = []
     for i in range(repeats):
@@ -63,7 +67,8 @@ def measure_memcpy(frames: list[np.ndarray], repeats: int) -> list[float]:
     return times
 
 
-def measure_handoff(detector: Any, frames: list[np.ndarray], meta: FrameMeta, repeats: int) -> list[float]:
+def measure_handoff(detector: Any, frames: list[np.ndarray], meta: FrameMeta,
+                    repeats: int) -> list[float]:
     """One frame in flight: put + call + read + result back, per frame."""
     import ray
 
@@ -78,8 +83,8 @@ def measure_handoff(detector: Any, frames: list[np.ndarray], meta: FrameMeta, re
     return times
 
 
-def measure_pipelined(detectors: list[Any], pool: list[np.ndarray], meta: FrameMeta, frames: int,
-                      in_flight: int) -> float:
+def measure_pipelined(detectors: list[Any], pool: list[np.ndarray], meta: FrameMeta,
+                      frames: int, in_flight: int) -> float:
     """``in_flight`` frames outstanding, as a camera with that many buffers: seconds per frame."""
     import ray
 
@@ -96,13 +101,13 @@ def measure_pipelined(detectors: list[Any], pool: list[np.ndarray], meta: FrameM
     return (time.perf_counter() - start) / frames
 
 
-def run_transport(args: argparse.Namespace, detector_actor: Any,
-                  progress: Callable[[str], None]) -> dict[str, Any]:
+def run_transport(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
     import ray
 
     from fleet.config import FaceDetectorConfig
 
     config = FaceDetectorConfig(num_cpus=0.5)
+    detector_actor = runtime.detector_actor()
     detectors = [detector_actor.options(num_cpus=0.5).remote("touch", config, TouchDetector)
                  for _ in range(2)]
     reader = ray.remote(num_cpus=0.1)(_Reader).remote()
@@ -134,23 +139,28 @@ def run_transport(args: argparse.Namespace, detector_actor: Any,
             "handoff_vs_memcpy": round(statistics.median(handoff) * 1000 / copy_ms, 2),
             "pipelined_vs_memcpy": round(pipelined * 1000 / copy_ms, 2),
             "read_median_ms": round(statistics.median(read) * 1000, 4),
-            "samples_ms": {"memcpy": [round(x * 1000, 4) for x in memcpy],
-                           "handoff": [round(x * 1000, 4) for x in handoff],
-                           **{m: [round(x * 1000, 4) for x in r.samples_s] for m, r in others.items()}},
-            "baselines": {
-                m: {**{k: v for k, v in r.to_dict().items() if k not in ("samples_ms", "verified_crc32")},
-                    "x_camfleet": round(r.median_s * 1000 / handoff_ms, 2),
-                    "x_memcpy": round(r.median_s * 1000 / copy_ms, 2)}
-                for m, r in others.items()
-            },
+            "samples_ms": {"memcpy": _ms(memcpy), "handoff": _ms(handoff),
+                           **{m: _ms(r.samples_s) for m, r in others.items()}},
+            "baselines": {m: _baseline_row(r, handoff_ms, copy_ms) for m, r in others.items()},
         }
     for actor in [*detectors, reader]:
         ray.kill(actor)
     if "1080p" in args.sizes:
         progress("memory table: 50 frames at 1080p, new array per frame vs a reused pool of 4")
-        results["memory_table_1080p"] = baselines.memory_table_1080p(frames=50).to_dict()
+        results["memory_table_1080p"] = memory_table_1080p(frames=50).to_dict()
     results["targets"] = targets(results)
     return results
+
+
+def _ms(samples_s: Sequence[float]) -> list[float]:
+    return [round(x * 1000, 4) for x in samples_s]
+
+
+def _baseline_row(result: BaselineResult, handoff_ms: float, copy_ms: float) -> dict[str, Any]:
+    """A baseline's figures without its samples (kept apart) and how it compares."""
+    row = {k: v for k, v in result.to_dict().items() if k not in ("samples_ms", "verified_crc32")}
+    return {**row, "x_camfleet": round(result.median_s * 1000 / handoff_ms, 2),
+            "x_memcpy": round(result.median_s * 1000 / copy_ms, 2)}
 
 
 class _Reader:
@@ -211,59 +221,63 @@ def transport_table(results: dict[str, Any]) -> str:
             f"{r['pipelined_vs_memcpy']} | {r['read_median_ms']} |"
         )
     lines += ["", ("| frame | method | median ms | p99 ms | frames/s | x camfleet | x memcpy | "
-                   "sender peak RSS +MB | receiver peak RSS MB | frame-sized allocs/frame | GC runs |"),
+                   "sender peak RSS +MB | receiver peak RSS MB | frame-sized allocs/frame | "
+                   "GC runs |"),
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["sizes"].items():
         for method, b in r["baselines"].items():
             lines.append(
                 f"| {name} | {LABELS[method]} | {b['median_ms']} | {b['p99_ms']} | {b['fps']} | "
                 f"{b['x_camfleet']} | {b['x_memcpy']} | {b['parent_peak_rss_increase_mb']} | "
-                f"{b['child_peak_rss_mb']} | {b['frame_allocs_per_frame']} | {b['gc_collections_total']} |"
+                f"{b['child_peak_rss_mb']} | {b['frame_allocs_per_frame']} | "
+                f"{b['gc_collections_total']} |"
             )
     if "memory_table_1080p" in results:
-        m = results["memory_table_1080p"]
-        lines += ["", "memory, 50 frames at 1080p (the case study's table):", "",
-                  "| variant | peak MB | delta MB | buffers created | hit rate |", "|---|---|---|---|---|"]
-        for row in (m["naive"], m["pool"]):
-            lines.append(f"| {row['variant']} | {row['peak_mb']} | {row['delta_mb']} | "
-                         f"{row['buffers_created']} | {row['hit_rate']} |")
-    lines += ["", "targets: " + ", ".join(f"{k}={v}" for k, v in results.get("targets", {}).items())]
+        lines += _memory_lines(results["memory_table_1080p"])
+    targets = results.get("targets", {})
+    lines += ["", "targets: " + ", ".join(f"{k}={v}" for k, v in targets.items())]
     return "\n".join(lines)
 
 
-def plot_transport(results: dict[str, Any], path: Path) -> bool:
-    try:
-        import matplotlib
+def _memory_lines(table: dict[str, Any]) -> list[str]:
+    lines = ["", "memory, 50 frames at 1080p (the case study's table):", "",
+             "| variant | peak MB | delta MB | buffers created | hit rate |",
+             "|---|---|---|---|---|"]
+    for row in (table["naive"], table["pool"]):
+        lines.append(f"| {row['variant']} | {row['peak_mb']} | {row['delta_mb']} | "
+                     f"{row['buffers_created']} | {row['hit_rate']} |")
+    return lines
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+
+def plot_transport(results: dict[str, Any], path: Path) -> bool:
+    plt = plotting.pyplot()
+    if plt is None:
         return False
     names = list(results["sizes"])
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 5), sharey=True, squeeze=False)
-    for ax, name in zip(axes[0], names):
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 5), sharey=True,
+                             squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
         samples = results["sizes"][name]["samples_ms"]
         methods = [m for m in METHODS if samples.get(m)]
         ax.boxplot([samples[m] for m in methods], tick_labels=[LABELS[m] for m in methods],
                    showfliers=False)
         pipelined = results["sizes"][name]["pipelined_ms_per_frame"]
-        ax.plot(methods.index("handoff") + 1, pipelined, "r^", label=f"{results['in_flight']} in flight")
+        ax.plot(methods.index("handoff") + 1, pipelined, "r^",
+                label=f"{results['in_flight']} in flight")
         ax.set_yscale("log")
         ax.set_title(f"{name} ({results['sizes'][name]['frame_mb']} MB)")
         ax.tick_params(axis="x", rotation=40)
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].set_ylabel("milliseconds per frame (log)")
     axes[0][0].legend(loc="upper left")
-    fig.suptitle("Moving a frame to a detector: camfleet vs the usual ways, and one memcpy")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plotting.save(fig, path,
+                  "Moving a frame to a detector: camfleet vs the usual ways, and one memcpy")
     return True
 
 
-def run(args: argparse.Namespace, detector_actor: Any, progress: Callable[[str], None]) -> dict[str, Any]:
-    """Measure, print the table, write JSON and the plot. Ray is already up."""
-    results = run_transport(args, detector_actor, progress)
+def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Measure, print the table and draw the plot (the caller writes the JSON). Ray is up."""
+    results = run_transport(args, progress)
     print(transport_table(results))
     if args.plot and plot_transport(results, Path(args.plot)):
         print(f"\nplot: {args.plot}")
@@ -277,4 +291,5 @@ def add_arguments(transport: argparse.ArgumentParser) -> None:
     transport.add_argument("--in-flight", type=int, default=4, help="frames in flight, pipelined")
     transport.add_argument("--process-repeats", type=int, default=5,
                            help="frames for the process-per-frame baseline (a spawn each)")
-    transport.add_argument("--plot", default="bench-transport.png", help="PNG plot path ('' for none)")
+    transport.add_argument("--plot", default="bench-transport.png",
+                           help="PNG plot path ('' for none)")

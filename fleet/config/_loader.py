@@ -27,6 +27,11 @@ Path_ = tuple[str | int, ...]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DOTTED = re.compile(r"^([a-z_]\w*(?:\[\d+\]|\.[\w-]+)*): (.*)$", re.DOTALL)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+# A few hundred bytes of nested aliases ("billion laughs") expand to billions of values. Aliases
+# may expand a file's values (`<<: *defaults` in every camera) about tenfold at most, plus a
+# margin; past that, and past 16 MiB on disk, loading stops with a clear message.
+MAX_FILE_BYTES = 16 * 2**20
+EXPANSION_MARGIN, EXPANSION_FACTOR = 100_000, 10
 # An environment value this short is not worth masking, and masking it would garble messages.
 _MIN_SECRET_LEN = 4
 
@@ -43,6 +48,8 @@ class _Document:
         self.env_values: set[str] = set()
         self._written_keys: dict[int, set[int]] = {}
         self._constructor = yaml.SafeLoader("")
+        self.values = 0  # values built so far, aliases expanded: bounded against alias bombs
+        self.max_values = EXPANSION_MARGIN
 
     # ------------------------------------------------------------------------------ problems
     def problem(self, path: Path_, message: str) -> None:
@@ -77,6 +84,12 @@ class _Document:
     # -------------------------------------------------------------------------------- build
     def build(self, node: yaml.Node, path: Path_, line: int, stack: frozenset[int]) -> Any:
         self.lines[path] = line
+        self.values += 1
+        if self.values > self.max_values:
+            raise ConfigError([ConfigProblem(
+                self.filename, line, _dotted(path),
+                f"the file's aliases expand it to more than {self.max_values:,} values (an alias "
+                "bomb?); write the values out, or use `defaults:` instead of aliases")])
         if id(node) in stack:
             self.problem(
                 path, "this alias refers to a node that contains it; YAML data must be a tree"
@@ -364,6 +377,22 @@ def _syntax_reason(exc: yaml.YAMLError) -> str:
     return f"{context}, {_reason(exc)}"  # "expected a single document..., but found another"
 
 
+def _distinct_nodes(root: yaml.Node) -> int:
+    """Nodes in the composed document, each alias target counted once (linear time)."""
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            todo.extend(n for pair in node.value for n in pair)
+    return len(seen)
+
+
 def _top_level_problem(filename: str, node: yaml.Node | None) -> ConfigProblem:
     if node is None:
         found = "the file is empty"
@@ -390,6 +419,7 @@ def parse_fleet(
     if not isinstance(node, yaml.MappingNode):
         raise ConfigError([_top_level_problem(filename, node)])
     doc = _Document(filename, os.environ if env is None else env)
+    doc.max_values = EXPANSION_MARGIN + EXPANSION_FACTOR * _distinct_nodes(node)
     data = doc.build(node, (), node.start_mark.line + 1, frozenset())
     try:
         config = FleetConfig.model_validate(data)
@@ -406,6 +436,11 @@ def load_fleet(path: str | os.PathLike[str], env: Mapping[str, str] | None = Non
     """Read and validate a fleet file. Raises :class:`ConfigError` naming file, line and field."""
     filename = str(path)
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError([ConfigProblem(
+                filename, None, "", f"the file is {size / 2**20:.1f} MiB; a fleet file may be "
+                f"at most {MAX_FILE_BYTES // 2**20} MiB (is this the right file?)")])
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

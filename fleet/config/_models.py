@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -253,12 +254,20 @@ class CameraSettings(StrictModel):
     buffers: int = Field(
         default=4, ge=1, le=64, description="Frames in flight at most (initial slots)."
     )
-    drop_policy: Literal["drop_newest", "drop_oldest"] = Field(
-        default="drop_oldest",
+    drop_policy: Literal["drop_newest", "drop_oldest", "wait"] | None = Field(
+        default=None,
         description="No free slot: drop_newest discards the new frame; drop_oldest keeps the "
-        "newest waiting frame and discards the one it replaces.",
+        "newest waiting frame and discards the one it replaces; wait holds capture until a slot "
+        "frees (backpressure: nothing is lost). Default: wait for files with realtime: false "
+        "and image folders, drop_oldest for live sources.",
     )
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig, description="Backoff.")
+    watchdog_s: float = Field(
+        default=60.0, ge=1, le=3600,
+        description="A capture call into the source (open, grab, decode) that lasts this long "
+        "is stuck inside OpenCV/FFmpeg: the camera actor is restarted. Network sources time "
+        "out sooner on their own (open_timeout_s, read_timeout_s).",
+    )
     num_cpus: float = Field(
         default=0.25, ge=0, le=16, description="Ray CPUs reserved for the camera actor."
     )
@@ -283,6 +292,20 @@ class CameraConfig(CameraSettings):
     enabled: bool = Field(
         default=True, description="Set false to keep a camera in the file but not run it."
     )
+
+    @model_validator(mode="after")
+    def _default_drop_policy(self) -> CameraConfig:
+        """A file that is not live loses nothing: it waits for a buffer. A live source cannot
+        wait (the camera would not stop sending), so it drops, and says why."""
+        live = isinstance(self.source, (RtspSource, HttpSource, DeviceSource))
+        if self.drop_policy == "wait" and live:
+            raise ValueError("drop_policy: a live source cannot wait for buffers (frames would "
+                             "pile up in the stream); use drop_oldest or drop_newest")
+        if self.drop_policy is None:
+            archive = isinstance(self.source, ImagesSource) or (
+                isinstance(self.source, FileSource) and not self.source.realtime)
+            object.__setattr__(self, "drop_policy", "wait" if archive else "drop_oldest")
+        return self
 
     @field_validator("source", mode="before")
     @classmethod
@@ -356,11 +379,25 @@ DetectorConfig = Annotated[FaceDetectorConfig | PersonDetectorConfig, Field(disc
 
 
 # -------------------------------------------------------------------------------------------- sinks
+def _inside_run_folder(value: str) -> str:
+    """Sink paths are relative and stay inside the run folder: a fleet file writes nowhere else."""
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith(("/", "~")) or (len(value) > 1 and value[1] == ":"):
+        raise ValueError(f"{value!r} is absolute; give a path relative to the run folder "
+                         "(set output_dir or --run-dir to move the run folder itself)")
+    if ".." in parts:
+        raise ValueError(f"{value!r} leaves the run folder ('..'); give a path inside it")
+    return value
+
+
+RunPath = Annotated[str, AfterValidator(_inside_run_folder)]
+
+
 class JsonlSinkConfig(StrictModel):
     enabled: bool = Field(
         default=True, description="Write one JSON line per analysed frame with detections."
     )
-    path: str = Field(
+    path: RunPath = Field(
         default="events.jsonl", min_length=1, description="File, relative to the run folder."
     )
     flush_interval_s: float = Field(
@@ -372,7 +409,7 @@ class SnapshotSinkConfig(StrictModel):
     enabled: bool = Field(
         default=False, description="Save JPEG snapshots of frames with detections."
     )
-    dir: str = Field(
+    dir: RunPath = Field(
         default="snapshots", min_length=1, description="Folder, relative to the run folder."
     )
     max_per_camera: int = Field(

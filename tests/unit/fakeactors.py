@@ -29,6 +29,7 @@ class FakeCamera:
     buffers: int = 0
     routing_updates: int = 0
     outstanding_at: dict[str, int] = field(default_factory=dict)
+    stuck_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.buffers = self.config.buffers
@@ -36,7 +37,8 @@ class FakeCamera:
             self.captured, self.processed = self.resume.captured, self.resume.processed
             self.dropped = dict(self.resume.dropped)
             if self.resume.in_flight:
-                self.dropped["camera_lost"] = self.dropped.get("camera_lost", 0) + self.resume.in_flight
+                lost = self.dropped.get("camera_lost", 0) + self.resume.in_flight
+                self.dropped["camera_lost"] = lost
 
     def start(self) -> None:
         self.state = "up"
@@ -52,6 +54,7 @@ class FakeCamera:
             dropped=dict(self.dropped), offered=self.captured, admitted=self.captured,
             buffers=self.buffers, peak_slots_used=in_flight, reconnects=0,
             frames_with_detections=0, detections={}, outstanding=dict(self.outstanding_at),
+            stuck_s=self.stuck_s,
         )
 
     def set_pool(self, kind: str, handles: list[Any]) -> None:

@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
+import sys
 import zlib
 
 import numpy as np
 import pytest
 
-from fleet.bench import baselines
-from fleet.bench.baselines import (
-    BaselineError,
-    BaselineResult,
-    BufferPool,
-    http_base64_json,
-    memory_table_1080p,
-    pickled_pipe,
-    process_per_frame,
-)
+from fleet.bench import baselines, measure
+from fleet.bench.baselines import http_base64_json, pickled_pipe, process_per_frame
+from fleet.bench.bufferpool import BufferPool, memory_table_1080p
+from fleet.bench.measure import BaselineError, BaselineResult
 
 SHAPE = (120, 160, 3)
 REPEATS = 4
@@ -120,7 +116,7 @@ def test_a_fault_mid_run_stops_the_server_and_worker(
     def fail(*args: object) -> None:
         raise RuntimeError("injected")
 
-    monkeypatch.setattr(baselines, "_time_loop", fail)
+    monkeypatch.setattr(measure, "time_loop", fail)
     with pytest.raises(RuntimeError, match="injected"):
         METHODS[name](frames, 2)
     assert leftover_children() == []
@@ -128,7 +124,8 @@ def test_a_fault_mid_run_stops_the_server_and_worker(
 
 def test_a_server_that_cannot_start_is_reported(monkeypatch: pytest.MonkeyPatch,
                                                 frames: list[np.ndarray]) -> None:
-    monkeypatch.setattr(baselines, "_HTTP_SERVER", "raise SystemExit('port taken')")
+    monkeypatch.setattr(baselines, "HTTP_SERVER",
+                        [sys.executable, "-c", "raise SystemExit('port taken')"])
     with pytest.raises(BaselineError, match="exited before listening: port taken"):
         http_base64_json(frames, 2)
     assert leftover_children() == []
@@ -136,7 +133,8 @@ def test_a_server_that_cannot_start_is_reported(monkeypatch: pytest.MonkeyPatch,
 
 def test_a_per_frame_child_that_fails_is_reported(monkeypatch: pytest.MonkeyPatch,
                                                   frames: list[np.ndarray]) -> None:
-    monkeypatch.setattr(baselines, "_PER_FRAME", "import sys; sys.exit('no numpy here')")
+    monkeypatch.setattr(baselines, "PER_FRAME",
+                        [sys.executable, "-c", "import sys; sys.exit('no numpy here')"])
     with pytest.raises(BaselineError, match="exited with 1: no numpy here"):
         process_per_frame(frames, 2)
     assert leftover_children() == []
@@ -155,6 +153,30 @@ def test_bad_input_is_refused_before_any_process_starts(frames: list[np.ndarray]
                                                         message: str, name: str) -> None:
     with pytest.raises(ValueError, match=message):
         METHODS[name](frames, repeats)
+
+
+# --- the child programs, run on their own ------------------------------------------------------
+
+def test_the_per_frame_child_runs_as_a_module_of_the_package(frames: list[np.ndarray]) -> None:
+    from fleet.bench import children
+    from fleet.bench.children.per_frame import HEADER
+
+    frame = frames[0]
+    stdin = struct.pack(HEADER, *frame.shape, 1) + frame.tobytes()
+    proc = subprocess.run(children.argv("per_frame"), input=stdin, capture_output=True,
+                          check=True, timeout=60)
+    answer = json.loads(proc.stdout)
+    assert answer["crc32"] == zlib.crc32(frame.data)
+    assert (answer["first"], answer["last"]) == (frame[0, 0, 0], frame[-1, -1, -1])
+    assert 0 < answer["rss_kb"] <= answer["hwm_kb"]
+
+
+def test_importing_the_bench_command_starts_no_ray_and_the_package_imports_nothing() -> None:
+    probe = ("import sys, fleet.bench; light = {'numpy', 'ray'} & set(sys.modules); "
+             "import fleet.bench.main; print(sorted(light), 'ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.split() == ["[]", "False"]
 
 
 # --- the memory table and its buffer pool -----------------------------------------------------

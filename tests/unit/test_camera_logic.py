@@ -198,3 +198,75 @@ def test_drop_newest_drops_before_decoding_when_every_buffer_is_busy():
     assert cam.source.decoded == 2
     assert stats.accounted
     cam.stop(drain_timeout_s=0.1)
+
+
+def test_wait_policy_holds_capture_and_loses_no_frame():
+    # given a file-like camera with 2 buffers under `wait`, whose detector answers only when told
+    cam, dispatcher = camera("wait", buffers=2, frames=20)
+    cam.start()
+    wait_until(lambda: len(dispatcher.held) == 2, 10, "two frames at the detector")
+    time.sleep(0.2)
+    stats = cam.stats()
+    # then capture waits (backpressure) instead of dropping, and is not counted as stuck
+    assert stats.captured == 3 and stats.dropped == {} and stats.stuck_s == 0.0
+    # when the detector keeps answering, every frame is processed, none dropped
+    deadline = time.monotonic() + 20
+    while not cam.ended and time.monotonic() < deadline:
+        dispatcher.release_all()
+        time.sleep(0.01)
+    dispatcher.release_all()
+    wait_until(lambda: cam.stats().processed == 20, 10, "all 20 frames processed")
+    final = cam.stop(drain_timeout_s=2)
+    assert final.processed == 20 and final.dropped == {} and final.accounted
+
+
+def test_wait_policy_gives_up_waiting_at_stop():
+    cam, _ = camera("wait", buffers=1, frames=5)
+    cam.start()
+    wait_until(lambda: cam.stats().captured == 2, 10, "a second frame waiting for a buffer")
+    final = cam.stop(drain_timeout_s=0.1)
+    assert final.dropped == {"shutdown": 2} and final.in_flight == 0 and final.accounted
+
+
+class MalformedFrameSource(ListSource):
+    """Decodes a frame with no width (1-D): building its metadata raises IndexError, a bug-like
+    error between capture and hand-off rather than a SourceError."""
+
+    def retrieve(self, into):
+        return np.zeros((8,), np.uint8)
+
+
+def test_an_error_between_capture_and_hand_off_fails_the_frame_instead_of_leaking_it():
+    config = parse_fleet("""
+cameras: [{id: cam, source: synthetic, fps: 240}]
+""", env={}).cameras[0]
+    cam = Camera(config, MalformedFrameSource(3), HeldDispatcher(), NullSink())
+    cam.media_time = True
+    cam.start()
+    wait_until(lambda: cam.stats().failed >= 1, 10, "the frame the gate raised on, failed")
+    stats = cam.stats()
+    assert stats.in_flight == 0 and stats.accounted
+    cam.stop(drain_timeout_s=0.1)
+
+
+class BlockingSource(ListSource):
+    """grab() blocks, as a capture stuck inside FFmpeg does, until released."""
+
+    def __init__(self):
+        super().__init__(100)
+        self.release = threading.Event()
+
+    def grab(self) -> None:
+        self.release.wait(30)
+        super().grab()
+
+
+def test_a_capture_stuck_in_the_source_shows_in_stuck_s():
+    config = parse_fleet("cameras: [{id: cam, source: synthetic}]", env={}).cameras[0]
+    source = BlockingSource()
+    cam = Camera(config, source, HeldDispatcher(), NullSink())
+    cam.start()
+    time.sleep(0.5)
+    assert cam.stats().stuck_s >= 0.4  # the controller restarts it past watchdog_s
+    source.release.set()
+    cam.stop(drain_timeout_s=0.1)

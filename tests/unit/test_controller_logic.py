@@ -149,6 +149,18 @@ def test_a_camera_that_keeps_dying_is_restarted_with_backoff(fleet):
     assert controller.restarts["a"] == 1
 
 
+def test_a_camera_stuck_inside_its_source_is_restarted_by_the_watchdog(fleet):
+    controller, actors = fleet
+    stuck = controller.cameras["a"]
+    actors.obj(stuck).stuck_s = 59.0  # under watchdog_s (60 by default): left alone
+    controller.collect()
+    assert controller.cameras["a"] == stuck
+    actors.obj(stuck).stuck_s = 61.0
+    assert controller.collect().cameras["a"].stats.state == "restarting"
+    assert controller.cameras["a"] != stuck and stuck.id in actors.killed
+    assert controller.collect().cameras["a"].stats.accounted
+
+
 def test_scale_in_kills_an_actor_only_when_no_camera_has_a_frame_at_it(fleet):
     controller, actors = fleet
     pool = controller.pools["face"]

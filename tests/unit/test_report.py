@@ -10,6 +10,9 @@ import argparse
 import json
 import re
 import shutil
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -17,6 +20,7 @@ import numpy as np
 import pytest
 
 from fleet.errors import FleetError
+from fleet.frames import CameraStats
 from fleet.report import (
     MAX_CAMERA_LINES,
     Decision,
@@ -29,6 +33,7 @@ from fleet.report import (
     windowed_rate,
     worst_camera,
 )
+from fleet.stats import FleetStats
 
 DEMO = Path(__file__).parent / "fixtures" / "runs" / "demo-4cams"
 DEMO_CAMERAS = ["megamind", "town-square", "lobby-1080p", "yard-720p"]
@@ -160,6 +165,42 @@ def test_windowed_rate_cancels_the_aliasing_of_one_second_snapshots():
     assert np.isnan(rate[0])
     assert rate[4:] == pytest.approx([5.0] * 5)
     assert windowed_rate(t, counts, 0)[1:3] == pytest.approx([4, 6])  # per interval
+
+
+def test_windowed_rate_keeps_its_window_when_the_snapshots_run_late():
+    t = np.cumsum([0] + [1.013] * 12)  # the stats loop of a real run drifts ~13 ms a second
+    counts = np.cumsum([0] + [4, 6] * 6, dtype=float)
+    assert windowed_rate(t, counts, 4)[4:] == pytest.approx([10 / 1.013 / 2] * 9)
+
+
+def test_the_report_computes_rates_as_the_live_stats_do():
+    """The per-interval rates the report draws are the ones the live table showed."""
+    live, times, captured, input_fps = FleetStats(window_s=10), [], [], []
+    total = 0
+    for i in range(12):
+        t, total = 100 + i * 1.013 + (0.05 if i == 5 else 0), total + (4, 6, 7)[i % 3]
+        view = live.update_camera(replace(camera_stats(), captured=total, time=t))
+        times.append(t)
+        captured.append(total)
+        input_fps.append(view.input_fps)
+    replayed = windowed_rate(np.array(times) - times[0], np.array(captured, dtype=float), 0)
+    assert replayed[1:] == pytest.approx(input_fps[1:], rel=1e-9)
+
+
+def camera_stats() -> CameraStats:
+    return CameraStats(
+        camera="cam", state="up", captured=0, processed=0, failed=0, in_flight=0, slots_used=0,
+        dropped={}, offered=0, admitted=0, buffers=4, peak_slots_used=1, reconnects=0,
+        frames_with_detections=0, detections={}, latency_s=(), time=0.0,
+    )
+
+
+def test_importing_the_report_loads_neither_ray_nor_matplotlib():
+    code = ("import sys, fleet.report; heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'ray', 'matplotlib'}); print(heavy); sys.exit(bool(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- rendering --------------------------------------------------------------------------------
