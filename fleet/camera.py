@@ -112,19 +112,19 @@ class Camera:
                       "%g s); stopping without it", self.config.id, STOP_JOIN_S, self.stuck_s())
         with self.lock:
             if self.waiting is not None:
+                self.ledger.drop(self.waiting[1].index, "shutdown")
                 self.waiting = None
-                self.ledger.drop("shutdown")
         deadline = time.monotonic() + drain_timeout_s
         while self.ledger.slots_used > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
         self.collect_stop.set()
         self.threads[1].join(timeout=STOP_JOIN_S)
-        for _ in self.dispatcher.abandon():
-            self.ledger.settle("shutdown")
-        with self.ledger.lock:  # a frame a stuck capture thread still holds is not coming back
-            stranded = self.ledger.in_flight - self.ledger.slots_used
-        for _ in range(max(0, stranded)):
-            self.ledger.drop("shutdown")
+        for done in self.dispatcher.abandon():
+            self.ledger.settle(done.meta.index, "shutdown")
+        if self.threads[0].is_alive():  # the frame a stuck capture thread holds is not coming
+            for index in self.ledger.open_without_slot():  # back; any other open frame is a leak
+                self.ledger.drop(index, "shutdown")
+        self.ledger.close()
         self.sink.close()
         if self.state not in ("ended",):
             self.state = "stopped"
@@ -207,7 +207,8 @@ class Camera:
         except BaseException:
             # Whatever went wrong between capture and hand-off (a decode error, an OpenCV
             # exception in the motion gate, a bug), the frame is settled, never left in flight.
-            self.ledger.fail_unsent()
+            if self.ledger.unsent(index) and not self._is_waiting(index):
+                self.ledger.fail_unsent(index)
             raise
 
     def _decide(self, index: int, started: float, wall: float,
@@ -216,15 +217,15 @@ class Camera:
         return settles the frame or hands it on; an exception leaves that to the caller."""
         t = index / (self.source.native_fps or 25.0) if self.media_time else started
         if not self.limiter.admit(t):
-            self.ledger.drop("fps")
+            self.ledger.drop(index, "fps")
             return buf
-        if self._full_and_dropping():
+        if self._full_and_dropping(index):
             return buf  # dropped before decoding: no CPU spent on a frame nobody will analyse
         with self._in_source():
             frame = self.source.retrieve(buf)
         self.shape = (frame.shape[0], frame.shape[1])
         if self.gate is not None and not self.gate.moving(frame):
-            self.ledger.drop("no_motion")
+            self.ledger.drop(index, "no_motion")
             return frame
         meta = FrameMeta(self.config.id, index, wall, frame.shape[1], frame.shape[0],
                          self.config.detect_width)
@@ -240,7 +241,11 @@ class Camera:
         finally:
             self.in_source_since = None
 
-    def _full_and_dropping(self) -> bool:
+    def _is_waiting(self, index: int) -> bool:
+        with self.lock:
+            return self.waiting is not None and self.waiting[1].index == index
+
+    def _full_and_dropping(self, index: int) -> bool:
         """drop_newest with every buffer busy: the frame would be dropped after decoding, so
         drop it before. (Not with a motion gate: whether it was offered depends on its pixels.)"""
         if self.config.drop_policy != "drop_newest" or self.gate is not None:
@@ -249,7 +254,7 @@ class Camera:
             if self.ledger.slots_used < self.buffers:
                 return False
             self.ledger.offer()
-            self.ledger.drop("no_buffer")
+            self.ledger.drop(index, "no_buffer")
             return True
 
     def _offer(self, frame: np.ndarray, meta: FrameMeta, started: float) -> np.ndarray | None:
@@ -264,15 +269,15 @@ class Camera:
                 self._dispatch(frame, meta, started)
                 return frame  # ray.put copied it: the buffer is free again
             if self.config.drop_policy == "wait":  # stopping while waiting
-                self.ledger.drop("shutdown")
+                self.ledger.drop(meta.index, "shutdown")
                 return frame
             if self.config.drop_policy == "drop_newest":
-                self.ledger.drop("no_buffer")
+                self.ledger.drop(meta.index, "no_buffer")
                 return frame
             # drop_oldest: this frame waits for a slot; the frame it replaces is dropped.
             free: np.ndarray | None
             if self.waiting is not None:
-                self.ledger.drop("no_buffer")
+                self.ledger.drop(self.waiting[1].index, "no_buffer")
                 free = self.waiting[0]
             else:
                 free, self.spare = self.spare, None
@@ -280,12 +285,12 @@ class Camera:
             return free
 
     def _dispatch(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
-        self.ledger.admit()
+        self.ledger.admit(meta.index)
         try:
             self.dispatcher.submit(frame, meta, started)
         except Exception as exc:  # noqa: BLE001 - whatever Ray raised, the frame is settled
             log.warning("camera %s: hand-off failed: %s", self.config.id, exc)
-            self.ledger.settle("failed")
+            self.ledger.settle(meta.index, "failed")
 
     # ----------------------------------------------------------------------------------- collect
     def _collect_loop(self) -> None:
@@ -303,7 +308,7 @@ class Camera:
     def _settle(self, done: Completion) -> None:
         latency = time.monotonic() - done.started
         if done.lost:
-            self.ledger.settle("detector_lost")
+            self.ledger.settle(done.meta.index, "detector_lost")
             return
         if done.errors:
             log.warning("camera %s frame %d: %s", self.config.id, done.meta.index, done.errors[0])
@@ -312,7 +317,8 @@ class Camera:
             self.sink.emit(done.meta, done.results, latency, done.view)
         except Exception:
             log.exception("camera %s: sink failed", self.config.id)
-        self.ledger.settle("failed" if done.errors else "processed", latency, labels)
+        outcome = "failed" if done.errors else "processed"
+        self.ledger.settle(done.meta.index, outcome, latency, labels)
 
     def _dispatch_waiting(self) -> None:
         with self.lock:

@@ -81,11 +81,16 @@ class CameraStats:
     height: int = 0
     outstanding: dict[str, int] = field(default_factory=dict)  # frames at each detector actor
     stuck_s: float = 0.0  # how long capture has been inside one source call (the watchdog's)
+    audit_problems: tuple[str, ...] = ()  # what the per-frame audit found (fleet.accounting)
 
     @property
     def accounted(self) -> bool:
+        """The counters add up, no counter is negative, and the per-frame audit agrees."""
         settled = self.processed + sum(self.dropped.values()) + self.failed
-        return self.captured == settled + self.in_flight
+        counters = (self.captured, self.processed, self.failed, self.in_flight,
+                    self.slots_used, *self.dropped.values())
+        return (self.captured == settled + self.in_flight and min(counters) >= 0
+                and not self.audit_problems)
 
     @property
     def hit_rate(self) -> float:

@@ -25,6 +25,10 @@ from fleet.redact import redact_url
 
 Path_ = tuple[str | int, ...]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# ${file:/run/secrets/gate}: a secret from a file (a Kubernetes or Docker secret), read where
+# the fleet file is loaded, so it never travels in Ray's job metadata.
+_FILE = re.compile(r"\$\{file:([^}]+)\}")
+_MAX_SECRET_FILE_BYTES = 65536
 _DOTTED = re.compile(r"^([a-z_]\w*(?:\[\d+\]|\.[\w-]+)*): (.*)$", re.DOTALL)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 # A few hundred bytes of nested aliases ("billion laughs") expand to billions of values. Aliases
@@ -169,7 +173,20 @@ class _Document:
             self.env_problem_paths.append(self.locate(path)[0])
             return ""
 
-        return _ENV.sub(substitute, text)
+        return _ENV.sub(substitute, _FILE.sub(lambda m: self._read_secret(m.group(1), path), text))
+
+    def _read_secret(self, name: str, path: Path_) -> str:
+        try:
+            with open(name, encoding="utf-8") as handle:
+                value = handle.read(_MAX_SECRET_FILE_BYTES).rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.problem(path, f"cannot read the secret file {name}: {reason}; mount it there, "
+                         "or use ${VAR} from the environment")
+            self.env_problem_paths.append(self.locate(path)[0])
+            return ""
+        self.env_values.add(value)
+        return value
 
 
 def _reason(exc: BaseException) -> str:

@@ -173,7 +173,7 @@ def test_fps_limiter_restarts_after_a_stall_instead_of_bursting():
 def test_backoff_grows_to_its_cap_with_bounded_jitter():
     backoff = Backoff(0.5, 8.0, 0.2, random.Random(1))
     delays = [backoff.next_delay() for _ in range(8)]
-    for delay, base in zip(delays, [0.5, 1, 2, 4, 8, 8, 8, 8]):
+    for delay, base in zip(delays, [0.5, 1, 2, 4, 8, 8, 8, 8], strict=True):
         assert base * 0.8 <= delay <= base * 1.2
     backoff.reset()
     assert backoff.next_delay() <= 0.6
@@ -270,3 +270,64 @@ def test_a_capture_stuck_in_the_source_shows_in_stuck_s():
     assert cam.stats().stuck_s >= 0.4  # the controller restarts it past watchdog_s
     source.release.set()
     cam.stop(drain_timeout_s=0.1)
+
+
+# ------------------------------------------------------------------ an accounting check that can fail
+class DoubleSettlingCamera(Camera):
+    """Planted fault: every finished frame is settled twice."""
+
+    def _settle(self, done):
+        super()._settle(done)
+        self.ledger.settle(done.meta.index, "processed")
+
+
+class LeakingCamera(Camera):
+    """Planted fault: frames skipped by the fps limit are never settled."""
+
+    def _decide(self, index, started, wall, buf):
+        if index % 2:
+            return buf  # forgot self.ledger.drop(index, "fps")
+        return super()._decide(index, started, wall, buf)
+
+
+def planted(cls, frames: int = 10):
+    config = parse_fleet("cameras: [{id: cam, source: synthetic, fps: 240, buffers: 64}]",
+                         env={}).cameras[0]
+    dispatcher = HeldDispatcher()
+    cam = cls(config, ListSource(frames), dispatcher, NullSink())
+    cam.media_time = True
+    return cam, dispatcher
+
+
+@pytest.mark.parametrize("cls, problem", [
+    (Camera, None),
+    (DoubleSettlingCamera, "settled twice"),
+    (LeakingCamera, "never settled"),
+])
+def test_the_accounting_check_fails_on_a_planted_double_settle_or_leak(cls, problem):
+    cam, dispatcher = planted(cls)
+    cam.start()
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
+    dispatcher.release_all()
+    wait_until(lambda: not dispatcher.outstanding() and cam.stats().slots_used <= 0, 10,
+               "the detector's answers to be settled")
+    final = cam.stop(drain_timeout_s=1)
+    if problem is None:
+        assert final.accounted and final.audit_problems == ()
+    else:
+        assert not final.accounted
+        assert any(problem in p for p in final.audit_problems), final.audit_problems
+
+
+def test_the_audit_sees_what_the_counters_cannot():
+    from fleet.accounting import FrameLedger
+
+    ledger = FrameLedger("cam")
+    index = ledger.capture()
+    ledger.admit(index)
+    ledger.settle(index, "processed")
+    ledger.settle(index, "processed")  # the counters now say -1 in flight
+    stats = ledger.snapshot(state="up", buffers=1)
+    assert stats.captured == stats.processed + stats.in_flight  # 1 == 2 - 1: the sum still holds
+    assert not stats.accounted
+    assert any("settled twice" in p for p in stats.audit_problems)
