@@ -61,8 +61,8 @@ class FrameAudit:
             seen = "settled twice" if index < self.next_index else "settled but never captured"
             self._problem(f"frame {index} {seen} (as {outcome})")
         elif held != slot:
-            self._problem(f"frame {index} settled as {outcome} "
-                          f"{'with' if slot else 'without'} the slot it {'lacked' if slot else 'held'}")
+            had = "with the slot it lacked" if slot else "without the slot it held"
+            self._problem(f"frame {index} settled as {outcome} {had}")
         self.outcomes[outcome] += 1
 
     def check(self, ledger: FrameLedger, stopped: bool) -> tuple[str, ...]:

@@ -82,7 +82,10 @@ def load_dashboards(folder: Path = DASHBOARDS) -> dict[str, dict[str, Any]]:
 
 
 def variables_in(expr: str) -> set[str]:
-    """Names of the template variables an expression uses (``$x``, ``${x}``, ``${x:fmt}``, ``[[x]]``)."""
+    """Names of the template variables an expression uses.
+
+    Grafana writes them as ``$x``, ``${x}``, ``${x:fmt}`` or ``[[x]]``.
+    """
     return {next(g for g in match.groups() if g) for match in _VARIABLE.finditer(expr)}
 
 

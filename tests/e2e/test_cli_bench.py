@@ -15,7 +15,8 @@ def test_bench_transport_smoke(tmp_path):
     out, plot = tmp_path / "transport.json", tmp_path / "transport.png"
     proc = subprocess.run(
         [sys.executable, "-m", "fleet", "bench", "transport", "--sizes", "720p", "--repeats", "5",
-         "--frames", "10", "--process-repeats", "2", "--object-store-mb", "200", "--json", str(out), "--plot", str(plot)],
+         "--frames", "10", "--process-repeats", "2", "--object-store-mb", "200",
+         "--json", str(out), "--plot", str(plot)],
         check=False, capture_output=True, text=True, timeout=150,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -64,8 +65,8 @@ def test_bench_fleet_smoke(tmp_path):
     assert results["compute_bound"]["fps"] > 0
     point = results["points"][0]
     assert point["accounted"] is True and point["analysed_fps"] > 0
-    assert point["efficiency"] == pytest.approx(point["analysed_fps"] / results["compute_bound"]["fps"],
-                                                abs=0.01)
+    expected = point["analysed_fps"] / results["compute_bound"]["fps"]
+    assert point["efficiency"] == pytest.approx(expected, abs=0.01)
     assert "compute bound:" in proc.stdout and plot.stat().st_size > 1000
 
 
@@ -73,8 +74,8 @@ def test_bench_raydata_smoke(tmp_path):
     out = tmp_path / "raydata.json"
     proc = subprocess.run(
         [sys.executable, "-m", "fleet", "bench", "raydata", "--frames", "6", "--batch-size", "2",
-         "--actors", "1", "--latency-repeats", "1", "--cameras", "1", "--fps", "5", "--point-s", "3",
-         "--object-store-mb", "200", "--json", str(out)],
+         "--actors", "1", "--latency-repeats", "1", "--cameras", "1", "--fps", "5",
+         "--point-s", "3", "--object-store-mb", "200", "--json", str(out)],
         check=False, capture_output=True, text=True, timeout=170,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,5 +1,6 @@
 """Every query of every shipped dashboard panel returns data from a real Prometheus scraping a
-real fleet run with the shipped scrape config (port adjusted). No empty panel, no misspelt metric."""
+real fleet run with the shipped scrape config (port adjusted). No empty panel, no misspelt
+metric."""
 
 from __future__ import annotations
 

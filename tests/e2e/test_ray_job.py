@@ -26,9 +26,9 @@ def ray_head(tmp_path):
     dashboard = free_port()
     log = open(tmp_path / "head.log", "w")  # noqa: SIM115 - closed in teardown
     head = subprocess.Popen(
-        [RAY, "start", "--head", "--block", f"--port={free_port()}", f"--dashboard-port={dashboard}",
-         "--dashboard-host=127.0.0.1", "--num-cpus=3", "--object-store-memory=300000000",
-         "--disable-usage-stats"],
+        [RAY, "start", "--head", "--block", f"--port={free_port()}",
+         f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--num-cpus=3",
+         "--object-store-memory=300000000", "--disable-usage-stats"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"

@@ -69,7 +69,8 @@ detectors:
     latency = [s for s in families["camfleet_latency_seconds"]
                if s.name.endswith("_count") and s.labels["camera"] == "synth"]
     assert latency and latency[0].value > 0
-    states = {(s.labels["camera"], s.labels["state"]): s.value for s in families["camfleet_camera_state"]}
+    states = {(s.labels["camera"], s.labels["state"]): s.value
+              for s in families["camfleet_camera_state"]}
     assert states[("gate", "down")] == 1 and states[("synth", "up")] == 1
     running = [s for s in families["camfleet_detector_actors"] if s.labels["state"] == "running"]
     assert running[0].value == 1

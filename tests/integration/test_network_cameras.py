@@ -64,7 +64,8 @@ detectors:
         # when the server comes back, the camera reconnects and analyses frames again
         processed = down.processed
         mjpeg_server.resume()
-        back = wait_for(controller, "mjpeg-cam", lambda s: s.state == "up" and s.processed > processed, 30)
+        back = wait_for(controller, "mjpeg-cam",
+                        lambda s: s.state == "up" and s.processed > processed, 30)
         assert back.reconnects >= 1
     finally:
         final = controller.stop()

@@ -49,8 +49,8 @@ def test_every_frame_is_accounted_for_and_real_clips_give_detections(ray_ready, 
 defaults: {{buffers: 2, fps: 6}}
 cameras:
   - {{id: faces, source: {{type: file, path: {MEGAMIND}, loop: false}}, detect: [face]}}
-  - {{id: people, source: {{type: file, path: {VTEST}, loop: false, realtime: false}}, detect: [person],
-     fps: 2, drop_policy: drop_newest}}
+  - {{id: people, source: {{type: file, path: {VTEST}, loop: false, realtime: false}},
+     detect: [person], fps: 2, drop_policy: drop_newest}}
   - {{id: synth, source: {{type: synthetic, width: 1920, height: 1080, fps: 30, frames: 60}},
      detect: [face], fps: 30}}
 detectors:
@@ -92,7 +92,8 @@ def test_in_flight_frames_never_exceed_buffers_with_a_slow_detector(
 defaults: {buffers: 2, fps: 30, detect_width: 320, drop_policy: drop_oldest}
 cameras:
   - {id: cam-a, source: {type: synthetic, width: 1920, height: 1080, fps: 30}}
-  - {id: cam-b, source: {type: synthetic, width: 1920, height: 1080, fps: 30}, drop_policy: drop_newest}
+  - {id: cam-b, source: {type: synthetic, width: 1920, height: 1080, fps: 30},
+     drop_policy: drop_newest}
 detectors:
   face: {actors: 1, num_cpus: 0.5}
 """, tmp_path, ProbedDetectorActor(DetectorActor, slow))

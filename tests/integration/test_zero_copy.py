@@ -39,7 +39,9 @@ def wait_for_empty_store(plasma_objects, timeout_s: float = 10.0) -> None:
                interval_s=0.2)
 
 
-def test_detector_reads_a_read_only_view_on_the_object_store(ray_ready, footage, tmp_path, plasma_objects):
+def test_detector_reads_a_read_only_view_on_the_object_store(
+    ray_ready, footage, tmp_path, plasma_objects
+):
     # given a real face detector actor, probed, and 1080p-sized frames of a real clip
     factory = functools.partial(ProbeDetector, out_dir=str(tmp_path))
     actor = DetectorActor.options(num_cpus=1).remote("face", FaceDetectorConfig(), factory)
@@ -61,7 +63,8 @@ def test_detector_reads_a_read_only_view_on_the_object_store(ray_ready, footage,
         assert "/dev/shm/plasma" in record["mapping"], record["mapping"]
         assert record["chain"][0] == "ndarray" and record["chain"][-1] != "ndarray"
         assert record["nbytes"] == 1080 * 1920 * 3
-    # and after the first call (which sizes its own downscale buffers) nothing frame-sized is allocated
+    # and after the first call (which sizes its own downscale buffers) nothing frame-sized is
+    # allocated
     for record in records[1:]:
         assert record["peak_alloc"] < record["nbytes"] // 4, record
     # and the real detector found faces, in original-frame (upscaled) coordinates

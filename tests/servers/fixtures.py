@@ -120,7 +120,8 @@ class RtspServer:
 @functools.lru_cache(maxsize=1)
 def rtsp_unavailable() -> str | None:
     """Why the RTSP server cannot run here, or None when it can."""
-    probe = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0');"
+    probe = ("import gi; gi.require_version('Gst', '1.0');"
+             " gi.require_version('GstRtspServer', '1.0');"
              " from gi.repository import Gst, GstRtspServer")
     if not os.access(SYSTEM_PYTHON, os.X_OK):
         return f"no {SYSTEM_PYTHON} to run gst-rtsp-server with"

@@ -26,7 +26,7 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402 - after gi.require_version
 
 # H.264 encoders in order of preference: openh264enc comes with gstreamer1.0-plugins-bad, which
 # libgstrtspserver already depends on; x264enc (gstreamer1.0-plugins-ugly) if that is missing.
@@ -44,14 +44,18 @@ def _source(args: argparse.Namespace) -> str:
         # multifilesrc stamps buffers from the framerate in its caps; loop=true never ends.
         return (
             f'multifilesrc location="{pattern}" index=0 loop=true '
-            f'caps="image/jpeg,framerate={args.fps}/1" ! jpegdec ! videoconvert ! videoscale ! {caps}'
+            f'caps="image/jpeg,framerate={args.fps}/1" '
+            f"! jpegdec ! videoconvert ! videoscale ! {caps}"
         )
     return f"videotestsrc is-live=true pattern={args.pattern} ! {caps}"
 
 
 def _encoder(args: argparse.Namespace) -> str:
     if args.codec == "jpeg":
-        return "videoconvert ! video/x-raw,format=I420 ! jpegenc quality=80 ! rtpjpegpay name=pay0 pt=26"
+        return (
+            "videoconvert ! video/x-raw,format=I420 ! jpegenc quality=80 "
+            "! rtpjpegpay name=pay0 pt=26"
+        )
     for name, template in _H264_ENCODERS.items():
         if Gst.ElementFactory.find(name) is not None:
             encoder = template.format(gop=max(1, round(args.keyframe_interval_s * args.fps)))
@@ -75,7 +79,9 @@ def _check_launch(launch: str) -> None:
     try:
         Gst.parse_launch(launch.strip("() "))
     except GLib.Error as error:
-        raise SystemExit(f"rtsp_server: cannot build pipeline {launch!r}: {error.message}") from None
+        raise SystemExit(
+            f"rtsp_server: cannot build pipeline {launch!r}: {error.message}"
+        ) from None
 
 
 def _add_auth(server: GstRtspServer.RTSPServer, factory: GstRtspServer.RTSPMediaFactory,

@@ -272,7 +272,7 @@ def test_a_capture_stuck_in_the_source_shows_in_stuck_s():
     cam.stop(drain_timeout_s=0.1)
 
 
-# ------------------------------------------------------------------ an accounting check that can fail
+# ---------------------------------------------------------------- an accounting check that can fail
 class DoubleSettlingCamera(Camera):
     """Planted fault: every finished frame is settled twice."""
 

@@ -5,7 +5,8 @@
     actors     actors.*
     control    fleet.controller, fleet.pools, fleet.handoff, fleet.rayactors
     pipeline   fleet.camera, sinks, detectors, motion, sources, stats, policy, accounting, metrics
-    base       fleet.config*, fleet.frames, fleet.errors, fleet.redact, fleet.imaging, fleet.actorsys
+    base       fleet.config*, fleet.frames, fleet.errors, fleet.redact, fleet.imaging,
+               fleet.actorsys
 
 Read from the source with ``ast`` (imports inside functions count too), so the test sees what
 a reader sees. And ``camfleet validate`` imports no Ray.
@@ -47,7 +48,8 @@ def module_name(path: Path) -> str:
 def imports_of(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[str] = set()
-    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
