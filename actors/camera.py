@@ -6,25 +6,29 @@ from typing import Any
 
 import ray
 
+from actors.lease import Lease
 from fleet.camera import Camera
-from fleet.config import CameraConfig, SinksConfig
-from fleet.frames import CameraStats
+from fleet.frames import CameraPlan, CameraStats
 from fleet.handoff import RayDispatcher
 from fleet.sinks import EventSink
 from fleet.sources import open_source
 
 
 class CameraWorker:
-    def __init__(self, config: CameraConfig, pools: dict[str, list[Any]], sinks: SinksConfig,
-                 run_dir: str, offset: int = 0, resume: CameraStats | None = None):
-        self.dispatcher = RayDispatcher(pools, offset)
+    def __init__(self, plan: CameraPlan, pools: dict[str, list[Any]]):
+        config = plan.config
+        self.dispatcher = RayDispatcher(pools, plan.offset)
         self.camera = Camera(config, open_source(config.id, config.source), self.dispatcher,
-                             EventSink(sinks, run_dir, config.id), resume)
+                             EventSink(plan.sinks, plan.run_dir, config.id), plan.resume)
+        self.drain_timeout_s = 5.0
+        self.lease = Lease(f"camera {config.id}", lambda: self.camera.stop(self.drain_timeout_s))
+        self.lease.set(plan.lease_s)
 
     def start(self) -> None:
         self.camera.start()
 
     def stats(self) -> CameraStats:
+        self.lease.renew()
         return self.camera.stats()
 
     def set_pool(self, kind: str, handles: list[Any]) -> None:

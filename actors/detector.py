@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import ray
 
+from actors.lease import Lease
 from fleet.config import DetectorConfig
 from fleet.detectors import Detector, DetectorService, build_detector
 from fleet.frames import DetectionResult, DetectorStats, FrameMeta
@@ -20,6 +21,7 @@ class DetectorWorker:
         cv2.setNumThreads(max(1, int(config.num_cpus)))
         actor = ray.get_runtime_context().get_actor_id() or ""
         self.service = DetectorService(name, factory(config), actor)
+        self.lease = Lease(f"detector {name} {actor[:8]}")
 
     def ready(self) -> bool:
         return True
@@ -30,7 +32,12 @@ class DetectorWorker:
 
     @ray.method(concurrency_group="control")
     def stats(self) -> DetectorStats:
+        self.lease.renew()  # the controller's health check
         return self.service.stats()
+
+    @ray.method(concurrency_group="control")
+    def set_lease(self, timeout_s: float) -> None:
+        self.lease.set(timeout_s)
 
 
 # detect runs one frame at a time; stats answers in its own thread, never queued behind frames.

@@ -81,5 +81,9 @@ class Actors(Protocol):
     def kill(self, actor: ActorRef) -> None:
         """End the actor now, without restarting it. Never raises."""
 
+    def adopt(self) -> list[ActorRef]:
+        """The fleet's actors that are alive now, started by an earlier life of the controller
+        (empty for a fleet whose actors die with their controller)."""
+
     def resources(self) -> tuple[dict[str, float], dict[str, float]]:
         """The cluster's (total, available) resources, e.g. {"CPU": 4.0, "GPU": 0.0}."""

@@ -21,6 +21,8 @@ from fleet.config import FleetConfig, json_schema, load_fleet
 from fleet.errors import ConfigError, FleetError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+LEASE_RENEW_S = 2.0  # the controller stops the fleet itself when the CLI is gone this long
+REATTACH_S = 60.0  # how long the CLI waits for a restarted controller
 
 
 def _load(path: str) -> FleetConfig | None:
@@ -97,11 +99,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if not _started(fleet, stop):
             return EXIT_OK if stop.signal else EXIT_FAILED
-        _watch(fleet, args, stop)
-        _stop(fleet, run_dir, stop)
-        return EXIT_OK
+        if not _watch(fleet, args, stop):
+            return EXIT_FAILED
+        return EXIT_OK if _stop(fleet, config, run_dir, stop) else EXIT_FAILED
     finally:
         fleet.kill()
+        runtime.end_fleet_actors(config.name)  # nothing of the fleet outlives the command
         runtime.shutdown_ray(embedded)
 
 
@@ -109,7 +112,7 @@ def _started(fleet: Any, stop: _StopFlag) -> bool:
     """Wait for start-up while answering signals. False if it failed or was interrupted."""
     import ray
 
-    ref = fleet.controller.start.remote()
+    ref = fleet.start_ref()
     while not ray.wait([ref], timeout=0.2)[0]:
         if stop.event.is_set():
             print(f"camfleet: {stop.signal} during start-up; stopping", file=sys.stderr, flush=True)
@@ -124,37 +127,77 @@ def _started(fleet: Any, stop: _StopFlag) -> bool:
     return True
 
 
-def _watch(fleet: Any, args: argparse.Namespace, stop: _StopFlag) -> None:
-    """Print the live table every ``--every`` seconds until a signal, --duration or the end."""
+def _watch(fleet: Any, args: argparse.Namespace, stop: _StopFlag) -> bool:
+    """Print the live table every ``--every`` seconds until a signal, --duration or the end;
+    keep the controller's lease. False if the controller is gone for good."""
+    from fleet.runtime import ControllerGone
     from fleet.stats import format_table
 
     started = time.monotonic()
-    next_table, shown = started + args.every, time.time()
+    next_table, next_lease, shown = started + args.every, started, time.time()
     while not stop.event.wait(0.2):
         now = time.monotonic()
         if args.duration and now - started >= args.duration:
             break
-        if now >= next_table:
-            next_table = now + args.every
-            snapshot = fleet.snapshot()
-            print(format_table(snapshot, now - started, since=shown), "\n", flush=True)
-            shown = max([shown, *(a["time"] for a in snapshot.actions)])
-            if fleet.ended():
-                print("camfleet: every camera has ended", flush=True)
-                break
+        try:
+            if now >= next_lease:
+                next_lease = now + LEASE_RENEW_S
+                fleet.keepalive()
+            if now >= next_table:
+                next_table = now + args.every
+                snapshot = fleet.snapshot()
+                print(format_table(snapshot, now - started, since=shown), "\n", flush=True)
+                shown = max([shown, *(a["time"] for a in snapshot.actions)])
+                if fleet.ended():
+                    print("camfleet: every camera has ended", flush=True)
+                    break
+        except ControllerGone as gone:
+            if not _reattach(fleet, gone, stop):
+                return False
+    return True
 
 
-def _stop(fleet: Any, run_dir: Path, stop: _StopFlag) -> None:
+def _reattach(fleet: Any, gone: Any, stop: _StopFlag) -> bool:
+    """The controller stopped answering: Ray restarts it and it adopts the running actors.
+    Wait for it; True once it answers again."""
+    from fleet.runtime import ControllerGone
+
+    print(f"camfleet: the controller is not answering ({gone}); cameras go on meanwhile; "
+          f"waiting up to {REATTACH_S:g} s for it to come back", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + REATTACH_S
+    while not gone.for_good and time.monotonic() < deadline and not stop.event.is_set():
+        try:
+            fleet.keepalive()
+        except ControllerGone as again:
+            gone = again
+            stop.event.wait(1.0)
+            continue
+        print("camfleet: reattached to the restarted controller", flush=True)
+        return True
+    if stop.event.is_set():
+        return True  # stop as asked; _stop reports what it can
+    print("camfleet: the controller is gone for good; ending the fleet's actors. Counters up "
+          "to the last snapshot are in stats.jsonl", file=sys.stderr, flush=True)
+    return False
+
+
+def _stop(fleet: Any, config: Any, run_dir: Path, stop: _StopFlag) -> bool:
+    from fleet.runtime import ControllerGone
     from fleet.stats import format_summary
 
     why = f"on {stop.signal}" if stop.signal else "at the end of the run"
     print(f"camfleet: stopping {why}; draining in-flight frames", flush=True)
-    final = fleet.stop()
+    try:
+        final = fleet.stop(timeout_s=config.drain_timeout_s + 60)
+    except ControllerGone as gone:
+        print(f"camfleet: the controller did not stop cleanly ({gone})", file=sys.stderr)
+        return False
     print(format_summary(final), flush=True)
     summary = {cid: {k: v for k, v in asdict(s).items() if k != "latency_s"}
                for cid, s in final.items()}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"camfleet: events in {run_dir}", flush=True)
+    return True
 
 
 def _cause(exc: BaseException) -> str:

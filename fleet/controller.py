@@ -22,7 +22,7 @@ from fleet import policy
 from fleet.actorsys import ActorLostError, ActorRef, Actors, ActorTimeoutError, Placement
 from fleet.config import FleetConfig
 from fleet.errors import FleetError
-from fleet.frames import CameraStats
+from fleet.frames import CameraPlan, CameraStats
 from fleet.metrics import FleetMetrics
 from fleet.pools import DetectorPool
 from fleet.stats import FleetSnapshot, FleetStats
@@ -51,8 +51,11 @@ def fit_problem(config: FleetConfig, total: dict[str, float], free: dict[str, fl
 
 
 class FleetController:
-    def __init__(self, config: FleetConfig, run_dir: str, actors: Actors):
+    def __init__(self, config: FleetConfig, run_dir: str, actors: Actors, lease_s: float = 0.0):
         self.config = config
+        self.lease_s = lease_s  # actors end themselves when no controller called them this long
+        self.final: dict[str, CameraStats] | None = None
+        self.stop_lock = threading.Lock()
         self.run_dir = Path(run_dir)
         self.actors = actors
         self.pools: dict[str, DetectorPool] = {}
@@ -85,7 +88,7 @@ class FleetController:
         self._serve_metrics()
         for name in sorted({n for kinds in self.kinds.values() for n in kinds}):
             spec = self.config.detectors[name]
-            self.pools[name] = DetectorPool(name, spec, self.actors)
+            self.pools[name] = DetectorPool(name, spec, self.actors, self.lease_s)
             self.pools[name].start(spec.actors)
         self._wait_ready()
         for i, camera in enumerate(self.config.active_cameras):
@@ -99,8 +102,38 @@ class FleetController:
     def _start_camera(self, cid: str, offset: int, resume: CameraStats | None) -> ActorRef:
         camera = self.configs[cid]
         routes = {name: self.pools[name].handles() for name in camera.detect}
-        args = (camera, routes, self.config.sinks, str(self.run_dir), offset, resume)
-        return self.actors.start_camera(cid, args, Placement(num_cpus=camera.num_cpus))
+        plan = CameraPlan(camera, self.config.sinks, str(self.run_dir), offset, resume,
+                          self.lease_s)
+        return self.actors.start_camera(cid, (plan, routes), Placement(num_cpus=camera.num_cpus))
+
+    # ------------------------------------------------------------------------------------ adopt
+    def adopt(self) -> None:
+        """Take over the actors an earlier life of this controller started (it crashed and Ray
+        restarted it): cameras go on capturing meanwhile; what is missing is started anew."""
+        self._serve_metrics()
+        found = self.actors.adopt()
+        log.warning("controller: restarted; adopting %d running actor(s)", len(found))
+        used = sorted({n for kinds in self.kinds.values() for n in kinds})
+        for name in used:
+            self.pools[name] = DetectorPool(name, self.config.detectors[name], self.actors,
+                                            self.lease_s)
+        for ref in found:
+            if ref.role == "detector" and ref.name in self.pools:
+                self.pools[ref.name].pending.append(ref)
+            elif ref.role == "camera" and ref.name in self.configs and ref.name not in self.cameras:
+                self.cameras[ref.name] = ref
+            else:  # no longer in the fleet, or a second actor for one camera
+                self.actors.kill(ref)
+        for pool in self.pools.values():
+            pool.promote(timeout_s=5.0)
+            if not pool.target:
+                pool.start(pool.spec.actors)
+        for i, cid in enumerate(self.configs):
+            if cid not in self.cameras:
+                self.cameras[cid] = self._start_camera(cid, i, None)
+                self.actors.send(self.cameras[cid], "start")
+        for name in self.pools:
+            self._route(name)
 
     def _serve_metrics(self) -> None:
         settings = self.config.metrics
@@ -315,8 +348,15 @@ class FleetController:
 
     # ------------------------------------------------------------------------------------- stop
     def stop(self) -> dict[str, CameraStats]:
-        """Drain every camera (in-flight frames finish or are counted), then end all actors."""
+        """Drain every camera (in-flight frames finish or are counted), end all actors, write
+        ``summary.json``. Idempotent: a second call waits for the first and returns its result."""
         self.aborted.set()
+        with self.stop_lock:
+            if self.final is None:
+                self.final = self._stop()
+            return self.final
+
+    def _stop(self) -> dict[str, CameraStats]:
         calls = {cid: (ref, "stop", (self.config.drain_timeout_s,))
                  for cid, ref in self.cameras.items()}
         outcomes = self.actors.call_all(calls, self.config.drain_timeout_s + 5)
@@ -333,14 +373,16 @@ class FleetController:
             self.actors.kill(ref)
         for pool in self.pools.values():
             pool.stop()
+        counters = {cid: {k: v for k, v in asdict(s).items() if k != "latency_s"}
+                    for cid, s in final.items()}
         with self.lock:
-            counters = {cid: {k: v for k, v in asdict(s).items() if k != "latency_s"}
-                        for cid, s in final.items()}
-            record = {"time": round(time.time(), 3), "final": counters}
             if not self.stats_file.closed:
+                record = {"time": round(time.time(), 3), "final": counters}
                 self.stats_file.write(json.dumps(record, separators=(",", ":")) + "\n")
                 self.stats_file.close()
                 self.decisions_file.close()
+        summary = self.run_dir / "summary.json"
+        summary.write_text(json.dumps(counters, indent=2) + "\n", encoding="utf-8")
         self.metrics.close()
         return final
 

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from fleet.config import CameraConfig, SinksConfig
+
 
 @dataclass(frozen=True)
 class FrameMeta:
@@ -134,3 +136,15 @@ class Dispatcher(Protocol):
 
     def outstanding(self) -> dict[str, int]:
         """Frames sent and not yet answered, per detector actor id."""
+
+
+@dataclass(frozen=True)
+class CameraPlan:
+    """What a camera actor is started with (and restarted with, ``resume`` then set)."""
+
+    config: CameraConfig
+    sinks: SinksConfig
+    run_dir: str
+    offset: int = 0  # spreads the cameras' first routing choices over the detector actors
+    resume: CameraStats | None = None  # a previous actor's last counters: they go on from these
+    lease_s: float = 0.0  # end the actor when its controller has not called for this long

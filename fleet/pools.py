@@ -23,8 +23,9 @@ UNHEALTHY_AFTER = 3  # missed health checks (stats calls) in a row before an act
 
 
 class DetectorPool:
-    def __init__(self, name: str, spec: DetectorConfig, actors: Actors):
+    def __init__(self, name: str, spec: DetectorConfig, actors: Actors, lease_s: float = 0.0):
         self.name = name
+        self.lease_s = lease_s  # a running actor ends itself if health checks stop this long
         self.spec = spec
         self.actors = actors
         self.placement = Placement(num_cpus=spec.num_cpus, max_restarts=0)
@@ -61,6 +62,8 @@ class DetectorPool:
                 self.actors.kill(actor)
             else:
                 self.running.append(actor)
+                if self.lease_s > 0:
+                    self.actors.send(actor, "set_lease", self.lease_s)
                 changed = True
         return changed
 

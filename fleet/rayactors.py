@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,23 +29,59 @@ def _options(placement: Placement) -> dict[str, Any]:
     return options
 
 
-class RayActors:
-    """Starts camera and detector actors from the classes it is given, and calls them."""
+def actor_name(fleet: str, role: str, name: str) -> str:
+    """``camfleet-<fleet>/<role>/<name>/<unique>``: found again by a restarted controller."""
+    return f"camfleet-{fleet}/{role}/{name}/{uuid.uuid4().hex[:8]}"
 
-    def __init__(self, camera_cls: Any, detector_cls: Any):
+
+class RayActors:
+    """Starts camera and detector actors from the classes it is given, and calls them.
+
+    With ``fleet`` set, actors are named and detached: they outlive a controller that crashes,
+    and its restarted self finds them by name (:meth:`adopt`). Leases end them if it never comes
+    back. Without it, actors are owned by their controller and die with it (tests, benchmarks).
+    """
+
+    def __init__(self, camera_cls: Any, detector_cls: Any, fleet: str | None = None):
         self.camera_cls = camera_cls
         self.detector_cls = detector_cls
+        self.fleet = fleet
         self._ready: dict[str, Any] = {}  # actor id -> ready() ref, for detectors not yet ready
 
+    def _create(self, cls: Any, role: str, name: str, args: Sequence[Any],
+                placement: Placement) -> ActorRef:
+        options = _options(placement)
+        if self.fleet is not None:
+            options.update(name=actor_name(self.fleet, role, name), lifetime="detached")
+        handle = cls.options(**options).remote(*args)
+        return ActorRef(actor_id(handle), role, name, handle)
+
     def start_camera(self, camera: str, args: Sequence[Any], placement: Placement) -> ActorRef:
-        handle = self.camera_cls.options(**_options(placement)).remote(*args)
-        return ActorRef(actor_id(handle), "camera", camera, handle)
+        return self._create(self.camera_cls, "camera", camera, args, placement)
 
     def start_detector(self, kind: str, args: Sequence[Any], placement: Placement) -> ActorRef:
-        handle = self.detector_cls.options(**_options(placement)).remote(*args)
-        ref = ActorRef(actor_id(handle), "detector", kind, handle)
-        self._ready[ref.id] = handle.ready.remote()
+        ref = self._create(self.detector_cls, "detector", kind, args, placement)
+        self._ready[ref.id] = ref.handle.ready.remote()
         return ref
+
+    def adopt(self) -> list[ActorRef]:
+        if self.fleet is None:
+            return []
+        found = []
+        prefix = f"camfleet-{self.fleet}/"
+        for full in ray.util.list_named_actors():
+            if not full.startswith(prefix) or full.count("/") != 3:
+                continue
+            _, role, name, _ = full.split("/")
+            try:
+                handle = ray.get_actor(full)
+            except ValueError:  # gone since it was listed
+                continue
+            ref = ActorRef(actor_id(handle), role, name, handle)
+            if role == "detector":
+                self._ready[ref.id] = handle.ready.remote()
+            found.append(ref)
+        return found
 
     def ready(self, actors: Sequence[ActorRef], timeout_s: float) -> dict[str, Outcome]:
         refs = {self._ready[a.id]: a for a in actors if a.id in self._ready}

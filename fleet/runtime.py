@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleet.config import FleetConfig
+from fleet.errors import FleetError
 from fleet.frames import CameraStats
 
 # Ray's raylet frees out-of-scope objects in batches, by default once a second: at 30 fps a
@@ -34,10 +35,11 @@ def init_ray(address: str | None, num_cpus: int | None = None,
 
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING)
         return False
     ray.init(
         address="local",  # a new local Ray, never one a `ray start` left behind
+        namespace=NAMESPACE,
         num_cpus=num_cpus or os.cpu_count(),
         object_store_memory=object_store_mb * 2**20 if object_store_mb else None,
         include_dashboard=False, logging_level=logging.WARNING, _system_config=RAY_SYSTEM_CONFIG,
@@ -76,42 +78,67 @@ def build_controller(config: FleetConfig, run_dir: str) -> Any:
     return build(config, run_dir)
 
 
+NAMESPACE = "camfleet"  # fleets are found by name here (`camfleet status`, a restarted CLI)
+CONTROLLER_RESTARTS = 5
+CALL_TIMEOUT_S = 30.0
+
+
 @dataclass
 class RunningFleet:
-    """A fleet whose controller runs in a named Ray actor."""
+    """A fleet whose controller runs in a named, detached Ray actor.
+
+    Calls raise :class:`ControllerGone` when the controller does not answer (it may be
+    restarting: Ray restarts it and it adopts the running actors).
+    """
 
     controller: Any  # the ControllerActor handle
     name: str
 
-    def start(self, timeout_s: float | None = None) -> None:
+    def _call(self, method: str, *args: Any, timeout_s: float = CALL_TIMEOUT_S) -> Any:
         import ray
 
-        ray.get(self.controller.start.remote(), timeout=timeout_s)
+        try:
+            return ray.get(getattr(self.controller, method).remote(*args), timeout=timeout_s)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+            dead = isinstance(exc, ray.exceptions.ActorDiedError)
+            raise ControllerGone(f"{type(exc).__name__}", for_good=dead) from exc
+
+    def start_ref(self) -> Any:
+        return self.controller.start.remote()
 
     def metrics_url(self) -> str | None:
-        import ray
+        return self._call("metrics_url")  # type: ignore[no-any-return]
 
-        return ray.get(self.controller.metrics_url.remote())  # type: ignore[no-any-return]
+    def info(self) -> dict[str, Any]:
+        return self._call("info")  # type: ignore[no-any-return]
+
+    def keepalive(self) -> None:
+        self._call("keepalive", timeout_s=10)
 
     def snapshot(self) -> Any:
-        import ray
-
-        return ray.get(self.controller.snapshot.remote())
+        return self._call("snapshot")
 
     def ended(self) -> bool:
-        import ray
+        return bool(self._call("ended"))
 
-        return bool(ray.get(self.controller.ended.remote()))
-
-    def stop(self) -> dict[str, CameraStats]:
-        import ray
-
-        return ray.get(self.controller.stop.remote())  # type: ignore[no-any-return]
+    def stop(self, timeout_s: float) -> dict[str, CameraStats]:
+        return self._call("stop", timeout_s=timeout_s)  # type: ignore[no-any-return]
 
     def kill(self) -> None:
         import ray
 
-        ray.kill(self.controller)
+        try:
+            ray.kill(self.controller, no_restart=True)
+        except Exception:  # noqa: BLE001, S110 - already gone
+            pass
+
+
+class ControllerGone(FleetError):
+    """The fleet's controller did not answer; ``for_good`` when Ray will not restart it."""
+
+    def __init__(self, why: str, for_good: bool):
+        super().__init__(why)
+        self.for_good = for_good
 
 
 def controller_name(config: FleetConfig) -> str:
@@ -119,9 +146,39 @@ def controller_name(config: FleetConfig) -> str:
 
 
 def start_fleet(config: FleetConfig, run_dir: str) -> RunningFleet:
-    """Create the fleet's controller actor (named ``camfleet-<fleet name>``); call ``start()``."""
+    """Create the fleet's controller actor (named ``camfleet-<fleet name>``); call ``start``.
+
+    Raises FleetError if a fleet of that name is already running in this Ray cluster.
+    """
+    import ray
+
     from actors.controller import ControllerActor
 
     name = controller_name(config)
-    handle = ControllerActor.options(name=name).remote(config, run_dir)
+    try:
+        ray.get_actor(name)
+    except ValueError:
+        pass
+    else:
+        raise FleetError(f"a fleet named '{config.name}' is already running on this Ray cluster "
+                         f"(actor {name} in namespace {NAMESPACE}); stop it, or rename this one")
+    handle = ControllerActor.options(
+        name=name, lifetime="detached", max_restarts=CONTROLLER_RESTARTS, max_task_retries=0,
+    ).remote(config, run_dir)
     return RunningFleet(handle, name)
+
+
+def end_fleet_actors(fleet: str) -> int:
+    """Kill every actor of a fleet whose controller is gone for good. Returns how many."""
+    import ray
+
+    prefix = f"camfleet-{fleet}/"
+    ended = 0
+    for full in ray.util.list_named_actors():
+        if full.startswith(prefix) or full == f"camfleet-{fleet}":
+            try:
+                ray.kill(ray.get_actor(full), no_restart=True)
+                ended += 1
+            except ValueError:
+                continue
+    return ended

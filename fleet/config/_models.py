@@ -535,6 +535,12 @@ class FleetConfig(StrictModel):
     drain_timeout_s: float = Field(
         default=10.0, ge=0, le=600, description="Wait for in-flight frames at stop."
     )
+    orphan_timeout_s: float = Field(
+        default=30.0, ge=5, le=3600,
+        description="On a cluster the fleet's actors outlive a crashed controller (a restarted "
+        "one adopts them) and the controller outlives its driver (a stopped job still drains). "
+        "An actor nobody has called for this long stops itself.",
+    )
     defaults: CameraSettings = Field(
         default_factory=CameraSettings, description="Merged into every camera before validation."
     )

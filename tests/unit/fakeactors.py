@@ -112,8 +112,9 @@ class FakeActors:
 
     # -- the Actors protocol
     def start_camera(self, camera: str, args: Sequence[Any], placement: Placement) -> ActorRef:
-        config, routes, _sinks, _run_dir, _offset, resume = args
-        return self._new("camera", camera, FakeCamera(config, dict(routes), resume), placement)
+        plan, routes = args
+        return self._new("camera", camera, FakeCamera(plan.config, dict(routes), plan.resume),
+                         placement)
 
     def start_detector(self, kind: str, args: Sequence[Any], placement: Placement) -> ActorRef:
         ref_id = f"detector-{next(self.ids)}"
@@ -162,6 +163,10 @@ class FakeActors:
             self.call(actor, method, *args, timeout_s=0)
         except Exception:  # noqa: BLE001, S110 - fire and forget
             pass
+
+    def adopt(self) -> list[ActorRef]:
+        """What a restarted controller finds: every actor still alive."""
+        return [r for r in self.started if r.id not in self.dead]
 
     def kill(self, actor: ActorRef) -> None:
         self.dead.add(actor.id)
