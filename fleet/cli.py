@@ -74,6 +74,9 @@ class _StopFlag:
     def __init__(self) -> None:
         self.event = threading.Event()
         self.signal = ""
+        self.install()
+
+    def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._handle)
 
@@ -93,6 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_dir = _run_dir(config, args.run_dir)
     stop = _StopFlag()  # from here on a signal stops the fleet, whatever phase it is in
     embedded = runtime.init_ray(args.address, args.num_cpus, args.object_store_mb)
+    stop.install()  # again: ray.init puts in a SIGTERM handler of its own that exits
     print(f"camfleet: fleet '{config.name}', {len(config.active_cameras)} camera(s), "
           f"run folder {run_dir}", flush=True)
     fleet = runtime.start_fleet(config, str(run_dir))
