@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import ray
@@ -26,6 +27,11 @@ class CameraWorker:
 
     def start(self) -> None:
         self.camera.start()
+
+    def info(self) -> dict[str, Any]:
+        """Where this camera runs (for `camfleet status` and for operators)."""
+        return {"camera": self.camera.config.id, "pid": os.getpid(),
+                "node": ray.get_runtime_context().get_node_id()}
 
     def stats(self) -> CameraStats:
         self.lease.renew()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -34,6 +36,12 @@ class DetectorWorker:
     def stats(self) -> DetectorStats:
         self.lease.renew()  # the controller's health check
         return self.service.stats()
+
+    @ray.method(concurrency_group="control")
+    def info(self) -> dict[str, Any]:
+        """Where this detector runs (for `camfleet status` and for operators)."""
+        return {"detector": self.service.name, "pid": os.getpid(),
+                "node": ray.get_runtime_context().get_node_id()}
 
     @ray.method(concurrency_group="control")
     def set_lease(self, timeout_s: float) -> None:
