@@ -14,15 +14,25 @@ import pytest
 
 from tests.conftest import MEGAMIND
 from tests.helpers import camfleet, check_run_folder, free_port, wait_until
+from tests.servers import fixtures
 
 pytestmark = pytest.mark.timeout(300)
 RAY = str(Path(sys.executable).with_name("ray"))
+mjpeg_server = fixtures.mjpeg_server
+
+
+SECRET = "s3cret-Gate-pw"  # reaches the driver through the head's environment only
 
 
 @pytest.fixture
 def ray_head(tmp_path):
-    """A Ray head in its own process group, ended by its PID's group at teardown."""
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_free_objects_batch_size": "1"}
+    """A Ray head in its own process group, ended by its PID's group at teardown.
+
+    It keeps Ray's default `ray job stop` wait (3 s), and holds a camera password in its own
+    environment, where the job's driver reads it: the job's metadata never has it."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_free_objects_batch_size": "1",
+           "CAM_PASSWORD": SECRET}
+    env.pop("RAY_JOB_STOP_WAIT_TIME_S", None)
     dashboard = free_port()
     log = open(tmp_path / "head.log", "w")  # noqa: SIM115 - closed in teardown
     head = subprocess.Popen(
@@ -32,6 +42,7 @@ def ray_head(tmp_path):
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     address = f"http://127.0.0.1:{dashboard}"
+    client_env = {k: v for k, v in env.items() if k != "CAM_PASSWORD"}
 
     def dashboard_answers() -> bool:
         assert head.poll() is None, (tmp_path / "head.log").read_text()
@@ -45,7 +56,7 @@ def ray_head(tmp_path):
         wait_until(dashboard_answers, 90,
                    lambda: f"the Ray dashboard at {address}: {(tmp_path / 'head.log').read_text()}",
                    interval_s=1)
-        yield address, env
+        yield address, client_env
     finally:  # also when the head never came up: it must not outlive the test
         head.send_signal(signal.SIGINT)  # `ray start --block` stops its cluster on Ctrl-C
         try:
@@ -94,3 +105,52 @@ detectors:
     summary = check_run_folder(run_dir)
     assert summary["faces"]["processed"] > 0
     assert "was stopped" in ray_job(address, env, "status", job.group())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mjpeg_server", [{"user": "viewer", "password": SECRET}], indirect=True)
+def test_a_drain_longer_than_the_stop_wait_still_finishes_and_no_secret_leaks(
+    ray_head, mjpeg_server, tmp_path
+):
+    address, env = ray_head
+    assert "CAM_PASSWORD" not in env  # the submitter does not even know the password
+    url = mjpeg_server.url_with("viewer", "${CAM_PASSWORD}")
+    fleet = tmp_path / "fleet.yaml"
+    # given a slow detector (HOG people at native 1080p, about 1 s a frame here) with 4 frames in
+    # flight, so the drain takes several seconds, past Ray's 3 s stop wait
+    fleet.write_text(f"""
+name: slowdrain
+drain_timeout_s: 60
+cameras:
+  - {{id: gate, source: {{url: "{url}", read_timeout_s: 5}}, fps: 2, detect: [person]}}
+  - {{id: big, source: {{type: synthetic, width: 1920, height: 1080, fps: 10}},
+     detect: [person], fps: 4, buffers: 4, detect_width: null}}
+detectors:
+  person: {{actors: 1, num_cpus: 1}}
+""")
+    run_dir = tmp_path / "run"
+    out = ray_job(address, env, "submit", "--no-wait", "--",
+                  *camfleet("run", str(fleet), "--run-dir", str(run_dir), "--every", "2"))
+    job = re.search(r"raysubmit_\w+", out)
+    assert job, out
+    stats = run_dir / "stats.jsonl"
+    wait_until(lambda: stats.is_file() and '"processed":' in stats.read_text()
+               and len(stats.read_text().splitlines()) >= 8, 120,
+               lambda: f"stats lines; job logs: {ray_job(address, env, 'logs', job.group())}",
+               interval_s=1)
+    # when the job is stopped: the driver is killed 3 s after SIGTERM, mid-drain
+    ray_job(address, env, "stop", job.group())
+    # then the detached controller finishes the drain and writes an exact summary
+    summary_file = run_dir / "summary.json"
+    wait_until(summary_file.is_file, 90, "summary.json from the controller", interval_s=0.5)
+    summary = check_run_folder(run_dir, secret=SECRET)
+    assert summary["big"]["processed"] > 0 and summary["gate"]["processed"] > 0
+    # and the password is nowhere: not in the job's metadata, logs or the run folder
+    for command in (("list",), ("logs", job.group()), ("status", job.group())):
+        assert SECRET not in ray_job(address, env, *command), command
+    for path in run_dir.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl"):
+            assert SECRET not in path.read_text(), path
+    # and nothing of the fleet is left running
+    wait_until(lambda: "camfleet-slowdrain" not in ray_job(address, env, "list"), 5,
+               "the job list", interval_s=1)

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -495,3 +496,34 @@ def test_config_errors_never_show_the_password(camera: str) -> None:
     assert caught.value.problems
     assert "hunter2" not in str(caught.value)
     assert all("hunter2" not in p.message for p in caught.value.problems)
+
+
+def billion_laughs(depth: int = 9, width: int = 9) -> str:
+    lines = ['a0: &a0 ["lol"]']
+    for i in range(1, depth):
+        lines.append(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]")
+    return "\n".join([*lines, "cameras: [{id: x, source: synthetic}]", f"x: *a{depth - 1}"])
+
+
+def test_an_alias_bomb_exits_2_within_a_second(tmp_path):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(billion_laughs())
+    assert path.stat().st_size < 1024  # 9**9 = 387 million values, written in under 1 KB
+    started = time.perf_counter()
+    assert cli_main(["validate", str(path)]) == 2
+    assert time.perf_counter() - started < 5  # a bound against a hang, not a benchmark
+
+
+def test_aliases_a_fleet_really_uses_still_load():
+    text = "cameras:\n  - {id: c0, source: synthetic, motion: &m {enabled: true, width: 160}}\n" + \
+        "".join(f"  - {{id: c{i}, source: synthetic, motion: *m}}\n" for i in range(1, 300))
+    config = parse_fleet(text, env={})
+    assert len(config.cameras) == 300
+
+
+def test_a_huge_file_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.yaml"
+    with open(path, "wb") as f:
+        f.truncate(17 * 2**20)
+    with pytest.raises(ConfigError, match="at most 16 MiB"):
+        load_fleet(path)
