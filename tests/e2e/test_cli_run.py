@@ -86,3 +86,38 @@ def test_sigterm_drains_flushes_and_exits_zero(tmp_path, footage):
     assert "stopping on SIGTERM" in rest
     summary = check_run_folder(run_dir, secret=SECRET)
     assert sum(s["processed"] for s in summary.values()) > 0
+
+
+def test_a_fleet_that_does_not_fit_says_so_at_once(tmp_path):
+    # the example: five cameras of 0.25 CPU and two detector actors of 0.5 on 2 CPUs
+    path = tmp_path / "big.yaml"
+    cameras = "".join(f"  - {{id: c{i}, source: synthetic}}\n" for i in range(5))
+    path.write_text(f"defaults: {{num_cpus: 0.25}}\ncameras:\n{cameras}"
+                    "detectors:\n  face: {actors: 2, num_cpus: 0.5}\n")
+    started = time.monotonic()
+    proc = subprocess.run(camfleet("run", str(path), "--run-dir", str(tmp_path / "run"),
+                                   "--num-cpus", "2", "--object-store-mb", "200"),
+                          check=False, capture_output=True, text=True, env=env(), timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "needs 2.25 CPUs" in proc.stderr and "has 2 of 2 free" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 60  # Ray's own start-up is most of it
+
+
+def test_sigterm_during_start_up_exits_cleanly(tmp_path, footage):
+    proc = subprocess.Popen(
+        camfleet("run", str(fleet_file(tmp_path)), "--run-dir", str(tmp_path / "run"),
+                 *RAY_ARGS),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # printed once Ray is up, before the fleet starts
+        assert first.startswith("camfleet: fleet 'e2e'"), first
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out + err
+    assert "Traceback" not in err

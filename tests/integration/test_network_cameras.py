@@ -10,7 +10,7 @@ from actors.detector import DetectorActor
 from fleet.config import parse_fleet
 from fleet.controller import FleetController
 from fleet.rayactors import RayActors
-from tests.helpers import wait_until
+from tests.helpers import free_port, wait_until
 from tests.servers import fixtures
 
 pytestmark = pytest.mark.timeout(180)
@@ -72,3 +72,55 @@ detectors:
     assert all(s.accounted and s.in_flight == 0 for s in final.values()), final
     assert "hunter2" not in (tmp_path / "events.jsonl").read_text()
     assert "hunter2" not in (tmp_path / "stats.jsonl").read_text()
+
+
+def test_cameras_that_fail_at_start_or_lose_their_server_retry_while_the_others_run(
+    ray_ready, footage, rtsp_server, tmp_path
+):
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    closed = f"http://127.0.0.1:{free_port()}/video.mjpg"  # nothing listens there
+    config = parse_fleet(f"""
+metrics: {{enabled: false}}
+defaults:
+  fps: 3
+  detect: [person]
+  reconnect: {{initial_backoff_s: 0.2, max_backoff_s: 1}}
+cameras:
+  - {{id: rtsp-cam, source: {{url: "{rtsp_server.url}", read_timeout_s: 2}}}}
+  - {{id: unreachable, source: {{url: "{closed}", open_timeout_s: 1}}}}
+  - {{id: not-a-stream, source: {{url: "{rtsp_server.url}-nothing-here", open_timeout_s: 2}}}}
+  - {{id: synth, source: {{type: synthetic, width: 640, height: 360, fps: 10}}}}
+detectors:
+  person: {{actors: 1, num_cpus: 0.5}}
+""", env={})
+    controller = FleetController(config, str(tmp_path), RayActors(CameraActor, DetectorActor))
+    controller.start()
+    replacement = None
+    try:
+        # given two cameras that cannot open at start-up: they are down and keep retrying
+        for cid in ("unreachable", "not-a-stream"):
+            wait_for(controller, cid, lambda s: s.state == "down" and s.reconnects >= 2, 60)
+        # while the good ones analyse frames
+        wait_for(controller, "rtsp-cam", lambda s: s.processed >= 3, 60)
+        wait_for(controller, "synth", lambda s: s.processed >= 3, 60)
+        # when the RTSP server is killed mid-run, its camera goes down within its read timeout
+        port = urlsplit(rtsp_server.url).port
+        rtsp_server.kill()
+        down = wait_for(controller, "rtsp-cam", lambda s: s.state == "down", 30)
+        # and the synthetic camera goes on meanwhile
+        synth = controller.collect().cameras["synth"].stats.processed
+        wait_for(controller, "synth", lambda s: s.processed >= synth + 3, 30)
+        # when the server comes back on the same port, the camera is up and analysing again
+        replacement = fixtures.start_rtsp_server(
+            dataclasses.replace(rtsp_server.options, port=port),
+            fixtures.write_clip_frames(tmp_path / "frames"), tmp_path / "server2.log")
+        wait_for(controller, "rtsp-cam",
+                 lambda s: s.state == "up" and s.processed > down.processed, 60)
+    finally:
+        final = controller.stop()
+        if replacement is not None:
+            replacement.stop()
+    assert all(s.accounted and s.in_flight == 0 for s in final.values()), final
+    assert final["unreachable"].captured == 0 and final["unreachable"].reconnects >= 2

@@ -76,6 +76,7 @@ class RtspServerOptions:
     path: str = "/cam"
     user: str | None = None
     password: str | None = None
+    port: int = 0  # 0 picks a free one; a fixed port lets a test bring a killed server back
 
 
 @dataclass
@@ -149,7 +150,8 @@ def write_clip_frames(folder: Path) -> Path:
 def start_rtsp_server(options: RtspServerOptions, frames_dir: Path | None, log_path: Path,
                       ready_timeout_s: float = 20.0) -> RtspServer:
     """Start ``rtsp_server.py`` and wait for the URL it prints once it listens."""
-    args = [SYSTEM_PYTHON, str(RTSP_SERVER_SCRIPT), "--port", "0", "--path", options.path,
+    args = [SYSTEM_PYTHON, str(RTSP_SERVER_SCRIPT), "--port", str(options.port),
+            "--path", options.path,
             "--codec", options.codec, "--fps", str(options.fps),
             "--keyframe-interval-s", str(options.keyframe_interval_s)]
     if options.clip and frames_dir is not None:

@@ -527,3 +527,15 @@ def test_a_huge_file_is_refused_before_it_is_read(tmp_path):
         f.truncate(17 * 2**20)
     with pytest.raises(ConfigError, match="at most 16 MiB"):
         load_fleet(path)
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("{type: file, path: /x.mp4, realtime: false}", "wait"),
+    ("{type: file, path: /x.mp4}", "drop_oldest"),
+    ("{type: images, path: /frames}", "wait"),
+    ("synthetic", "drop_oldest"),
+    ("rtsp://h/s", "drop_oldest"),
+])
+def test_drop_policy_defaults_to_wait_for_files_that_are_not_live(source, expected):
+    config = parse_fleet(f"cameras: [{{id: a, source: {source}}}]", env={})
+    assert config.cameras[0].drop_policy == expected
