@@ -30,12 +30,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("control", ("fleet.controller", "fleet.pools", "fleet.handoff", "fleet.rayactors")),
     ("pipeline", ("fleet.camera", "fleet.sinks", "fleet.detectors", "fleet.motion",
                   "fleet.sources", "fleet.stats", "fleet.policy", "fleet.accounting",
-                  "fleet.metrics")),
+                  "fleet.metrics", "fleet.batching")),
     ("base", ("fleet.config", "fleet.frames", "fleet.errors", "fleet.redact", "fleet.imaging",
               "fleet.actorsys", "fleet")),
 ]
 NO_RAY = ("fleet.config", "fleet.policy", "fleet.detectors", "fleet.camera", "fleet.controller",
-          "fleet.pools", "fleet.actorsys", "fleet.frames", "fleet.accounting", "fleet.stats")
+          "fleet.pools", "fleet.actorsys", "fleet.frames", "fleet.accounting", "fleet.stats",
+          "fleet.batching")
 
 
 def module_name(path: Path) -> str:
