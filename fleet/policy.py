@@ -3,7 +3,7 @@
 No Ray, no clock, no sleeps: ``decide`` is given the time in the snapshot, so it is tested on a
 simulated fleet (tests/unit/fleetsim.py) exactly as it runs in the controller.
 
-Two knobs:
+Three knobs:
 
 - **detector actors per kind.** Demand is measured in actor-seconds per second: the frames the
   cameras *offer* (after the fps limit and the motion gate, admitted or not) times the kind's
@@ -18,6 +18,10 @@ Two knobs:
   one buffer less. Buffers grow only while p95, scaled by the growth one more buffer brings,
   stays under 80% of the SLO, and change at most once per look-back window (the figures they act
   on are look-back averages): together these keep the two rules from chasing each other.
+
+- **batch size per detector kind** (frames one model call takes, up to the kind's
+  ``batching.max_batch_size``). Frames queueing at the actors while p95 latency has room: the
+  batch size doubles (one model call serves them); p95 over the SLO: it halves.
 
 Every change needs its direction to hold for a delay (``upscale_delay_s`` / ``downscale_delay_s``);
 a flip of direction restarts the timer, as in Ray Serve's autoscaler. Scale-down also keeps 15%
@@ -58,6 +62,9 @@ class PoolSignal:
     num_cpus: float  # CPUs one actor reserves
     min_actors: int
     max_actors: int
+    batch_size: int = 1  # frames one model call takes at most, now
+    max_batch_size: int = 1  # the bound the policy may raise it to (1: batching off)
+    queued: int = 0  # frames waiting at the pool's actors beyond the one each is working on
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ class Decision:
     actors: dict[str, int]  # target actors per kind
     buffers: dict[str, int]  # buffers per camera
     actions: tuple[Action, ...] = ()
+    batch: dict[str, int] = field(default_factory=dict)  # max batch size per kind
 
 
 @dataclass(frozen=True)
@@ -216,6 +224,38 @@ def _tune_buffers(camera: CameraSignal, saturated: bool, config: AutoscalingConf
     return after, [action], state.restart(key, now)
 
 
+def _worst_p95(snapshot: Snapshot, kind: str) -> float | None:
+    values = [c.p95_ms for c in snapshot.cameras if kind in c.kinds and c.p95_ms is not None]
+    return max(values) if values else None
+
+
+def _tune_batch(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfig,
+                state: PolicyState) -> tuple[int, list[Action], PolicyState]:
+    """Batch size per kind: doubled while frames queue at the actors (a bigger batch serves
+    them in one model call) and latency has room; halved when p95 is over the SLO."""
+    key = f"batch:{pool.kind}"
+    p95 = _worst_p95(snapshot, pool.kind)
+    slo = config.latency_slo_ms
+    per_actor = pool.queued / max(1, pool.running)
+    if p95 is not None and p95 > slo and pool.batch_size > 1:
+        direction, reason, after = -1, "latency_slo", max(1, pool.batch_size // 2)
+    elif (per_actor >= pool.batch_size and pool.batch_size < pool.max_batch_size
+          and (p95 is None or p95 <= slo * _SLO_RECOVERED)):
+        direction, reason = 1, "queueing"
+        after = min(pool.max_batch_size, pool.batch_size * 2)
+    else:
+        direction, reason, after = 0, "", pool.batch_size
+    delay = max(config.upscale_delay_s, config.look_back_s)
+    ready, state = state.held(key, direction, snapshot.now, delay)
+    if not ready or direction == 0:
+        return pool.batch_size, [], state
+    inputs = {"queued_per_actor": round(per_actor, 2), "p95_ms": _round(p95),
+              "running": pool.running}
+    action = Action(f"detector:{pool.kind}", "batch_up" if direction > 0 else "batch_down",
+                    reason, pool.batch_size, after, inputs)
+    return after, [action], state.restart(key, snapshot.now)
+
+
 def _shares(snapshot: Snapshot, config: AutoscalingConfig) -> dict[str, float]:
     """Free CPUs split between the pools that want to grow, one actor each in turn: a frame needs
     every kind its camera runs, so one kind must not take the whole cluster."""
@@ -260,13 +300,18 @@ def decide(snapshot: Snapshot, state: PolicyState,
         buffers[camera.camera], taken, state = _tune_buffers(camera, busy, config, state,
                                                              snapshot.now)
         actions += taken
-    return Decision(actors, buffers, tuple(actions)), state
+    batch: dict[str, int] = {}
+    for pool in sorted(snapshot.pools, key=lambda p: p.kind):
+        batch[pool.kind], taken, state = _tune_batch(snapshot, pool, config, state)
+        actions += taken
+    return Decision(actors, buffers, tuple(actions), batch), state
 
 
 def disabled(snapshot: Snapshot) -> Decision:
     """``autoscaling.enabled: false``: every count stays as it is."""
     return Decision({p.kind: p.target for p in snapshot.pools},
-                    {c.camera: c.buffers for c in snapshot.cameras})
+                    {c.camera: c.buffers for c in snapshot.cameras}, (),
+                    {p.kind: p.batch_size for p in snapshot.pools})
 
 
 def _round(value: float | None) -> float | None:

@@ -524,3 +524,52 @@ def test_negative_free_cpus_never_shrinks_the_target():
     # then: no growth, but no shrinking either: that is scale_down's business, with its delay
     assert decision.actors == {"person": 3}
     assert all(a.after >= a.before for a in decision.actions)
+
+
+# ----------------------------------------------------------------------------- batch size
+def batch_snapshot(now: float, queued: int, batch: int, p95_ms: float | None,
+                   limit: int = 8) -> Snapshot:
+    camera = CameraSignal("cam", ("face",), 30.0, 1.0, p95_ms, 4)
+    pool = PoolSignal("face", target=2, running=2, pending=0, utilisation=0.6, service_s=0.01,
+                      num_cpus=1, min_actors=1, max_actors=4, batch_size=batch,
+                      max_batch_size=limit, queued=queued)
+    return Snapshot(now, (camera,), (pool,), free_cpus=0.0)
+
+
+def run_batch(frames: list[tuple[int, float | None]], batch: int = 1,
+              limit: int = 8) -> tuple[list[int], list[Any]]:
+    """Feed (queued, p95) once a second; apply each decision's batch size. Sizes and actions."""
+    state, sizes, actions = PolicyState(), [], []
+    for t, (queued, p95) in enumerate(frames):
+        decision, state = decide(batch_snapshot(float(t), queued, batch, p95, limit), state,
+                                 CONFIG)
+        batch = decision.batch["face"]
+        sizes.append(batch)
+        actions += [a for a in decision.actions if a.action.startswith("batch")]
+    return sizes, actions
+
+
+def test_batch_size_doubles_while_frames_queue_and_latency_has_room():
+    sizes, actions = run_batch([(8, 200.0)] * 40)
+    assert sizes[-1] == 8 and sorted(set(sizes)) == [1, 2, 4, 8]  # 1 -> 2 -> 4 -> 8, capped
+    assert all(a.reason == "queueing" for a in actions) and len(actions) == 3
+    assert sizes.index(2) >= CONFIG.look_back_s  # only after the direction held a window
+
+
+def test_batch_size_halves_when_p95_is_over_the_slo_and_never_below_one():
+    sizes, actions = run_batch([(0, 1500.0)] * 60, batch=8)
+    assert sizes[-1] == 1 and [a.after for a in actions] == [4, 2, 1]
+    assert all(a.reason == "latency_slo" for a in actions)
+
+
+def test_batch_size_holds_without_queueing_or_when_batching_is_off():
+    assert run_batch([(0, 200.0)] * 30, batch=2)[0][-1] == 2  # no queue: no change
+    assert run_batch([(20, 200.0)] * 30, batch=1, limit=1)[0][-1] == 1  # max_batch_size 1
+
+
+def test_batch_size_does_not_oscillate_on_a_noisy_boundary():
+    rng = np.random.default_rng(3)
+    frames = [(int(rng.integers(1, 4)), float(rng.normal(780, 60))) for _ in range(600)]
+    _, actions = run_batch(frames, batch=2)
+    flips = sum(1 for a, b in zip(actions, actions[1:], strict=False) if a.action != b.action)
+    assert flips <= 2, [(a.action, a.after) for a in actions]
