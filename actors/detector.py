@@ -1,9 +1,18 @@
-"""DetectorActor: a Ray actor that forwards to :class:`fleet.detectors.DetectorService`."""
+"""DetectorActor: a Ray actor that forwards to :class:`fleet.detectors.DetectorService`.
+
+An asyncio actor: every ``detect`` call (one frame, from any camera) waits in a
+:class:`fleet.batching.BatchQueue`, and the queue runs one model call per batch in a thread of
+its own, so frames from several cameras share a model call while the event loop keeps taking
+calls. The frame each call carries is a read-only view on the object store, held only until its
+batch is done.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import cv2
@@ -11,9 +20,13 @@ import numpy as np
 import ray
 
 from actors.lease import Lease
+from fleet.batching import BatchQueue
 from fleet.config import DetectorConfig
 from fleet.detectors import Detector, DetectorService, build_detector
 from fleet.frames import DetectionResult, DetectorStats, FrameMeta
+
+Item = tuple[np.ndarray, FrameMeta]
+log = logging.getLogger(__name__)
 
 
 class DetectorWorker:
@@ -21,32 +34,54 @@ class DetectorWorker:
                  factory: Callable[[DetectorConfig], Detector] = build_detector):
         # One OpenCV thread per reserved CPU: the pool, not OpenCV, spreads work over cores.
         cv2.setNumThreads(max(1, int(config.num_cpus)))
-        actor = ray.get_runtime_context().get_actor_id() or ""
-        self.service = DetectorService(name, factory(config), actor)
+        context = ray.get_runtime_context()
+        actor = context.get_actor_id() or ""
+        if config.num_gpus and not context.get_accelerator_ids().get("GPU"):
+            log.warning("detector %s: asked for %g GPU but Ray gave this actor none: it runs "
+                        "on the CPU", name, config.num_gpus)
+        detector = factory(config, name) if factory is build_detector else factory(config)
+        self.service = DetectorService(name, detector, actor)
+        batching = getattr(config, "batching", None)
+        size = batching.max_batch_size if batching else 1
+        wait_s = batching.batch_wait_timeout_ms / 1000 if batching else 0.0
+        self.queue: BatchQueue[Item, DetectionResult] = BatchQueue(self._run, size, wait_s)
         self.lease = Lease(f"detector {name} {actor[:8]}")
 
-    def ready(self) -> bool:
+    def _run(self, items: list[Item]) -> Sequence[DetectionResult | BaseException]:
+        frames, metas = [f for f, _ in items], [m for _, m in items]
+        try:
+            return self.service.detect_batch(frames, metas)
+        finally:
+            frames.clear()  # keep no view of a frame past its batch
+
+    async def ready(self) -> bool:
         return True
 
-    def detect(self, frame: np.ndarray, meta: FrameMeta) -> DetectionResult:
+    async def detect(self, frame: np.ndarray, meta: FrameMeta) -> DetectionResult:
         # ``frame`` is a read-only view on the object store; nothing here may keep it.
-        return self.service.detect(frame, meta)
+        return await self.queue.submit((frame, meta))
 
     @ray.method(concurrency_group="control")
-    def stats(self) -> DetectorStats:
+    async def stats(self) -> DetectorStats:
         self.lease.renew()  # the controller's health check
-        return self.service.stats()
+        sizes, waits = self.queue.stats.take()
+        return replace(self.service.stats(), batch_sizes=sizes, queue_wait_s=waits,
+                       batch_size=self.queue.max_batch_size, queued=self.queue.queued)
 
     @ray.method(concurrency_group="control")
-    def info(self) -> dict[str, Any]:
+    async def set_batching(self, max_batch_size: int, wait_ms: float) -> None:
+        self.queue.configure(max_batch_size, wait_ms / 1000)
+
+    @ray.method(concurrency_group="control")
+    async def info(self) -> dict[str, Any]:
         """Where this detector runs (for `camfleet status` and for operators)."""
         return {"detector": self.service.name, "pid": os.getpid(),
                 "node": ray.get_runtime_context().get_node_id()}
 
     @ray.method(concurrency_group="control")
-    def set_lease(self, timeout_s: float) -> None:
+    async def set_lease(self, timeout_s: float) -> None:
         self.lease.set(timeout_s)
 
 
-# detect runs one frame at a time; stats answers in its own thread, never queued behind frames.
+# Health checks and stats answer in their own group, never queued behind frames.
 DetectorActor = ray.remote(concurrency_groups={"control": 1})(DetectorWorker)  # type: ignore[call-overload]

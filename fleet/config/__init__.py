@@ -4,8 +4,11 @@ from typing import Any
 
 from fleet.config._loader import load_fleet, parse_fleet
 from fleet.config._models import (
+    DEFAULT_DETECTOR_TYPES,
     DETECTOR_KINDS,
     AutoscalingConfig,
+    BatchingConfig,
+    BlazeFaceDetectorConfig,
     CameraConfig,
     CameraSettings,
     DetectorConfig,
@@ -18,6 +21,9 @@ from fleet.config._models import (
     JsonlSinkConfig,
     MetricsConfig,
     MotionConfig,
+    OnnxDetectorConfig,
+    OnnxModelConfig,
+    OnnxRuntimeSettings,
     PersonDetectorConfig,
     ReconnectConfig,
     RtspSource,
@@ -25,6 +31,10 @@ from fleet.config._models import (
     SnapshotSinkConfig,
     SyntheticSource,
 )
+
+# The legacy OpenCV detectors by what they are (type: haar, type: hog).
+HaarDetectorConfig = FaceDetectorConfig
+HogDetectorConfig = PersonDetectorConfig
 
 
 def json_schema() -> dict[str, Any]:
@@ -36,8 +46,11 @@ def json_schema() -> dict[str, Any]:
 
 
 __all__ = [
+    "DEFAULT_DETECTOR_TYPES",
     "DETECTOR_KINDS",
     "AutoscalingConfig",
+    "BatchingConfig",
+    "BlazeFaceDetectorConfig",
     "CameraConfig",
     "CameraSettings",
     "DetectorConfig",
@@ -45,11 +58,16 @@ __all__ = [
     "FaceDetectorConfig",
     "FileSource",
     "FleetConfig",
+    "HaarDetectorConfig",
+    "HogDetectorConfig",
     "HttpSource",
     "ImagesSource",
     "JsonlSinkConfig",
     "MetricsConfig",
     "MotionConfig",
+    "OnnxDetectorConfig",
+    "OnnxModelConfig",
+    "OnnxRuntimeSettings",
     "PersonDetectorConfig",
     "ReconnectConfig",
     "RtspSource",

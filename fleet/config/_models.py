@@ -10,12 +10,14 @@ A cross-field check names the field it is about as a ``field.path: `` prefix of 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -26,6 +28,7 @@ from pydantic import (
 from fleet.redact import redact_url
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+# Detector names that exist without being defined (their type: DEFAULT_DETECTOR_TYPES).
 DETECTOR_KINDS = ("face", "person")
 SafeId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
@@ -323,6 +326,26 @@ class CameraConfig(CameraSettings):
 
 
 # --------------------------------------------------------------------------------------- detectors
+# What a detector named like a kind (DETECTOR_KINDS) runs when it names no ``type:``.
+DEFAULT_DETECTOR_TYPES = {"face": "blazeface", "person": "hog"}
+_PROVIDER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*ExecutionProvider$")
+_FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*/\s*([0-9]*\.?[0-9]+)\s*$")
+
+
+class BatchingConfig(StrictModel):
+    """Frames from several cameras in one model call (see fleet/batching.py)."""
+
+    max_batch_size: int = Field(
+        default=1, ge=1, le=256,
+        description="Most frames one model call takes. With autoscaling on, the batch size is "
+        "tuned between 1 and this from queueing and the latency SLO; 1 turns batching off.",
+    )
+    batch_wait_timeout_ms: float = Field(
+        default=2.0, ge=0, le=1000,
+        description="Longest the first frame of a batch waits for more before the call.",
+    )
+
+
 class DetectorBase(StrictModel):
     actors: int = Field(default=1, ge=0, le=1024, description="Actors started with the fleet.")
     min_actors: int = Field(
@@ -332,6 +355,18 @@ class DetectorBase(StrictModel):
         default=4, ge=1, le=1024, description="Most actors the autoscaler starts."
     )
     num_cpus: float = Field(default=1.0, gt=0, le=64, description="Ray CPUs per detector actor.")
+    num_gpus: float = Field(
+        default=0.0, ge=0, le=16,
+        description="Ray GPUs per detector actor; fractions share a GPU (0.25: four actors).",
+    )
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources per actor, e.g. {accelerator_a10g: 1} to land on "
+        "nodes started with --resources.",
+    )
+    batching: BatchingConfig = Field(
+        default_factory=BatchingConfig, description="Cross-camera batching of model calls."
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> DetectorBase:
@@ -349,7 +384,11 @@ class DetectorBase(StrictModel):
 
 
 class FaceDetectorConfig(DetectorBase):
-    type: Literal["face"] = Field(default="face", description="OpenCV Haar cascade face detector.")
+    """The legacy Haar cascade (``type: haar``; ``type: face`` is its old name)."""
+
+    type: Literal["haar", "face"] = Field(
+        default="haar", description="OpenCV Haar cascade face detector (legacy; old name: face)."
+    )
     cascade: str = Field(
         default="haarcascade_frontalface_default.xml",
         description="Cascade file name in OpenCV's data folder, or a path.",
@@ -362,10 +401,18 @@ class FaceDetectorConfig(DetectorBase):
         default=24, ge=8, le=1024, description="Smallest face, in detection pixels."
     )
 
+    @field_validator("type")
+    @classmethod
+    def _current_name(cls, value: str) -> Literal["haar", "face"]:
+        return "haar"
+
 
 class PersonDetectorConfig(DetectorBase):
-    type: Literal["person"] = Field(
-        default="person", description="OpenCV HOG + linear SVM people detector."
+    """The legacy HOG people detector (``type: hog``; ``type: person`` is its old name)."""
+
+    type: Literal["hog", "person"] = Field(
+        default="hog",
+        description="OpenCV HOG + linear SVM people detector (legacy; old name: person).",
     )
     win_stride_px: int = Field(default=8, ge=4, le=64, description="Sliding-window step.")
     scale: float = Field(default=1.05, gt=1, le=2, description="Image pyramid step.")
@@ -374,8 +421,228 @@ class PersonDetectorConfig(DetectorBase):
         default=0.5, ge=0, le=1, description="Overlap above which boxes are merged."
     )
 
+    @field_validator("type")
+    @classmethod
+    def _current_name(cls, value: str) -> Literal["hog", "person"]:
+        return "hog"
 
-DetectorConfig = Annotated[FaceDetectorConfig | PersonDetectorConfig, Field(discriminator="type")]
+
+def _provider_name(name: str) -> str:
+    if not _PROVIDER_NAME.match(name):
+        raise ValueError(
+            f"{name!r} is not an ONNX Runtime execution provider name; use one such as "
+            "CPUExecutionProvider, CUDAExecutionProvider, TensorrtExecutionProvider or "
+            "OpenVINOExecutionProvider"
+        )
+    return name
+
+
+def _fraction(value: Any) -> Any:
+    """``1/255`` (YAML reads it as text) -> 0.0039...; anything else goes on to validation."""
+    if isinstance(value, str) and (match := _FRACTION.match(value)):
+        top, bottom = float(match.group(1)), float(match.group(2))
+        if bottom == 0:
+            raise ValueError(f"{value!r} divides by zero; give a number such as 1/255")
+        return top / bottom
+    return value
+
+
+def _number_or_fraction(schema: dict[str, Any]) -> None:
+    number = {k: schema.pop(k) for k in ("type", "exclusiveMinimum", "maximum") if k in schema}
+    schema["anyOf"] = [number, {"type": "string", "pattern": _FRACTION.pattern}]
+
+
+def _three(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and len(value) != 3:
+        raise ValueError(f"expected 3 values, one per channel; found {len(value)}")
+    return value
+
+
+ProviderName = Annotated[str, AfterValidator(_provider_name)]
+Scale = Annotated[float, BeforeValidator(_fraction)]
+Channels = Annotated[
+    tuple[
+        Annotated[float, Field(ge=-1000, le=1000)],
+        Annotated[float, Field(ge=-1000, le=1000)],
+        Annotated[float, Field(ge=-1000, le=1000)],
+    ],
+    BeforeValidator(_three),
+]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class OnnxRuntimeSettings(DetectorBase):
+    """What every detector on ONNX Runtime has."""
+
+    providers: list[ProviderName] = Field(
+        default_factory=lambda: ["CPUExecutionProvider"], min_length=1, max_length=8,
+        description="ONNX Runtime execution providers, most wanted first: CPUExecutionProvider, "
+        "CUDAExecutionProvider, TensorrtExecutionProvider, OpenVINOExecutionProvider (each "
+        "needs its onnxruntime build on the node). One that is not installed stops the "
+        "detector at start, naming what is.",
+    )
+    provider_fallback: bool = Field(
+        default=False,
+        description="When ONNX Runtime cannot start the first provider and runs the model on a "
+        "later one (a GPU asked, the CPU used), go on with a warning instead of stopping.",
+    )
+    max_detections: int = Field(
+        default=100, ge=1, le=10_000, description="Most boxes kept per frame, best first."
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _distinct_providers(cls, names: list[str]) -> list[str]:
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once; list each once")
+        return names
+
+
+class OnnxModelConfig(StrictModel):
+    """The model file and what its input expects: the model's shape is config, not code."""
+
+    path: str = Field(
+        min_length=1,
+        description="The .onnx file on every node that runs the detector: an absolute path, or "
+        "a file name in the models folder ($CAMFLEET_MODELS; default models/ in the checkout).",
+    )
+    width: int | None = Field(
+        default=None, ge=16, le=4096,
+        description="Input width in pixels (none: from the model's input shape or metadata).",
+    )
+    height: int | None = Field(
+        default=None, ge=16, le=4096,
+        description="Input height in pixels (none: from the model's input shape or metadata).",
+    )
+    input_tensor: Literal["nchw", "nhwc"] = Field(
+        default="nchw",
+        description="Input layout: nchw (PyTorch, Ultralytics exports) or nhwc (TensorFlow).",
+    )
+    pixel_format: Literal["rgb", "bgr"] = Field(
+        default="rgb", description="Channel order the model was trained on."
+    )
+    scale: Scale = Field(
+        default=1 / 255, gt=0, le=1, json_schema_extra=_number_or_fraction,
+        description="Multiplies each pixel value (0..255) first: 1/255 for inputs in 0..1.",
+    )
+    mean: Channels | None = Field(
+        default=None,
+        description="Subtracted after scale, per channel in pixel_format order "
+        "(e.g. [0.485, 0.456, 0.406]); none: 0.",
+    )
+    std: Channels | None = Field(
+        default=None,
+        description="Divides after mean, per channel (e.g. [0.229, 0.224, 0.225]); none: 1.",
+    )
+    resize: Literal["letterbox", "stretch"] = Field(
+        default="letterbox",
+        description="letterbox keeps the frame's aspect ratio and pads (what YOLO exports "
+        "expect); stretch fills the input and distorts.",
+    )
+    pad_value: int = Field(
+        default=114, ge=0, le=255, description="Grey level of letterbox padding."
+    )
+
+    @field_validator("std")
+    @classmethod
+    def _no_zero_std(cls, std: tuple[float, float, float] | None) -> Any:
+        if std is not None and 0 in std:
+            raise ValueError(f"{list(std)} has a 0; every std must be non-zero")
+        return std
+
+    @model_validator(mode="after")
+    def _size_together(self) -> OnnxModelConfig:
+        if (self.width is None) != (self.height is None):
+            missing = "height" if self.height is None else "width"
+            raise ValueError(f"{missing}: give width and height together, or neither "
+                             "(then the model's input shape decides)")
+        return self
+
+
+class OnnxDetectorConfig(OnnxRuntimeSettings):
+    """Your own object detector on ONNX Runtime: a YOLO export, or any model with NMS inside."""
+
+    type: Literal["onnx"] = Field(
+        default="onnx", description="An object detector on ONNX Runtime (YOLOv5, YOLOv8, "
+        "YOLO11, or a model with NMS inside)."
+    )
+    model: OnnxModelConfig = Field(description="The model file and what its input expects.")
+    family: Literal["auto", "yolov5", "yolov8", "nms"] = Field(
+        default="auto",
+        description="How to read the output: yolov5 [batch, boxes, 5 + classes] with objectness; "
+        "yolov8 [batch, 4 + classes, boxes] (also YOLO11); nms [batch, boxes, 6] = x1, y1, x2, "
+        "y2, score, class with NMS in the model; auto tells them apart by the output's shape.",
+    )
+    min_score: float = Field(default=0.25, ge=0, le=1, description="Lowest score kept.")
+    nms_iou: float = Field(
+        default=0.45, ge=0, le=1,
+        description="Boxes of one class that overlap more than this are merged (family nms: "
+        "the model's own NMS, this is not applied).",
+    )
+    classes: list[Label] | None = Field(
+        default=None, min_length=1,
+        description="Keep only these class names, e.g. [car, truck, bus] (none: every class).",
+    )
+    labels: str | None = Field(
+        default=None, min_length=1,
+        description="Class names, one a line in class order, in a text file (absolute, or in "
+        "the models folder); none: the names in the model's metadata (Ultralytics exports).",
+    )
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct_classes(cls, names: list[str] | None) -> list[str] | None:
+        repeated = sorted({n for n in names or [] if (names or []).count(n) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed more than once; list each once")
+        return names
+
+
+class BlazeFaceDetectorConfig(OnnxRuntimeSettings):
+    """MediaPipe BlazeFace on ONNX Runtime: the default for a detector named ``face``."""
+
+    type: Literal["blazeface"] = Field(
+        default="blazeface",
+        description="MediaPipe BlazeFace, a CNN face detector on ONNX Runtime (default for face).",
+    )
+    model: Literal["front", "back"] = Field(
+        default="front",
+        description="front: 128x128 input, faces near the camera; back: 256x256 input, smaller "
+        "and farther faces, about 4x the compute.",
+    )
+    path: str | None = Field(
+        default=None, min_length=1,
+        description="Another copy of the model's .onnx file (absolute, or a file name in the "
+        "models folder); none: the front or back file that scripts/fetch_models.py fetches.",
+    )
+    min_score: float = Field(default=0.5, ge=0, le=1, description="Lowest face score kept.")
+    nms_iou: float = Field(
+        default=0.3, ge=0, le=1,
+        description="Boxes that overlap more than this are blended into one (MediaPipe's "
+        "weighted non-maximum suppression).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_haar_settings(cls, data: Any) -> Any:
+        """A fleet file written when ``face`` meant the Haar cascade: say what changed."""
+        haar = set(FaceDetectorConfig.model_fields) - set(BlazeFaceDetectorConfig.model_fields)
+        found = sorted(k for k in data if k in haar) if isinstance(data, dict) else []
+        if found:
+            what = "is a setting" if len(found) == 1 else "are settings"
+            raise ValueError(
+                f"{found[0]}: {', '.join(found)} {what} of the Haar cascade, not of BlazeFace "
+                "(what face runs now); add type: haar to keep the cascade, or remove "
+                f"{'it' if len(found) == 1 else 'them'}"
+            )
+        return data
+
+
+DetectorConfig = Annotated[
+    BlazeFaceDetectorConfig | FaceDetectorConfig | PersonDetectorConfig | OnnxDetectorConfig,
+    Field(discriminator="type"),
+]
 
 
 # -------------------------------------------------------------------------------------------- sinks
@@ -443,7 +710,8 @@ def _apply_defaults(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _add_detector_defaults(data: dict[str, Any]) -> dict[str, Any]:
-    """A detector named like a kind gets that ``type``; a kind used but not defined is added."""
+    """A detector named like a kind gets its default ``type`` (face: blazeface, person: hog);
+    a kind used but not defined is added."""
     detectors = data.get("detectors")
     detectors = {} if detectors is None else detectors
     if not isinstance(detectors, dict):
@@ -453,20 +721,22 @@ def _add_detector_defaults(data: dict[str, Any]) -> dict[str, Any]:
         names = camera.get("detect", ["face"]) if isinstance(camera, dict) else []
         for name in names if isinstance(names, list) else []:
             if name in DETECTOR_KINDS and name not in typed:
-                typed[name] = {"type": name}
+                typed[name] = {"type": DEFAULT_DETECTOR_TYPES[name]}
     return {**data, "detectors": typed}
 
 
 def _typed_detector(name: Any, spec: Any) -> Any:
-    if name not in DETECTOR_KINDS:
+    kind = DEFAULT_DETECTOR_TYPES.get(name) if isinstance(name, str) else None
+    if kind is None:
         return spec
     if spec is None:  # a bare `face:` means "face, with the defaults"
-        return {"type": name}
-    return {"type": name, **spec} if isinstance(spec, dict) and "type" not in spec else spec
+        return {"type": kind}
+    return {"type": kind, **spec} if isinstance(spec, dict) and "type" not in spec else spec
 
 
 def _detectors_schema(schema: dict[str, Any]) -> None:
-    """``anyOf``, not ``oneOf``: ``person: {actors: 2}`` fits both kinds until its name types it."""
+    """``anyOf``, not ``oneOf``: ``person: {actors: 2}`` fits several types until its name
+    types it."""
     for member in schema.get("patternProperties", {}).values():
         member["anyOf"] = member.pop("oneOf", [])
         member.pop("discriminator", None)

@@ -79,6 +79,14 @@ class FakeDetector:
     kind: str
     actor: str
     calls: int = 0
+    batching: tuple[int, float] = (1, 0.0)
+    lease_s: float = 0.0
+
+    def set_batching(self, max_batch_size: int, wait_ms: float) -> None:
+        self.batching = (max_batch_size, wait_ms)
+
+    def set_lease(self, timeout_s: float) -> None:
+        self.lease_s = timeout_s
 
     def stats(self) -> DetectorStats:
         self.calls += 5
@@ -89,6 +97,7 @@ class FakeDetector:
 class FakeActors:
     def __init__(self, cpus: float = 8.0, slow_start: bool = False):
         self.cpus = cpus
+        self.gpus = 0.0
         self.slow_start = slow_start  # detectors need one ready() call before they are ready
         self.ids = itertools.count()
         self.objects: dict[str, Any] = {}
@@ -173,5 +182,12 @@ class FakeActors:
         self.killed.append(actor.id)
 
     def resources(self) -> tuple[dict[str, float], dict[str, float]]:
-        used = sum(p.num_cpus for i, p in self.placements.items() if i not in self.dead)
-        return {"CPU": self.cpus}, {"CPU": self.cpus - used}
+        live = [p for i, p in self.placements.items() if i not in self.dead]
+        total = {"CPU": self.cpus, "GPU": self.gpus, "edge_tpu": 4.0}
+        free = dict(total)
+        for p in live:
+            free["CPU"] -= p.num_cpus
+            free["GPU"] -= p.num_gpus
+            for name, amount in p.resources.items():
+                free[name] -= amount
+        return total, free

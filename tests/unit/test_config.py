@@ -16,10 +16,12 @@ import pytest
 
 from fleet.cli import main as cli_main
 from fleet.config import (
+    BlazeFaceDetectorConfig,
     DeviceSource,
     FaceDetectorConfig,
     FileSource,
     HttpSource,
+    OnnxDetectorConfig,
     PersonDetectorConfig,
     RtspSource,
     SyntheticSource,
@@ -50,7 +52,7 @@ def test_minimal_file_parses_with_defaults() -> None:
     assert (camera.fps, camera.buffers, camera.drop_policy) == (5, 4, "drop_oldest")
     assert isinstance(camera.source, SyntheticSource)
     assert camera.detect == ["face"]
-    assert isinstance(config.detectors["face"], FaceDetectorConfig)
+    assert isinstance(config.detectors["face"], BlazeFaceDetectorConfig)
     assert config.active_cameras == [camera]
 
 
@@ -147,13 +149,57 @@ def test_detectors_named_like_a_kind_get_that_type() -> None:
     config = parse_fleet(fleet("""
         cameras: [{id: a, source: synthetic, detect: [face, person]}]
         detectors:
-          face: {min_neighbors: 3}
+          face: {model: back, min_score: 0.6}
           person:
     """), env={})
 
     face, person = config.detectors["face"], config.detectors["person"]
-    assert isinstance(face, FaceDetectorConfig) and face.min_neighbors == 3
+    assert isinstance(face, BlazeFaceDetectorConfig) and (face.model, face.min_score) == (
+        "back", 0.6)
+    assert face.providers == ["CPUExecutionProvider"]
     assert isinstance(person, PersonDetectorConfig) and person.scale == 1.05
+    assert (face.type, person.type) == ("blazeface", "hog")
+
+
+def test_the_legacy_detectors_keep_their_old_type_names() -> None:
+    config = parse_fleet(fleet("""
+        cameras: [{id: a, source: synthetic, detect: [face, old-faces, haar-faces, people]}]
+        detectors:
+          face: {type: haar, min_neighbors: 3}
+          old-faces: {type: face, scale_factor: 1.3}
+          haar-faces: {type: haar}
+          people: {type: person, win_stride_px: 16}
+    """), env={})
+
+    assert {name: d.type for name, d in config.detectors.items()} == {
+        "face": "haar", "old-faces": "haar", "haar-faces": "haar", "people": "hog"}
+    face, people = config.detectors["face"], config.detectors["people"]
+    assert isinstance(face, FaceDetectorConfig) and face.min_neighbors == 3
+    assert isinstance(people, PersonDetectorConfig) and people.win_stride_px == 16
+
+
+def test_an_onnx_detector_reads_its_model_settings() -> None:
+    config = parse_fleet(fleet("""
+        cameras: [{id: a, source: synthetic, detect: [cars]}]
+        detectors:
+          cars:
+            type: onnx
+            model: {path: yolov8n.onnx, width: 640, height: 480, scale: 1/255,
+                    mean: [0, 0, 0], std: [1, 1, 1], input_tensor: nhwc, pixel_format: bgr}
+            family: yolov8
+            classes: [car, truck, bus]
+            providers: [CUDAExecutionProvider, CPUExecutionProvider]
+            min_score: 0.4
+    """), env={})
+
+    cars = config.detectors["cars"]
+    assert isinstance(cars, OnnxDetectorConfig)
+    assert (cars.model.path, cars.model.width, cars.model.height) == ("yolov8n.onnx", 640, 480)
+    assert cars.model.scale == pytest.approx(1 / 255)
+    assert (cars.model.input_tensor, cars.model.pixel_format) == ("nhwc", "bgr")
+    assert cars.classes == ["car", "truck", "bus"] and cars.family == "yolov8"
+    assert cars.providers == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert (cars.min_score, cars.nms_iou, cars.model.resize) == (0.4, 0.45, "letterbox")
 
 
 def test_a_kind_used_in_detect_but_not_defined_is_added_with_defaults() -> None:
@@ -167,7 +213,8 @@ def test_a_kind_used_in_detect_but_not_defined_is_added_with_defaults() -> None:
 
     assert sorted(config.detectors) == ["face", "faces-hd", "person"]
     assert config.detectors["person"] == PersonDetectorConfig()
-    assert config.detectors["face"] == FaceDetectorConfig()
+    assert config.detectors["face"] == BlazeFaceDetectorConfig()
+    assert isinstance(config.detectors["faces-hd"], FaceDetectorConfig)
 
 
 def test_yaml_anchors_and_merge_keys_are_not_duplicate_keys() -> None:
@@ -222,6 +269,7 @@ class Bad:
 
 
 ONE_CAMERA = "cameras:\n  - id: a\n    source: synthetic\n"
+ONNX = "    detect: [cars]\ndetectors:\n  cars:\n    type: onnx\n"
 
 BAD = [
     # name, file text,
@@ -306,11 +354,48 @@ BAD = [
         7, "detectors.face.min_actors", "3 exceeds max_actors (2)"),
     Bad("actors-outside-bounds", ONE_CAMERA + "detectors:\n  face:\n    actors: 9\n",
         6, "detectors.face.actors", "9 lies outside min_actors..max_actors (1..4)"),
-    Bad("bad-detector-parameter", ONE_CAMERA + "detectors:\n  face:\n    scale_factor: 1.0\n",
-        6, "detectors.face.scale_factor", "greater than 1; found 1.0"),
+    Bad("bad-detector-parameter", ONE_CAMERA + "detectors:\n  face:\n    min_score: 1.5\n",
+        6, "detectors.face.min_score", "at most 1; found 1.5"),
+    Bad("bad-haar-parameter",
+        ONE_CAMERA + "detectors:\n  face:\n    type: haar\n    scale_factor: 1.0\n",
+        7, "detectors.face.scale_factor", "greater than 1; found 1.0"),
+    Bad("haar-setting-on-blazeface", ONE_CAMERA + "detectors:\n  face:\n    min_neighbors: 5\n",
+        6, "detectors.face.min_neighbors", "not of BlazeFace (what face runs now); add type: haar"),
+    Bad("blazeface-unknown-model", ONE_CAMERA + "detectors:\n  face:\n    model: side\n",
+        6, "detectors.face.model", "expected 'front' or 'back'; found 'side'"),
     Bad("detector-without-type",
         ONE_CAMERA + "    detect: [cars]\ndetectors:\n  cars:\n    actors: 2\n",
-        6, "detectors.cars", "no type given; add type: with one of face, person"),
+        6, "detectors.cars", "no type given; add type: with one of blazeface, haar, hog, onnx"),
+    Bad("unknown-detector-type",
+        ONE_CAMERA + "    detect: [cars]\ndetectors:\n  cars:\n    type: yolo\n",
+        7, "detectors.cars.type", "unknown type 'yolo'; expected one of: blazeface, haar"),
+    Bad("onnx-without-model", ONE_CAMERA + ONNX,
+        6, "detectors.cars.model", "required key 'model' is missing"),
+    Bad("onnx-model-without-path", ONE_CAMERA + ONNX + "    model:\n      width: 640\n",
+        8, "detectors.cars.model.path", "required key 'path' is missing"),
+    Bad("onnx-bad-input-tensor",
+        ONE_CAMERA + ONNX + "    model:\n      path: m.onnx\n      input_tensor: chw\n",
+        10, "detectors.cars.model.input_tensor", "expected 'nchw' or 'nhwc'; found 'chw'"),
+    Bad("onnx-scale-divides-by-zero",
+        ONE_CAMERA + ONNX + "    model:\n      path: m.onnx\n      scale: 1/0\n",
+        10, "detectors.cars.model.scale", "'1/0' divides by zero"),
+    Bad("onnx-width-without-height",
+        ONE_CAMERA + ONNX + "    model:\n      path: m.onnx\n      width: 640\n",
+        8, "detectors.cars.model.height", "give width and height together"),
+    Bad("onnx-mean-of-two", ONE_CAMERA + ONNX + "    model: {path: m.onnx, mean: [0.5, 0.5]}\n",
+        8, "detectors.cars.model.mean", "expected 3 values, one per channel; found 2"),
+    Bad("onnx-unknown-family", ONE_CAMERA + ONNX + "    model: {path: m.onnx}\n    family: v9\n",
+        9, "detectors.cars.family", "expected 'auto', 'yolov5', 'yolov8' or 'nms'; found 'v9'"),
+    Bad("onnx-provider-name",
+        ONE_CAMERA + ONNX + "    model: {path: m.onnx}\n    providers: [CPU, cuda]\n",
+        9, "detectors.cars.providers[0]", "'CPU' is not an ONNX Runtime execution provider"),
+    Bad("onnx-no-classes", ONE_CAMERA + ONNX + "    model: {path: m.onnx}\n    classes: []\n",
+        9, "detectors.cars.classes", "expected at least 1 item"),
+    Bad("onnx-class-twice",
+        ONE_CAMERA + ONNX + "    model: {path: m.onnx}\n    classes: [car, car]\n",
+        9, "detectors.cars.classes", "car listed more than once"),
+    Bad("onnx-unknown-key", ONE_CAMERA + ONNX + "    model: {path: m.onnx}\n    clases: [car]\n",
+        9, "detectors.cars.clases", "did you mean 'classes'"),
     Bad("detector-name-unsafe", ONE_CAMERA + "detectors:\n  Face HD:\n    type: face\n",
         5, "detectors.Face HD", "is not a safe id"),
     Bad("bad-drop-policy", ONE_CAMERA + "    drop_policy: newest\n",

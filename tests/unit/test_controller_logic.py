@@ -185,3 +185,31 @@ def test_stop_counts_what_a_dead_camera_had_in_flight(fleet):
     assert final["a"].state == "crashed" and final["a"].in_flight == 0
     assert final["a"].dropped["camera_lost"] == last.in_flight and final["a"].accounted
     assert all(r.id in actors.killed for r in actors.started)
+
+
+def test_fit_counts_gpus_and_custom_resources():
+    config = parse_fleet(FLEET.replace("person: {actors: 1, num_cpus: 0.5}",
+                                       "person: {actors: 3, num_cpus: 0.5, num_gpus: 0.5, "
+                                       "resources: {edge_tpu: 1}}"), env={})
+    enough = {"CPU": 8.0, "GPU": 2.0, "edge_tpu": 4.0}
+    assert fit_problem(config, enough, enough) is None
+    short = {"CPU": 8.0, "GPU": 1.0, "edge_tpu": 2.0}
+    message = fit_problem(config, short, short)
+    assert message is not None
+    assert "needs 1.5 GPUs and the cluster has 1 of 1 free" in message
+    assert "3 edge_tpu and the cluster has 2 of 2 free" in message and "num_gpus" in message
+
+
+def test_detector_pools_ask_ray_for_their_gpus_and_resources(tmp_path):
+    actors = FakeActors(cpus=8)
+    actors.gpus = 1.0
+    text = FLEET.replace("person: {actors: 1, num_cpus: 0.5}",
+                         "person: {actors: 1, num_cpus: 0.5, num_gpus: 0.25, "
+                         "resources: {edge_tpu: 1}, batching: {max_batch_size: 4}}")
+    controller = FleetController(parse_fleet(text, env={}), str(tmp_path), actors)
+    controller.start()
+    person = controller.pools["person"].running[0]
+    placement = actors.placements[person.id]
+    assert placement.num_gpus == 0.25 and dict(placement.resources) == {"edge_tpu": 1}
+    assert actors.obj(person).batching == (4, 2.0)  # told its batch size when it joined
+    controller.stop()

@@ -1,5 +1,7 @@
-"""Detectors on real footage, without Ray: faces on Megamind, people on vtest, boxes in
-original-frame coordinates whatever the detection width, read-only input accepted."""
+"""The legacy OpenCV detectors on real footage, without Ray (faces on Megamind, people on
+vtest, boxes in original-frame coordinates whatever the detection width, read-only input
+accepted), the registry of kinds, and DetectorService alone and in batches. BlazeFace and the
+onnx kind have their own files (test_blazeface.py, test_onnx_detector.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,25 @@ import cv2
 import numpy as np
 import pytest
 
-from fleet.config import FaceDetectorConfig, PersonDetectorConfig
-from fleet.detectors import build_detector
-from fleet.imaging import Downscaler
+from fleet.config import (
+    BlazeFaceDetectorConfig,
+    FaceDetectorConfig,
+    OnnxDetectorConfig,
+    PersonDetectorConfig,
+)
+from fleet.detectors import (
+    REGISTRY,
+    BlazeFaceDetector,
+    Detection,
+    DetectorService,
+    HaarFaceDetector,
+    HogPersonDetector,
+    OnnxDetector,
+    build_detector,
+)
 from fleet.errors import DetectorError
-from fleet.frames import FrameMeta
+from fleet.frames import DetectionResult, FrameMeta
+from fleet.imaging import Downscaler
 from tests.conftest import MEGAMIND, VTEST
 
 
@@ -80,3 +96,75 @@ def test_downscaler_reuses_its_buffers():
 def test_a_missing_cascade_is_a_clear_error():
     with pytest.raises(DetectorError, match="cannot load cascade nope.xml"):
         build_detector(FaceDetectorConfig(cascade="nope.xml"))
+    with pytest.raises(DetectorError, match=r"^detectors\.faces-hd\.cascade: cannot load"):
+        build_detector(FaceDetectorConfig(cascade="nope.xml"), "faces-hd")
+
+
+# ------------------------------------------------------------------------------------ registry
+def test_the_registry_has_every_type_the_config_knows():
+    assert REGISTRY == {"blazeface": BlazeFaceDetector, "onnx": OnnxDetector,
+                        "haar": HaarFaceDetector, "hog": HogPersonDetector}
+    assert {BlazeFaceDetectorConfig().type, FaceDetectorConfig().type,
+            PersonDetectorConfig().type, OnnxDetectorConfig(model={"path": "x"}).type} \
+        == set(REGISTRY)
+
+
+def test_the_old_type_names_still_build_the_legacy_detectors():
+    assert FaceDetectorConfig(type="face").type == "haar"
+    assert PersonDetectorConfig(type="person").type == "hog"
+    assert isinstance(build_detector(FaceDetectorConfig(type="face")), HaarFaceDetector)
+
+
+# ---------------------------------------------------------------------------- the service
+class Counting:
+    """A detector without detect_batch, that fails on frames whose first pixel is 255."""
+
+    label = "thing"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, frame: np.ndarray, meta: FrameMeta) -> list[Detection]:
+        self.calls += 1
+        if frame[0, 0, 0] == 255:
+            raise ValueError("bad pixel")
+        return [Detection(self.label, meta.index, 0, 1, 1, 0.5)]
+
+
+def test_a_detector_without_detect_batch_gets_one_call_per_frame():
+    detector = Counting()
+    service = DetectorService("things", detector, "actor-1")
+    frames = [np.zeros((4, 4, 3), np.uint8) for _ in range(3)]
+    results = service.detect_batch(frames, [meta(f, None) for f in frames])
+    assert detector.calls == 3 and service.calls == 3
+    assert all(isinstance(r, DetectionResult) and r.actor == "actor-1" for r in results)
+    assert service.detect_batch([], []) == []
+
+
+def test_in_a_batch_only_the_failing_frame_fails():
+    service = DetectorService("things", Counting())
+    frames = [np.zeros((4, 4, 3), np.uint8), np.full((4, 4, 3), 255, np.uint8),
+              np.zeros((4, 4, 3), np.uint8)]
+    metas = [FrameMeta("cam", i, 0.0, 4, 4, None) for i in range(3)]
+    results = service.detect_batch(frames, metas)
+    assert isinstance(results[1], DetectorError)
+    assert str(results[1]) == "detector 'things' failed on cam#1: bad pixel"
+    assert [r.detections[0].x for r in (results[0], results[2])] == [0, 2]  # type: ignore[union-attr]
+    stats = service.stats()
+    assert (stats.calls, stats.errors, len(stats.service_s)) == (3, 1, 3)
+
+
+def test_a_batch_charges_each_frame_its_share_of_the_time():
+    service = DetectorService("things", Counting())
+    frames = [np.zeros((4, 4, 3), np.uint8) for _ in range(4)]
+    results = service.detect_batch(frames, [meta(f, None) for f in frames])
+    shares = {r.service_s for r in results if isinstance(r, DetectionResult)}
+    assert len(shares) == 1
+    assert service.busy_s == pytest.approx(4 * shares.pop())
+
+
+def test_detect_still_raises_for_its_frame():
+    service = DetectorService("things", Counting())
+    with pytest.raises(DetectorError, match="failed on cam#0: bad pixel"):
+        service.detect(np.full((4, 4, 3), 255, np.uint8), meta(np.zeros((4, 4, 3)), None))
+    assert service.errors == 1 and service.calls == 1

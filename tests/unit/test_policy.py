@@ -573,3 +573,18 @@ def test_batch_size_does_not_oscillate_on_a_noisy_boundary():
     _, actions = run_batch(frames, batch=2)
     flips = sum(1 for a, b in zip(actions, actions[1:], strict=False) if a.action != b.action)
     assert flips <= 2, [(a.action, a.after) for a in actions]
+
+
+def test_gpu_actors_grow_only_as_far_as_free_gpus_allow():
+    camera = CameraSignal("cam", ("yolo",), 100.0, 0.5, 300.0, 4)
+    pool = PoolSignal("yolo", target=1, running=1, pending=0, utilisation=1.0, service_s=0.03,
+                      num_cpus=1, min_actors=1, max_actors=8, num_gpus=0.5)
+    state = PolicyState()
+    for t in range(10):
+        decision, state = decide(Snapshot(float(t), (camera,), (pool,), free_cpus=16.0,
+                                          free_gpus=1.0), state, CONFIG)
+        if decision.actions:
+            break
+    assert decision.actors["yolo"] == 3  # 1 + two more half-GPU actors, not the 4 wanted
+    limited = [a for a in decision.actions if a.action == "capacity_limited"]
+    assert limited and limited[0].reason == "cluster_gpus"
