@@ -19,13 +19,14 @@ from types import ModuleType
 from typing import Any
 
 from fleet import runtime
-from fleet.bench import autoscale, capacity, raydata, transport
+from fleet.bench import autoscale, capacity, raydata, soak, transport
 
 MODES: dict[str, tuple[ModuleType, str]] = {
     "transport": (transport, "camera -> detector hand-off vs memcpy"),
     "autoscale": (autoscale, "load step: autoscaled vs fixed fleet"),
     "fleet": (capacity, "fleet capacity (cameras x fps) vs the compute bound"),
     "raydata": (raydata, "Ray Data map_batches vs a camfleet fleet, same detector"),
+    "soak": (soak, "minutes of a fleet: RSS, fds, threads, object store, accounting"),
 }
 
 

@@ -83,3 +83,32 @@ def test_bench_raydata_smoke(tmp_path):
     assert results["ray_data"]["frames"] == 6 and results["ray_data"]["fps"] > 0
     assert results["ray_data"]["single_frame_latency_ms"] > 0
     assert results["camfleet"]["fps"] > 0 and results["camfleet"]["accounted"] is True
+
+
+def test_bench_soak_smoke(tmp_path):
+    out, plot = tmp_path / "soak.json", tmp_path / "soak.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet", "bench", "soak", "--minutes", "0.3", "--sample-s", "2",
+         "--cameras", "2", "--num-cpus", "2", "--object-store-mb", "200", "--json", str(out),
+         "--plot", str(plot)],
+        check=False, capture_output=True, text=True, timeout=170,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    summary, timeline = results["summary"], results["timeline"]
+    assert summary["accounted_every_sample"] is True and summary["final_accounted"] is True
+    assert summary["samples"] == len(timeline) >= 5 and summary["samples_after_warmup"] >= 2
+    for sample in timeline:
+        assert sample["camera"]["n"] == 2 and sample["detector"]["n"] == 2
+        for kind in ("camera", "detector", "controller"):
+            assert sample[kind]["rss_sum"] > 0 and sample[kind]["fds"] > 0
+            assert sample[kind]["threads"] > 0
+        assert sample["store"]["mib"] is not None
+    for key in ("camera.rss_sum", "detector.private_sum", "detector.fds", "controller.threads",
+                "store.mib_min", "store.mib"):
+        assert key in summary["growth"]
+    assert not summary["growth"]["store.mib"]["judged"]
+    assert {p["kind"] for p in summary["by_process"]} == {"camera", "detector", "controller"}
+    assert summary["final"]["processed"] > 0
+    assert "| camera RSS MiB (sum) |" in proc.stdout and "[bench] soak:" in proc.stderr
+    assert plot.stat().st_size > 1000
