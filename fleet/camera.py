@@ -14,7 +14,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 
+import cv2
 import numpy as np
 
 from fleet.accounting import FrameLedger
@@ -89,6 +91,8 @@ class Camera:
         self.waiting: tuple[np.ndarray, FrameMeta, float] | None = None
         self.spare: np.ndarray | None = None
         self.shape = (0, 0)
+        self.small: np.ndarray | None = None  # put_width: the reused buffer frames shrink into
+        self.put_bytes = 0  # bytes of the last frame put into the object store
         self.in_source_since: float | None = None  # monotonic start of a source call under way
         self.capture_stop = threading.Event()
         self.collect_stop = threading.Event()
@@ -145,6 +149,7 @@ class Camera:
             state=self.state, buffers=self.buffers, last_error=self.last_error,
             source_fps=self.source.native_fps, width=self.shape[1], height=self.shape[0],
             outstanding=self.dispatcher.outstanding(), stuck_s=self.stuck_s(),
+            put_bytes=self.put_bytes,
         )
 
     def stuck_s(self) -> float:
@@ -229,7 +234,22 @@ class Camera:
             return frame
         meta = FrameMeta(self.config.id, index, wall, frame.shape[1], frame.shape[0],
                          self.config.detect_width)
+        if self.config.put_width and self.config.put_width < frame.shape[1]:
+            small = self._shrink(frame)
+            meta = replace(meta, put_scale=frame.shape[1] / small.shape[1])
+            self.small = self._offer(small, meta, started)  # the small buffer to reuse next
+            return frame  # nothing holds the full frame: decode the next one into it
         return self._offer(frame, meta, started)
+
+    def _shrink(self, frame: np.ndarray) -> np.ndarray:
+        """The frame at ``put_width``, resized into a buffer of the camera's, reused."""
+        width = self.config.put_width or frame.shape[1]
+        shape = (max(1, round(frame.shape[0] * width / frame.shape[1])), width, *frame.shape[2:])
+        if self.small is None or self.small.shape != shape:
+            self.small = np.empty(shape, frame.dtype)
+        cv2.resize(frame, (shape[1], shape[0]), dst=self.small, interpolation=cv2.INTER_AREA)
+        self.put_bytes = self.small.nbytes
+        return self.small
 
     @contextlib.contextmanager
     def _in_source(self) -> Iterator[None]:
@@ -285,6 +305,7 @@ class Camera:
             return free
 
     def _dispatch(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
+        self.put_bytes = frame.nbytes
         self.ledger.admit(meta.index)
         try:
             self.dispatcher.submit(frame, meta, started)

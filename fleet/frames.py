@@ -27,6 +27,7 @@ class FrameMeta:
     width: int
     height: int
     detect_width: int | None  # downscale to this width before detecting (None: native)
+    put_scale: float = 1.0  # original width / width of the frame put (put_width): boxes x this
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class CameraStats:
     outstanding: dict[str, int] = field(default_factory=dict)  # frames at each detector actor
     stuck_s: float = 0.0  # how long capture has been inside one source call (the watchdog's)
     audit_problems: tuple[str, ...] = ()  # what the per-frame audit found (fleet.accounting)
+    put_bytes: int = 0  # bytes of the last frame put into the object store (see put_width)
 
     @property
     def accounted(self) -> bool:

@@ -100,6 +100,10 @@ def _gauges(views: list[Any]) -> Iterator[Metric]:
          lambda v: v.hit_rate),
         ("camfleet_source_up", "1 while the source delivers frames.",
          lambda v: float(v.stats.state == "up")),
+        ("camfleet_frame_put_bytes", "Bytes of the last frame put into the object store.",
+         lambda v: float(v.stats.put_bytes)),
+        ("camfleet_capture_stuck_seconds", "How long capture has been inside one source call.",
+         lambda v: v.stats.stuck_s),
     )
     for name, text, value in specs:
         family = GaugeMetricFamily(name, text, labels=["camera"])

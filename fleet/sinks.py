@@ -70,8 +70,9 @@ class SnapshotWriter:
         now = time.monotonic()
         if self.count >= self.config.max_per_camera or now - self.last < self.config.min_interval_s:
             return
-        small, scale = self.scaler.resize(frame, self.config.width)
+        small, _ = self.scaler.resize(frame, self.config.width)
         canvas = small.copy() if small is frame else small  # never draw on the shared frame
+        scale = small.shape[1] / meta.width  # boxes are in original pixels (put_width or not)
         for result in results:
             draw_boxes(canvas, result.detections, scale)
         self.folder.mkdir(parents=True, exist_ok=True)

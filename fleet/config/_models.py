@@ -253,6 +253,13 @@ class CameraSettings(StrictModel):
         le=7680,
         description="Detectors see frames downscaled to this width (none: native).",
     )
+    put_width: int | None = Field(
+        default=None, ge=32, le=7680,
+        description="Put frames into the object store downscaled to this width (one resize in "
+        "the camera, into a reused buffer) instead of full size: fewer bytes per frame. Set it "
+        "to detect_width when every detector of the camera works at that width or less. Boxes "
+        "still come back in original-frame pixels; snapshots are drawn from the smaller frame.",
+    )
     motion: MotionConfig = Field(default_factory=MotionConfig, description="Motion gate.")
     buffers: int = Field(
         default=4, ge=1, le=64, description="Frames in flight at most (initial slots)."
@@ -300,6 +307,10 @@ class CameraConfig(CameraSettings):
     def _default_drop_policy(self) -> CameraConfig:
         """A file that is not live loses nothing: it waits for a buffer. A live source cannot
         wait (the camera would not stop sending), so it drops, and says why."""
+        if self.put_width and self.detect_width and self.put_width < self.detect_width:
+            raise ValueError(f"put_width: {self.put_width} is below detect_width "
+                             f"({self.detect_width}): detectors would see less than they ask "
+                             "for; raise put_width or lower detect_width")
         live = isinstance(self.source, (RtspSource, HttpSource, DeviceSource))
         if self.drop_policy == "wait" and live:
             raise ValueError("drop_policy: a live source cannot wait for buffers (frames would "

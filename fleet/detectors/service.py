@@ -94,6 +94,8 @@ class DetectorService:
 
     def _result(self, meta: FrameMeta, detections: list[Detection],
                 service_s: float) -> DetectionResult:
+        if meta.put_scale != 1.0:  # the camera put a smaller frame: boxes back to its pixels
+            detections = [_scaled(d, meta.put_scale) for d in detections]
         return DetectionResult(self.name, meta.camera, meta.index, tuple(detections), service_s,
                                self.actor)
 
@@ -106,3 +108,8 @@ class DetectorService:
             self.name, self.actor, self.calls, self.errors, self.busy_s,
             time.monotonic() - self.started, recent,
         )
+
+
+def _scaled(d: Detection, factor: float) -> Detection:
+    return Detection(d.label, round(d.x * factor), round(d.y * factor), round(d.w * factor),
+                     round(d.h * factor), d.score)

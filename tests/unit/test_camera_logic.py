@@ -331,3 +331,47 @@ def test_the_audit_sees_what_the_counters_cannot():
     assert stats.captured == stats.processed + stats.in_flight  # 1 == 2 - 1: the sum still holds
     assert not stats.accounted
     assert any("settled twice" in p for p in stats.audit_problems)
+
+
+def test_put_width_puts_a_smaller_frame_into_reused_buffers():
+    config = parse_fleet("""
+cameras: [{id: cam, source: synthetic, fps: 240, buffers: 2, put_width: 32, detect_width: 32,
+           drop_policy: drop_oldest}]
+""", env={}).cameras[0]
+    dispatcher = HeldDispatcher()
+    seen = []
+    original = dispatcher.submit
+
+    def submit(frame, meta, started):
+        seen.append((frame.shape, id(frame), meta.put_scale, meta.width))
+        original(frame, meta, started)
+
+    dispatcher.submit = submit
+    cam = Camera(config, ListSource(12, shape=(48, 64, 3)), dispatcher, NullSink())
+    cam.media_time = True
+    cam.start()
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
+    dispatcher.release_all()
+    wait_until(lambda: len(seen) == 3, 10, "the waiting frame to go out")
+    dispatcher.release_all()
+    final = cam.stop(drain_timeout_s=1)
+    assert all(shape == (24, 32, 3) and scale == 2.0 and width == 64
+               for shape, _, scale, width in seen)
+    assert len({buf for _, buf, _, _ in seen}) <= 3  # reused buffers, not one per frame
+    assert final.put_bytes == 24 * 32 * 3 and final.accounted
+
+
+def test_boxes_from_a_smaller_put_frame_come_back_in_original_pixels():
+    from fleet.detectors import DetectorService
+    from fleet.frames import Detection
+
+    class Fixed:
+        label = "face"
+
+        def detect(self, frame, meta):
+            return [Detection("face", 10, 20, 30, 40, 0.9)]
+
+    meta = FrameMeta("cam", 0, 0.0, 1920, 1080, 640, put_scale=3.0)
+    result = DetectorService("face", Fixed()).detect(np.zeros((360, 640, 3), np.uint8), meta)
+    box = result.detections[0]
+    assert (box.x, box.y, box.w, box.h) == (30, 60, 90, 120)
