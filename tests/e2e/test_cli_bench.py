@@ -109,6 +109,6 @@ def test_bench_soak_smoke(tmp_path):
         assert key in summary["growth"]
     assert not summary["growth"]["store.mib"]["judged"]
     assert {p["kind"] for p in summary["by_process"]} == {"camera", "detector", "controller"}
-    assert summary["final"]["processed"] > 0
+    assert summary["final"]["processed"] > 0 and results["scenario"]["detector_type"]
     assert "| camera RSS MiB (sum) |" in proc.stdout and "[bench] soak:" in proc.stderr
     assert plot.stat().st_size > 1000

@@ -1,0 +1,492 @@
+"""``camfleet bench soak``: run a fleet for minutes and watch what it holds, not how fast it is.
+
+Scenario: ``--cameras`` synthetic 1280x720 cameras at 15 fps (drawn on a frame of real footage
+when Debian's opencv-doc is installed, so the detector sees faces), 5 fps analysed each, the
+fleet's ``face`` detector (whichever kind ``face`` resolves to; recorded in the results) at
+``detect_width`` 480 on a fixed pool of 2 actors of 0.5 CPU (autoscaling off, so the set of
+processes stays the same), the control loop in a thread of this process as in ``bench
+autoscale``, metrics served and events written as in a real run.
+
+Every ``--sample-s`` seconds: RSS, open file descriptors and threads of every camera and
+detector actor process and of the controller (this process), the object store's use (bytes and
+objects), and every camera's accounting (``CameraStats.accounted``, audit problems, totals).
+
+Growth is judged after a warm-up (the first 20% of the run, at least a minute, at most half of
+it), on medians rather than single samples: the median of the first three samples after the
+warm-up against the median of the last three, growth = (last - first) / first, which should
+stay under 5%. The object store is judged on its floor (the least of five reads a sample): the
+frames in flight at the moment of a read come and go, a leak raises the floor; the mean is shown.
+RSS counts touched pages of the store's shared memory too, so each process's private RSS
+(RSS less shared pages) is reported beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fleet import runtime
+from fleet.bench import plotting
+from fleet.bench.autoscale import background_image
+from fleet.frames import CameraStats
+
+WIDTH, HEIGHT, SOURCE_FPS, FPS, DETECT_WIDTH, BUFFERS = 1280, 720, 15.0, 5.0, 480, 4
+DETECTOR_ACTORS, DETECTOR_CPUS = 2, 0.5
+GROWTH_LIMIT_PCT = 5.0
+KINDS = ("camera", "detector", "controller")
+MIB = 2**20
+# (key in a sample, label in the table)
+METRICS = (
+    ("camera.rss_sum", "camera RSS MiB (sum)"), ("camera.rss_max", "camera RSS MiB (max)"),
+    ("detector.rss_sum", "detector RSS MiB (sum)"), ("detector.rss_max", "detector RSS MiB (max)"),
+    ("controller.rss_sum", "controller RSS MiB"),
+    ("camera.private_sum", "camera private MiB (sum)"),
+    ("camera.private_max", "camera private MiB (max)"),
+    ("detector.private_sum", "detector private MiB (sum)"),
+    ("detector.private_max", "detector private MiB (max)"),
+    ("controller.private_sum", "controller private MiB"),
+    ("camera.fds", "camera fds (sum)"), ("detector.fds", "detector fds (sum)"),
+    ("controller.fds", "controller fds"),
+    ("camera.threads", "camera threads (sum)"), ("detector.threads", "detector threads (sum)"),
+    ("controller.threads", "controller threads"),
+    ("store.mib_min", "object store MiB (floor)"),
+    ("store.objects_min", "object store objects (floor)"),
+    ("store.mib", "object store MiB (mean)"), ("store.objects", "object store objects (mean)"),
+)
+# Shown, not judged: how many frames happen to be in flight during a sample's reads. A leak
+# raises the floor (the least of a sample's reads); frames in flight only add on top of it.
+INFORMATIONAL = ("store.mib", "store.objects")
+
+
+def fleet_yaml(cameras: int, background: str | None) -> str:
+    scene = f", background: {background}" if background else ""
+    rows = "\n".join(
+        f"  - {{id: cam-{i}, source: {{type: synthetic, width: {WIDTH}, height: {HEIGHT}, "
+        f"fps: {SOURCE_FPS}, objects: 1{scene}}}}}" for i in range(cameras)
+    )
+    return f"""
+name: bench-soak
+stats_interval_s: 1.0
+metrics: {{enabled: true, port: 0}}
+defaults: {{fps: {FPS}, buffers: {BUFFERS}, detect: [face], detect_width: {DETECT_WIDTH},
+           num_cpus: 0.1}}
+cameras:
+{rows}
+detectors:
+  face: {{actors: {DETECTOR_ACTORS}, min_actors: {DETECTOR_ACTORS},
+          max_actors: {DETECTOR_ACTORS}, num_cpus: {DETECTOR_CPUS}}}
+autoscaling: {{enabled: false}}
+"""
+
+
+# ---------------------------------------------------------------------------------- measuring
+def process_stats(pid: int) -> dict[str, float] | None:
+    """RSS (MiB), open fds and threads of one local process; None if it is gone.
+
+    RSS counts the pages of the object store's shared memory the process has touched (a camera
+    writes frames there, a detector reads them), so it is also split: ``private_mib`` is RSS
+    less shared pages (Linux: RssAnon), the process's own heap.
+    """
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            mem = proc.memory_info()
+            shared = getattr(mem, "shared", 0)
+            return {"rss_mib": round(mem.rss / MIB, 2),
+                    "private_mib": round((mem.rss - shared) / MIB, 2),
+                    "fds": proc.num_fds(), "threads": proc.num_threads()}
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+class StoreProbe:
+    """The object store's use, from the raylet's own store stats (what ``ray memory
+    --stats-only`` prints), read a few times per sample: frames come and go every few tens of
+    milliseconds, so one reading is mostly luck."""
+
+    READS, APART_S = 5, 0.2
+
+    def __init__(self, address: str):
+        from ray._private.internal_api import get_state_from_address
+
+        self.state = get_state_from_address(address)  # once: a GCS client per read would leak
+
+    def read(self) -> tuple[float, int, float] | None:
+        """(MiB used, objects, MiB spilled so far) now; None if the raylet did not answer."""
+        from ray._private.internal_api import get_memory_info_reply
+
+        try:
+            stats = get_memory_info_reply(self.state, timeout_seconds=10).store_stats
+        except Exception:  # noqa: BLE001 - a missed reading, not a failed run
+            return None
+        return (stats.object_store_bytes_used / MIB, int(stats.num_local_objects),
+                stats.spilled_bytes_total / MIB)
+
+    def sample(self) -> dict[str, float | None]:
+        reads = []
+        for i in range(self.READS):
+            if i:
+                time.sleep(self.APART_S)
+            if (r := self.read()) is not None:
+                reads.append(r)
+        if not reads:
+            return dict.fromkeys(("mib", "mib_min", "mib_max", "objects", "objects_min",
+                                  "spilled_mib"))
+        return {"mib": round(statistics.mean(r[0] for r in reads), 2),
+                "mib_min": round(min(r[0] for r in reads), 2),
+                "mib_max": round(max(r[0] for r in reads), 2),
+                "objects": round(statistics.mean(r[1] for r in reads), 2),
+                "objects_min": min(r[1] for r in reads),
+                "spilled_mib": round(reads[-1][2], 2)}
+
+
+class ActorProcesses:
+    """Which process each of the fleet's actors runs in (asked once per actor, via ``info``)."""
+
+    def __init__(self) -> None:
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()
+        self.where: dict[str, tuple[int, str]] = {}  # actor id -> (pid, node)
+
+    def current(self, controller: Any) -> list[tuple[str, str, str]]:
+        """(kind, name, actor id) of every live camera and detector actor."""
+        found = [("camera", cid, ref.id) for cid, ref in dict(controller.cameras).items()]
+        for name, pool in dict(controller.pools).items():
+            found += [("detector", name, ref.id) for ref in list(pool.live())]
+        return found
+
+    def pid(self, controller: Any, actor: str) -> int | None:
+        """The actor's pid if it runs on this node (psutil sees only local processes)."""
+        import ray
+
+        if actor not in self.where:
+            refs = [*dict(controller.cameras).values(),
+                    *(r for p in dict(controller.pools).values() for r in list(p.live()))]
+            ref = next((r for r in refs if r.id == actor), None)
+            if ref is None:
+                return None
+            try:
+                info = ray.get(ref.handle.info.remote(), timeout=10)
+            except Exception:  # noqa: BLE001 - restarting or gone: try again next sample
+                return None
+            self.where[actor] = (int(info["pid"]), str(info["node"]))
+        pid, node = self.where[actor]
+        return pid if node == self.node else None
+
+
+def kind_totals(actors: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    totals: dict[str, dict[str, float]] = {}
+    for kind in KINDS:
+        mine = [a for a in actors if a["kind"] == kind]
+        totals[kind] = {
+            "n": len(mine),
+            "rss_sum": round(sum(a["rss_mib"] for a in mine), 2),
+            "rss_max": max((a["rss_mib"] for a in mine), default=0.0),
+            "private_sum": round(sum(a["private_mib"] for a in mine), 2),
+            "private_max": max((a["private_mib"] for a in mine), default=0.0),
+            "fds": sum(a["fds"] for a in mine), "threads": sum(a["threads"] for a in mine),
+        }
+    return totals
+
+
+def totals(stats: list[CameraStats]) -> dict[str, Any]:
+    """The cameras' accounting: each one's ``accounted`` and audit, and the fleet's counters."""
+    bad = {s.camera: list(s.audit_problems) or ["counters do not add up"]
+           for s in stats if not s.accounted}
+    return {
+        "accounted": bool(stats) and not bad, "problems": bad, "cameras": len(stats),
+        "captured": sum(s.captured for s in stats), "processed": sum(s.processed for s in stats),
+        "dropped": sum(sum(s.dropped.values()) for s in stats),
+        "dropped_by_reason": dict(sum((Counter(s.dropped) for s in stats), Counter())),
+        "failed": sum(s.failed for s in stats), "in_flight": sum(s.in_flight for s in stats),
+    }
+
+
+def accounting(controller: Any) -> dict[str, Any]:
+    """Accounting in the controller's latest snapshot (the control loop's own, as in a run)."""
+    snap = controller.latest
+    return {**totals([v.stats for v in snap.cameras.values()]),
+            "restarts": sum(controller.restarts.values()),
+            "snapshot_age_s": round(time.time() - snap.time, 2)}
+
+
+def take_sample(controller: Any, where: ActorProcesses, store: StoreProbe,
+                elapsed: float) -> dict[str, Any]:
+    actors = []
+    for kind, name, actor in where.current(controller):
+        pid = where.pid(controller, actor)
+        measured = process_stats(pid) if pid is not None else None
+        if measured is not None:
+            actors.append({"kind": kind, "name": name, "actor": actor[:12], "pid": pid,
+                           **measured})
+    own = process_stats(os.getpid())
+    if own is not None:
+        actors.append({"kind": "controller", "name": "controller", "actor": "", "pid": os.getpid(),
+                       **own})
+    return {
+        "t": round(elapsed, 1), **kind_totals(actors), "store": store.sample(),
+        "accounting": accounting(controller), "actors": actors,
+    }
+
+
+def soak(yaml_text: str, run_dir: Path, duration_s: float, sample_s: float,
+         progress: Callable[[str], None]) -> dict[str, Any]:
+    """The fleet on real Ray for ``duration_s``, its control loop in a thread, sampled."""
+    import ray
+
+    from fleet.config import parse_fleet
+
+    controller = runtime.build_controller(parse_fleet(yaml_text, env={}), str(run_dir))
+    controller.start()
+    halt = threading.Event()
+    loop = threading.Thread(target=controller.run, args=(halt,), daemon=True)
+    loop.start()
+    where, store = ActorProcesses(), StoreProbe(ray.get_runtime_context().gcs_address)
+    samples: list[dict[str, Any]] = []
+    started = time.monotonic()
+    try:
+        for n in range(1, int(duration_s // sample_s) + 1):
+            time.sleep(max(0.0, started + n * sample_s - time.monotonic()))
+            samples.append(take_sample(controller, where, store, time.monotonic() - started))
+            progress(note(samples[-1], duration_s))
+    finally:
+        halt.set()
+        loop.join()
+        final = controller.stop()
+    return {"samples": samples, "final": totals(list(final.values()))}
+
+
+def note(sample: dict[str, Any], duration_s: float) -> str:
+    acc, cam, det = sample["accounting"], sample["camera"], sample["detector"]
+    return (f"soak: {sample['t']:.0f}/{duration_s:.0f} s, RSS MiB cameras {cam['rss_sum']:.0f} "
+            f"({cam['n']}), detectors {det['rss_sum']:.0f} ({det['n']}), controller "
+            f"{sample['controller']['rss_sum']:.0f}; store {sample['store']['mib']} MiB; "
+            f"processed {acc['processed']}/{acc['captured']}; "
+            f"{'accounted' if acc['accounted'] else 'NOT ACCOUNTED ' + str(acc['problems'])}")
+
+
+# -------------------------------------------------------------------------------- summarising
+def value(sample: dict[str, Any], key: str) -> float | None:
+    group, name = key.split(".")
+    v = sample[group][name]
+    return None if v is None else float(v)
+
+
+def growth(values: list[float], bound: float | None = None) -> dict[str, Any]:
+    """Median of the first three against the median of the last three (fewer if short).
+
+    With ``bound`` (the object store's), a rise under 5% of the bound also passes: a store that
+    holds only the frames in flight sits near zero, where a percentage of the base is noise.
+    """
+    k = min(3, max(1, len(values) // 2))
+    first, last = statistics.median(values[:k]), statistics.median(values[-k:])
+    if first:
+        pct: float | None = round(100 * (last - first) / first, 2)
+    else:
+        pct = 0.0 if last == 0 else None
+    ok = pct is not None and pct < GROWTH_LIMIT_PCT
+    if bound:
+        ok = ok or (last - first) < bound * GROWTH_LIMIT_PCT / 100
+    return {"first_sample": values[0], "last_sample": values[-1], "first": first, "last": last,
+            "median_of": k, "growth_pct": pct, "under_limit": ok}
+
+
+def by_process(after: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Growth of each process (by kind, name and pid) after the warm-up, largest RSS rise first:
+    which process grew, if one did."""
+    seen: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for sample in after:
+        for a in sample["actors"]:
+            seen.setdefault((a["kind"], a["name"], a["pid"]), []).append(a)
+    rows = []
+    for (kind, name, pid), points in seen.items():
+        row: dict[str, Any] = {"kind": kind, "name": name, "pid": pid, "samples": len(points)}
+        for metric in ("rss_mib", "private_mib", "fds", "threads"):
+            g = growth([float(p[metric]) for p in points])
+            row[metric] = {"first": g["first"], "last": g["last"], "growth_pct": g["growth_pct"]}
+        rows.append(row)
+    return sorted(rows, key=lambda r: -(r["rss_mib"]["growth_pct"] or 0.0))
+
+
+def warmup(duration_s: float, asked: float | None) -> float:
+    """The first 20% of the run, at least a minute, but never more than half of it."""
+    if asked is not None:
+        return asked
+    return min(max(0.2 * duration_s, 60.0), 0.5 * duration_s)
+
+
+def summarise(run: dict[str, Any], cameras: int, warmup_s: float) -> dict[str, Any]:
+    samples = run["samples"]
+    after = [s for s in samples if s["t"] >= warmup_s]
+    frame_mib = WIDTH * HEIGHT * 3 / MIB
+    bounds = {"store.mib_min": cameras * BUFFERS * frame_mib,
+              "store.objects_min": cameras * BUFFERS}
+    rows = {}
+    for key, label in METRICS:
+        values = [v for s in after if (v := value(s, key)) is not None]
+        if values:
+            rows[key] = {"label": label, **growth(values, bounds.get(key)),
+                         "judged": key not in INFORMATIONAL}
+    bad = [s["t"] for s in samples if not s["accounting"]["accounted"]]
+    store = [s["store"]["mib_max"] for s in samples if s["store"]["mib_max"] is not None]
+    return {
+        "warmup_s": warmup_s, "samples": len(samples), "samples_after_warmup": len(after),
+        "growth": rows, "by_process": by_process(after),
+        "all_under_limit": bool(rows) and all(r["under_limit"] for r in rows.values()
+                                              if r["judged"]),
+        "grew": [r["label"] for r in rows.values() if not r["under_limit"]],
+        "accounted_every_sample": bool(samples) and not bad, "not_accounted_at_s": bad,
+        "final_accounted": run["final"]["accounted"], "final": run["final"],
+        "restarts": samples[-1]["accounting"]["restarts"] if samples else 0,
+        "store_peak_mib": max(store, default=None),
+        "store_bound_mib": round(bounds["store.mib_min"], 1),
+        "store_spilled_mib": samples[-1]["store"]["spilled_mib"] if samples else None,
+        "frame_mib": round(frame_mib, 2),
+    }
+
+
+def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
+    from fleet.config import parse_fleet
+
+    duration = args.minutes * 60
+    warm = warmup(duration, args.warmup_s)
+    kind = str(getattr(parse_fleet(fleet_yaml(1, None), env={}).detectors["face"], "type", ""))
+    with tempfile.TemporaryDirectory(prefix="camfleet-bench-") as tmp:
+        folder = Path(tmp)
+        background = background_image(folder)
+        progress(f"soak: {args.cameras} cameras ({WIDTH}x{HEIGHT} at {SOURCE_FPS:g} fps, {FPS:g} "
+                 f"analysed), {DETECTOR_ACTORS} face ({kind}) actors x {DETECTOR_CPUS:g} CPU, "
+                 f"{duration:.0f} s, a sample every {args.sample_s:g} s, warm-up {warm:.0f} s")
+        soaked = soak(fleet_yaml(args.cameras, background), folder / "run", duration,
+                      args.sample_s, progress)
+    summary = summarise(soaked, args.cameras, warm)
+    results = {
+        "scenario": {"cameras": args.cameras, "width": WIDTH, "height": HEIGHT,
+                     "source_fps": SOURCE_FPS, "fps": FPS, "detect_width": DETECT_WIDTH,
+                     "buffers": BUFFERS, "detector_actors": DETECTOR_ACTORS,
+                     "detector_cpus": DETECTOR_CPUS, "minutes": args.minutes,
+                     "detector_type": kind,
+                     "sample_s": args.sample_s, "real_footage": background is not None},
+        "summary": summary, "timeline": soaked["samples"],
+    }
+    print(table(results))
+    if args.plot and plot(results, Path(args.plot)):
+        print(f"\nplot: {args.plot}")
+    return results
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:g}"
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    text = "yes" if row["under_limit"] else "**no**"
+    return text if row["judged"] else f"({text}; not judged)"
+
+
+def table(results: dict[str, Any]) -> str:
+    s = results["summary"]
+    k = max((r["median_of"] for r in s["growth"].values()), default=0)
+    lines = [(f"after a {s['warmup_s']:.0f} s warm-up ({s['samples_after_warmup']} of "
+              f"{s['samples']} samples); first / last = median of the first / last {k} samples"),
+             "",
+             "| metric | first sample | last sample | first (median) | last (median) | growth % "
+             f"| under {GROWTH_LIMIT_PCT:g}% |",
+             "|---|---|---|---|---|---|---|"]
+    for r in s["growth"].values():
+        lines.append(f"| {r['label']} | {_fmt(r['first_sample'])} | {_fmt(r['last_sample'])} | "
+                     f"{_fmt(r['first'])} | {_fmt(r['last'])} | {_fmt(r['growth_pct'])} | "
+                     f"{_verdict(r)} |")
+    final = s["final"]
+    lines += [
+        "",
+        f"accounting ok at every sample: {s['accounted_every_sample']}"
+        + (f" (not at t = {s['not_accounted_at_s']})" if s["not_accounted_at_s"] else "")
+        + f"; at stop: {s['final_accounted']}; camera restarts: {s['restarts']}",
+        f"totals at stop: captured {final['captured']}, processed {final['processed']}, "
+        f"dropped {final['dropped']} {final['dropped_by_reason']}, failed {final['failed']}",
+        f"object store: peak reading {s['store_peak_mib']} MiB, bound cameras x buffers x frame "
+        f"= {s['store_bound_mib']} MiB; store floor rows also pass on a rise under "
+        f"{GROWTH_LIMIT_PCT:g}% of the bound; spilled {s['store_spilled_mib']} MiB",
+        "largest RSS growth by process: " + ", ".join(
+            f"{p['kind']} {p['name']} (pid {p['pid']}) {_fmt(p['rss_mib']['growth_pct'])}% "
+            f"(private {_fmt(p['private_mib']['growth_pct'])}%)" for p in s["by_process"][:3]),
+        f"all judged growth under {GROWTH_LIMIT_PCT:g}%: {s['all_under_limit']}"
+        + (f" (over: {', '.join(s['grew'])})" if s["grew"] else ""),
+    ]
+    return "\n".join(lines)
+
+
+def _series(timeline: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    points = [(p["t"] / 60, v) for p in timeline if (v := value(p, key)) is not None]
+    return [x for x, _ in points], [y for _, y in points]
+
+
+def _relative(ax: Any, results: dict[str, Any]) -> None:
+    """Each kind's RSS (and private RSS, dashed) as % of its first median after the warm-up,
+    against the 5% limit."""
+    growth_rows = results["summary"]["growth"]
+    for i, kind in enumerate(KINDS):
+        for metric, style, label in (("rss_sum", "-", kind), ("private_sum", "--", "private")):
+            key = f"{kind}.{metric}"
+            if key in growth_rows and growth_rows[key]["first"]:
+                base = growth_rows[key]["first"]
+                x, y = _series(results["timeline"], key)
+                ax.plot(x, [100 * (v - base) / base for v in y], style, color=f"C{i}",
+                        label=label if metric == "rss_sum" else f"{kind} {label}")
+    ax.axhspan(-GROWTH_LIMIT_PCT, GROWTH_LIMIT_PCT, color="g", alpha=0.06)
+    ax.axhline(GROWTH_LIMIT_PCT, color="r", lw=0.8, label=f"+{GROWTH_LIMIT_PCT:g}%")
+
+
+def plot(results: dict[str, Any], path: Path) -> bool:
+    plt = plotting.pyplot()
+    if plt is None:
+        return False
+    timeline, summary = results["timeline"], results["summary"]
+    fig, axes = plt.subplots(5, 1, figsize=(9, 12), sharex=True)
+    rss, rel, store, fds, threads = axes
+    for kind in KINDS:
+        rss.plot(*_series(timeline, f"{kind}.rss_sum"), label=f"{kind} (sum)")
+        fds.plot(*_series(timeline, f"{kind}.fds"), label=kind)
+        threads.plot(*_series(timeline, f"{kind}.threads"), label=kind)
+    for kind in ("camera", "detector"):
+        rss.plot(*_series(timeline, f"{kind}.rss_max"), ":", label=f"{kind} (max)")
+    _relative(rel, results)
+    store.plot(*_series(timeline, "store.mib"), label="mean of 5 reads")
+    store.plot(*_series(timeline, "store.mib_min"), "--", label="floor (least)")
+    store.plot(*_series(timeline, "store.mib_max"), ":", label="max")
+    store.axhline(summary["store_bound_mib"], color="r", lw=0.8,
+                  label="bound (cameras x buffers x frame)")
+    labels = ("RSS MiB", "RSS change %\n(vs first after warm-up)", "object store MiB",
+              "open fds", "threads")
+    for ax, label in zip(axes, labels, strict=True):
+        ax.set_ylabel(label)
+        ax.axvspan(0, summary["warmup_s"] / 60, color="0.92")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small", ncol=3)
+    rss.set_ylim(bottom=0)
+    axes[-1].set_xlabel("minutes (grey: warm-up, not judged)")
+    plotting.save(fig, path, f"camfleet soak: {results['scenario']['cameras']} cameras, "
+                  f"{results['scenario']['minutes']:g} min")
+    return True
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cameras", type=int, default=4)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--sample-s", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--warmup-s", type=float,
+                        help="not judged for growth (default: 20%% of the run, at least 60 s, "
+                        "at most half)")
+    parser.add_argument("--plot", default="bench-soak.png", help="PNG plot path ('' for none)")
