@@ -78,7 +78,7 @@ def test_the_fleet_survives_the_loss_of_a_node(cluster, tmp_path):
                    "every camera analysing frames")
         # when the node with most of the fleet's actors is removed (not gracefully)
         busiest, count = Counter(placement(controller).values()).most_common(1)[0]
-        victim = next(w for w in workers if w.unique_id == busiest)
+        victim = next(w for w in workers if w.node_id == busiest)
         cluster.remove_node(victim, allow_graceful=False)
         before = {c: processed(c) for c in ("c1", "c2", "c3")}
         # then what ran there comes back on the other nodes, and every camera goes on

@@ -12,6 +12,7 @@ from fleet.controller import FleetController
 from fleet.errors import FleetError
 from fleet.rayactors import RayActors
 from fleet.runtime import RAY_SYSTEM_CONFIG
+from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -61,6 +62,10 @@ def test_gpu_detectors_land_on_the_node_that_has_the_gpu(cluster, tmp_path):
 
 
 def test_a_fleet_wanting_more_gpus_than_the_cluster_has_fails_at_once(cluster, tmp_path):
+    import ray
+
+    # the previous test's actors give their GPU back asynchronously
+    wait_until(lambda: ray.available_resources().get("GPU", 0) >= 1, 60, "the GPU to be free")
     controller = FleetController(parse_fleet(FLEET.format(actors=3), env={}), str(tmp_path),
                                  RayActors(CameraActor, DetectorActor))
     with pytest.raises(FleetError, match=r"needs 1.5 GPUs and the cluster has 1 of 1 free"):
