@@ -164,13 +164,17 @@ class FleetController:
                 raise FleetError("start-up was interrupted")
             for pool in self.pools.values():
                 pool.promote(timeout_s=0.2)
-        short = [p.name for p in self.pools.values() if not p.running]
+        short = [p for p in self.pools.values() if not p.running]
+        failed = [p for p in short if p.last_error]
+        if failed:  # an actor's constructor raised: a bad model file, a provider missing, ...
+            raise FleetError("; ".join(f"detector {p.name} could not start: {p.last_error}"
+                                       for p in failed))
         if short:
             _, free = self.actors.resources()
             raise FleetError(
-                f"detector pool(s) {', '.join(short)} did not start within {START_TIMEOUT_S:g} s "
-                f"(the cluster has {free.get('CPU', 0.0):g} CPU free); see the detector actors' "
-                "errors above, lower detectors.<name>.actors or num_cpus, or add nodes"
+                f"detector pool(s) {', '.join(p.name for p in short)} did not start within "
+                f"{START_TIMEOUT_S:g} s (the cluster has {free.get('CPU', 0.0):g} CPU free); "
+                "lower detectors.<name>.actors or num_cpus, or add nodes"
             )
 
     # ---------------------------------------------------------------------------------- collect

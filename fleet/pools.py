@@ -38,6 +38,7 @@ class DetectorPool:
         self.missed: dict[str, int] = {}  # actor id -> health checks missed in a row
         self.replaced = 0  # actors replaced because they died or hung
         self.start_failures = 0
+        self.last_error = ""  # why the last actor failed to start, for the start-up message
 
     @property
     def target(self) -> int:
@@ -61,6 +62,7 @@ class DetectorPool:
             outcome = outcomes[actor.id]
             if isinstance(outcome, BaseException):
                 self.start_failures += 1
+                self.last_error = _cause(outcome)
                 log.error("detector %s: an actor failed to start: %s", self.name, outcome)
                 self.actors.kill(actor)
             else:
@@ -143,3 +145,10 @@ class DetectorPool:
     def handles(self) -> list[object]:
         """The running actors' handles, for the cameras' routing."""
         return [a.handle for a in self.running]
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost line of an actor's start-up failure (Ray wraps it in several layers)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = [line for line in lines if "Error:" in line or "error:" in line]
+    return (detail or lines or [type(exc).__name__])[-1][:500]

@@ -121,3 +121,16 @@ def test_sigterm_during_start_up_exits_cleanly(tmp_path, footage):
             proc.kill()
     assert proc.returncode == 0, out + err
     assert "Traceback" not in err
+
+
+def test_a_detector_that_cannot_start_is_named_with_its_setting(tmp_path):
+    path = tmp_path / "bad-model.yaml"
+    path.write_text("cameras: [{id: c, source: synthetic, detect: [cars]}]\n"
+                    "detectors:\n  cars: {type: onnx, model: {path: /nonexistent/yolo.onnx}}\n")
+    proc = subprocess.run(camfleet("run", str(path), "--run-dir", str(tmp_path / "run"),
+                                   "--num-cpus", "2", "--object-store-mb", "200"),
+                          check=False, capture_output=True, text=True, env=env(), timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "detector cars could not start" in proc.stderr
+    assert "detectors.cars.model.path" in proc.stderr and "/nonexistent/yolo.onnx" in proc.stderr
+    assert "Traceback" not in proc.stderr
