@@ -422,6 +422,57 @@ BAD = [
         2, "defaults.fps", "greater than 0; found 0"),
     Bad("sink-unknown-key", ONE_CAMERA + "sinks:\n  jsonl:\n    flush_s: 2\n",
         6, "sinks.jsonl.flush_s", "did you mean 'flush_interval_s'"),
+    # Found by tests/unit/test_config_properties.py (test_bug_*): each once escaped as another
+    # exception, or gave a problem without a message, at a made-up field, or with a password.
+    Bad("cameras-a-number", "cameras: 1\n",
+        1, "cameras", "expected a list, such as [a, b]; found 1"),
+    Bad("cameras-true-with-defaults", "defaults: {fps: 2}\ncameras: true\n",
+        2, "cameras", "expected a list, such as [a, b]; found True"),
+    Bad("int-tag-on-empty-text", ONE_CAMERA + '    fps: !!int ""\n',
+        4, "cameras[0].fps", "cannot read this value as !!int: '' is not a whole number"),
+    Bad("bool-tag-on-a-word", ONE_CAMERA + "    fps: !!bool maybe\n",
+        4, "cameras[0].fps", "cannot read this value as !!bool: 'maybe' is not true or false"),
+    Bad("timestamp-tag-on-a-word", ONE_CAMERA + "    fps: !!timestamp soon\n",
+        4, "cameras[0].fps", "cannot read this value as !!timestamp: 'soon' is not a date"),
+    Bad("float-tag-on-an-empty-key", "!!float : 1\n" + ONE_CAMERA,
+        1, "", "cannot read this key as !!float: '' is not a number"),
+    Bad("huge-hex-number", ONE_CAMERA + "    fps: 0x" + "f" * 3600 + "\n",
+        4, "cameras[0].fps", "a 4,335-digit number is larger than any setting takes"),
+    Bad("huge-base-60-number", ONE_CAMERA + "    buffers: 1:" + ":".join(["59"] * 3600) + "\n",
+        4, "cameras[0].buffers", "-digit number is larger than any setting takes"),
+    Bad("huge-decimal-number", ONE_CAMERA + "    fps: " + "9" * 5000 + "\n",
+        4, "cameras[0].fps", "a 5,000-digit number is larger than any setting takes"),
+    Bad("number-of-60-digits", ONE_CAMERA + "    fps: " + "9" * 60 + "\n",
+        4, "cameras[0].fps", "at most 240; found a 60-digit number"),
+    Bad("lone-surrogate-in-a-detector-name", ONE_CAMERA + '    detect: ["x\\ud800"]\n',
+        4, "cameras[0].detect[0]", "'x\\ud800' holds a lone surrogate"),
+    Bad("lone-surrogate-twice", ONE_CAMERA + '    detect: ["x\\ud800", "x\\ud800"]\n',
+        4, "cameras[0].detect[1]", "holds a lone surrogate"),
+    Bad("lone-surrogate-in-a-source", 'cameras:\n  - id: a\n    source: "ftp://h/\\udc00"\n',
+        3, "cameras[0].source", "holds a lone surrogate"),
+    Bad("lone-surrogate-in-a-key", ONE_CAMERA + '    "fps\\udc00": 2\n',
+        2, "cameras[0]", "the key at line 4, 'fps\\udc00', holds a lone surrogate"),
+    Bad("newlines-in-a-detector-name", ONE_CAMERA + '    detect: ["x\\n\\n"]\n',
+        4, "cameras[0].detect[0]", "unknown detector 'x\\n\\n'; define it under detectors:"),
+    Bad("newline-in-a-source", 'cameras:\n  - id: a\n    source: "ftp://h/x\\nkey: \\n"\n',
+        3, "cameras[0].source", "unknown scheme 'ftp' in ftp://h/x\\nkey: \\n; expected"),
+    Bad("field-like-detector-names", ONE_CAMERA + '    detect: ["fps: 1", "fps: 1"]\n',
+        4, "cameras[0].detect", "fps: 1 listed more than once"),
+    Bad("deep-flow-list", "cameras: " + "[" * 500 + "]" * 500 + "\n",
+        1, "", "lists and mappings nest more than 64 levels deep here"),
+    Bad("deep-flow-mapping", "cameras:\n  - id: a\n    source: " + "{a: " * 500 + "1" + "}" * 500,
+        3, "", "nest more than 64 levels deep"),
+    Bad("deep-block-list", "cameras:\n" + "- " * 500 + "1\n",
+        2, "", "nest more than 64 levels deep"),
+    Bad("password-with-a-tab",
+        "cameras:\n  - id: a\n    source: {type: http, url: 'rtsp://admin:${P}@10.0.0.5/s'}\n",
+        3, "cameras[0].source.url", "found 'rtsp://admin:***@10.0.0.5/s'",
+        env={"P": "hunter2\thunter2"}),
+    Bad("long-password-with-a-space", ONE_CAMERA + "    fps: 'rtsp://admin:${P}@10.0.0.5/s'\n",
+        4, "cameras[0].fps", "expected a number; found 'rtsp://admin:***@10.0.0.5/s'",
+        env={"P": "hunter2 " + "hunter2" * 10}),
+    Bad("secret-file-path-after-file-colon", "name: ${file:/nonexistent/gate}\n" + ONE_CAMERA,
+        1, "name", "cannot read the secret file /nonexistent/gate"),
 ]
 
 
@@ -440,6 +491,80 @@ def test_malformed_fleet_is_refused_with_file_line_field_and_message(
     assert matching, f"no problem at {wanted}; got {caught.value.problems}"
     assert any(case.fragment in p.message for p in matching), caught.value.problems
     assert all("hunter2" not in p.message for p in caught.value.problems)
+
+
+def test_a_variable_named_file_takes_its_default_or_its_value() -> None:
+    text = "name: ${file:-demo}\n" + ONE_CAMERA
+
+    assert parse_fleet(text, env={}).name == "demo"
+    assert parse_fleet(text, env={"file": "lobby"}).name == "lobby"
+
+
+def test_a_secret_file_is_read_and_never_shown(tmp_path: Path) -> None:
+    secret = tmp_path / "gate"
+    secret.write_text("hunter2\n", encoding="utf-8")
+    url = f"rtsp://admin:${{file:{secret}}}@10.0.0.5/s"
+
+    config = parse_fleet(f"cameras: [{{id: a, source: '{url}'}}]", env={})
+    source = config.cameras[0].source
+    assert isinstance(source, RtspSource) and source.url == "rtsp://admin:hunter2@10.0.0.5/s"
+
+    problems = problems_of(f"cameras: [{{id: a, source: '{url}', fps: -1}}]")
+    assert problems and all("hunter2" not in str(p) for p in problems)
+
+
+def test_a_value_with_newlines_never_invents_a_field() -> None:
+    problems = problems_of(ONE_CAMERA + '    detect: ["x\\ncameras[0].fps: fake"]\n')
+
+    assert [(p.line, p.field) for p in problems] == [(4, "cameras[0].detect[0]")]
+    assert "unknown detector 'x\\ncameras[0].fps: fake'" in problems[0].message
+
+
+def test_a_cross_check_still_reports_each_of_its_problems_with_newlines_in_names() -> None:
+    problems = problems_of("""
+        cameras:
+          - {id: a, source: synthetic, detect: ["x\\n"]}
+          - {id: a, source: synthetic, detect: [face, "y\\nz"]}
+    """)
+
+    assert {(p.line, p.field) for p in problems} == {
+        (2, "cameras[0].detect[0]"), (3, "cameras[1].id"), (3, "cameras[1].detect[1]"),
+    }
+    assert all("\n" not in str(p) for p in problems)
+
+
+def test_nesting_through_aliases_is_bounded() -> None:
+    lines = ["a0: &a0 [1]"] + [f"a{i}: &a{i} [*a{i - 1}]" for i in range(1, 1500)]
+    with pytest.raises(ConfigError) as caught:
+        parse_fleet("\n".join([*lines, ONE_CAMERA]), "f.yaml", env={})
+
+    assert any("nest more than 64 levels deep" in p.message for p in caught.value.problems)
+
+
+def test_a_long_chain_of_merge_keys_is_a_config_error() -> None:
+    # Anchored in keys (which are never read), no mapping of the chain is flattened before the
+    # last: PyYAML's flatten_mapping then recurses once per link.
+    lines = ["? &m0 {k: 1}\n: 1"] + [f"? &m{i} {{<<: *m{i - 1}}}\n: 1" for i in range(1, 1500)]
+    with pytest.raises(ConfigError) as caught:
+        parse_fleet("\n".join([*lines, "x: {<<: *m1499}", ONE_CAMERA]), "f.yaml", env={})
+
+    assert any(p.field == "x" and "merge keys (<<) chain mappings too deep" in p.message
+               for p in caught.value.problems)
+
+
+@pytest.mark.parametrize("value", [
+    "x" * 1_000_000,
+    "${X:-" * 200_000,  # no '}' after any of them
+    "${file:" * 150_000,
+    "rtsp://a:" * 100_000,
+])
+def test_a_megabyte_value_is_refused_quickly_and_shown_short(value: str) -> None:
+    started = time.perf_counter()
+    problems = problems_of(f"cameras: [{{id: '{value}', source: synthetic}}]\n")
+
+    assert time.perf_counter() - started < 5  # minutes when it was quadratic
+    assert [p.field for p in problems] == ["cameras[0].id"]
+    assert len(problems[0].message) < 600
 
 
 def test_every_problem_in_a_file_is_reported_at_once_in_line_order() -> None:

@@ -2,8 +2,8 @@
 
 Whatever the input, loading ends in a :class:`FleetConfig` or a clean :class:`ConfigError` whose
 every problem has a message and a line that is in the file (or None); never another exception,
-never a hang. The tests marked ``xfail(strict=True)`` at the end show bugs the loader still has:
-each fails on every example it generates, and passes (so fails the run) once the bug is fixed.
+never a hang. The tests at the end pin down bugs these tests found in the loader (each failed on
+every example it generates before its fix); test_config.py has an example of each.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ import json
 import re
 import string
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from hypothesis import Phase, currently_in_test_context, event, given, reject, settings
+from hypothesis import Phase, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
@@ -35,7 +34,8 @@ ONE_CAMERA = "cameras: [{id: a, source: synthetic}]\n"
 # The loader masks every environment value at least _MIN_SECRET_LEN long; the issue asks that a
 # password of 8 or more never shows: test at the longer of the two.
 SECRET_MIN_LEN = max(8, _loader._MIN_SECRET_LEN)
-# Failing examples of the xfail tests are slow or exact already: report the first, do not shrink.
+# The examples of the regression tests at the end are slow or exact already: report the first
+# failing one, do not shrink it.
 NO_SHRINK = (Phase.explicit, Phase.generate)
 
 
@@ -62,29 +62,11 @@ def check_problems(error: ConfigError, text: str, filename: str) -> None:
         assert p.line is None or (type(p.line) is int and 1 <= p.line <= top), (
             f"line {p.line!r} outside 1..{top}: {p!r}"
         )
+        # One line per problem, and text a terminal can print (no lone surrogates).
+        shown = str(p)
+        assert len(shown.splitlines()) == 1, f"a problem on several lines: {p!r}"
+        shown.encode("utf-8")
     str(error)  # the one-line-per-problem form the CLI prints
-
-
-# Known bugs, each shown by a test_bug_* below. A general test that stumbles on one discards the
-# example (so it does not fail at random on a bug already on record); matched narrowly, by the
-# exception's type, a fragment of its message and, when Python raises it, the function (prefix).
-KNOWN_BUGS: list[tuple[tuple[type[BaseException], ...], str, str | None]] = [
-    ((TypeError,), "object is not iterable", "_add_detector_defaults"),  # cameras: 1
-    ((ValueError,), "integer string conversion", "_shown"),  # fps: 0xfff... (4300+ digits)
-    ((UnicodeEncodeError,), "surrogates not allowed", None),  # detect: ["\ud800"]
-    ((RecursionError,), "", None),  # [[[[... 500 deep
-    ((IndexError, KeyError, AttributeError), "", "construct_yaml_"),  # fps: !!bool maybe
-]
-
-
-def is_known_bug(exc: BaseException) -> bool:
-    functions = [frame.name for frame in traceback.extract_tb(exc.__traceback__)]
-    return any(
-        type(exc) in kinds
-        and fragment in str(exc)
-        and (where is None or any(f.startswith(where) for f in functions))
-        for kinds, fragment, where in KNOWN_BUGS
-    )
 
 
 def _note(label: str) -> None:
@@ -94,11 +76,7 @@ def _note(label: str) -> None:
 
 
 def outcome(
-    text: str,
-    env: Mapping[str, str] | None = None,
-    filename: str = "f.yaml",
-    *,
-    discard_known_bugs: bool = True,
+    text: str, env: Mapping[str, str] | None = None, filename: str = "f.yaml"
 ) -> FleetConfig | ConfigError:
     """Parse; a ConfigError must be clean; any other exception fails the test."""
     try:
@@ -107,11 +85,6 @@ def outcome(
         check_problems(error, text, filename)
         _note("ConfigError")
         return error
-    except Exception as exc:
-        if discard_known_bugs and is_known_bug(exc):
-            _note(f"discarded: known bug {type(exc).__name__}")
-            reject()
-        raise
     assert isinstance(config, FleetConfig)
     _note("FleetConfig")
     return config
@@ -172,9 +145,11 @@ def test_arbitrary_bytes_on_disk_load_or_fail_cleanly(
 
 
 # ----------------------------------------------------------- 2. structured, hostile values
+# No surrogates: the tests compare with FleetConfig.model_validate(data), which raises
+# UnicodeEncodeError on some (the loader refuses them before validation:
+# test_bug_surrogate_in_a_name_is_a_clean_config_error).
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
-# Detector names and source strings may not hold a newline (nor a surrogate: TEXT has none):
-# the loader mishandles those (test_bug_* below); elsewhere they are fair game.
+# For a key or value written into one line of YAML (_insert_key).
 TEXT_NO_NEWLINE = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\n"),
                           max_size=12)
 LONG_TEXT = st.builds(lambda c, n: c * n, st.sampled_from(["x", "é", "💥", "a/", "../", ": ", "'"]),
@@ -198,7 +173,6 @@ def hostile_values(text: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
 
 
 HOSTILE = hostile_values(TEXT)
-HOSTILE_NO_NEWLINE = hostile_values(TEXT_NO_NEWLINE)
 
 
 def either(valid: st.SearchStrategy[Any], hostile: st.SearchStrategy[Any] = HOSTILE) -> Any:
@@ -229,7 +203,7 @@ MOTION = st.fixed_dictionaries({}, optional={
 SETTINGS = {
     "fps": either(st.floats(0.1, 240)),
     "buffers": either(st.integers(1, 64)),
-    "detect": either(DETECT, HOSTILE_NO_NEWLINE),
+    "detect": either(DETECT),
     "detect_width": either(st.none() | st.integers(32, 7680)),
     "drop_policy": either(st.sampled_from(["drop_newest", "drop_oldest", "wait", None])),
     "motion": either(MOTION),
@@ -247,10 +221,10 @@ def _without(data: dict[str, Any], drop: str | None) -> dict[str, Any]:
 CAMERA = st.builds(
     lambda camera, extra, drop: _without({**camera, **extra}, drop),
     st.fixed_dictionaries(
-        {"id": either(IDS), "source": either(SOURCES, HOSTILE_NO_NEWLINE)},
+        {"id": either(IDS), "source": either(SOURCES)},
         optional={**SETTINGS, "enabled": either(st.booleans())},
     ),
-    either(st.just({}), st.dictionaries(TEXT_NO_NEWLINE, HOSTILE, max_size=1)),  # a stray key
+    either(st.just({}), st.dictionaries(TEXT, HOSTILE, max_size=1)),  # a stray key
     st.sampled_from([None] * 6 + ["id", "source"]),  # sometimes a required key is missing
 )
 DETECTOR = st.fixed_dictionaries({}, optional={
@@ -271,7 +245,7 @@ SINKS = st.fixed_dictionaries({}, optional={
     })),
 })
 FLEET_DATA = st.fixed_dictionaries(
-    {"cameras": either(st.lists(CAMERA, min_size=1, max_size=3), HOSTILE_NO_NEWLINE)},
+    {"cameras": either(st.lists(CAMERA, min_size=1, max_size=3))},
     optional={
         "version": either(st.just(1)),
         "name": either(IDS),
@@ -420,8 +394,9 @@ def test_a_key_inserted_in_the_demo_fleet_is_reported_at_its_own_line(
 
 
 # ------------------------------------------------------------------- 3. ${VAR} interpolation
-ENV_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,11}", fullmatch=True).filter(
-    lambda n: n != "file"  # ${file:-x} reads a secret file: test_bug_variable_named_file
+# `file` too: ${file:-x} is that variable, with a default; only ${file:/path} reads a file.
+ENV_NAMES = st.one_of(
+    st.just("file"), st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,11}", fullmatch=True)
 )
 ENV_CHARACTERS = st.one_of(
     st.characters(exclude_categories=()),
@@ -613,7 +588,7 @@ def test_anchors_aliases_and_merge_keys_load_like_plain_yaml(case: tuple[str, bo
     text, cyclic = case
     start = time.perf_counter()
     result = outcome(text)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 15  # a guard against a hang, not a benchmark
 
     assert not any("aliases expand" in m for m in messages(result)), "a small file is no bomb"
     if cyclic:
@@ -660,7 +635,8 @@ def test_billion_laughs_is_refused_quickly(depth: int, width: int, shape: str, w
 
     assert isinstance(result, ConfigError)
     assert any("aliases" in m for m in messages(result)), result.problems
-    assert elapsed < 1.0, f"{elapsed:.2f} s to refuse a {len(text)}-byte alias bomb"
+    # a guard against a hang (it takes about 0.2 s here), not a benchmark: machines are shared
+    assert elapsed < 15, f"{elapsed:.2f} s to refuse a {len(text)}-byte alias bomb"
 
 
 # ----------------------------------------------------------------------------- 5. sink paths
@@ -723,27 +699,20 @@ def test_relative_sink_paths_without_dotdot_are_accepted(
     assert getattr(getattr(result.sinks, sink), key) == path
 
 
-# ------------------------------------------------------------------- bugs the loader still has
-def strict_outcome(text: str, env: Mapping[str, str] | None = None) -> FleetConfig | ConfigError:
-    return outcome(text, env, discard_known_bugs=False)
-
-
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "bug: FleetConfig._prepare (_add_detector_defaults) iterates `cameras` before validation: "
-    "a number or true there raises TypeError ('int' object is not iterable)"
-))
+# ------------------------------------------------------------- bugs these tests found, now fixed
 @settings(max_examples=10, deadline=None, database=None, phases=NO_SHRINK)
 @given(value=st.sampled_from(["1", "-3", "2.5", ".nan", ".inf", "true", "0x10"]),
        defaults=st.booleans())
 def test_bug_cameras_a_number_is_a_clean_config_error(value: str, defaults: bool) -> None:
-    strict_outcome(("defaults: {fps: 2}\n" if defaults else "") + f"cameras: {value}\n")
+    # Was: TypeError ('int' object is not iterable) from _add_detector_defaults, which iterated
+    # `cameras` before validation.
+    result = outcome(("defaults: {fps: 2}\n" if defaults else "") + f"cameras: {value}\n")
+
+    assert isinstance(result, ConfigError)
+    assert problem_set(result) == {(1 + defaults, "cameras")}
+    assert "expected a list" in result.problems[0].message
 
 
-@pytest.mark.xfail(strict=True, raises=(IndexError, KeyError, AttributeError), reason=(
-    "bug: an explicit tag on a scalar it does not fit makes PyYAML's constructor raise "
-    "IndexError (!!int \"\"), KeyError (!!bool maybe) or AttributeError (!!timestamp soon); "
-    "_Document._construct catches only YAMLError, ValueError and TypeError"
-))
 @settings(max_examples=10, deadline=None, database=None, phases=NO_SHRINK)
 @given(tagged=st.sampled_from(['!!int ""', "!!int +", "!!float ''", "!!bool maybe", "!!bool ''",
                                "!!timestamp soon", "!!timestamp ''"]),
@@ -751,89 +720,103 @@ def test_bug_cameras_a_number_is_a_clean_config_error(value: str, defaults: bool
 def test_bug_explicit_tag_on_a_wrong_scalar_is_a_clean_config_error(
     tagged: str, where: str
 ) -> None:
+    # Was: IndexError (!!int ""), KeyError (!!bool maybe) or AttributeError (!!timestamp soon)
+    # from PyYAML's constructors; the loader caught only YAMLError, ValueError and TypeError.
     if where == "value":
-        strict_outcome(f"cameras:\n  - id: a\n    source: synthetic\n    fps: {tagged}\n")
+        result = outcome(f"cameras:\n  - id: a\n    source: synthetic\n    fps: {tagged}\n")
     else:
-        strict_outcome(f"{tagged} : 1\n{ONE_CAMERA}")
+        result = outcome(f"{tagged} : 1\n{ONE_CAMERA}")
+
+    assert isinstance(result, ConfigError)
+    tag = tagged.split()[0]
+    wanted = f"cannot read this {where} as {tag}: "
+    assert any(wanted in m for m in messages(result)), result.problems
 
 
 ALNUM = st.text(string.ascii_lowercase + string.digits, max_size=6)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "bug: an integer of more than 4300 digits (hex, octal, binary or base 60, which YAML builds "
-    "without Python's int-to-str limit) escapes as ValueError from _shown()'s str(value)"
-))
 @settings(max_examples=10, deadline=None, database=None, phases=NO_SHRINK)
 @given(digits=st.integers(3600, 5000), form=st.sampled_from(["hex", "octal", "binary", "base60"]),
        field=st.sampled_from(["fps", "buffers", "detect_width", "id"]))
 def test_bug_huge_integer_is_a_clean_config_error(digits: int, form: str, field: str) -> None:
+    # Was: ValueError from _shown()'s str(value): an int of more than 4300 digits (hex, octal,
+    # binary or base 60, which YAML builds without Python's int-to-str limit).
     number = {
         "hex": "0x" + "f" * digits,
         "octal": "0" + "7" * (digits * 4 // 3),
         "binary": "0b" + "1" * (digits * 4),
         "base60": "1:" + ":".join(["59"] * digits),
     }[form]
-    strict_outcome(f"cameras:\n  - id: a\n    source: synthetic\n    {field}: {number}\n")
+    result = outcome(f"cameras:\n  - id: a\n    source: synthetic\n    {field}: {number}\n")
+
+    assert isinstance(result, ConfigError)
+    assert problem_set(result) == {(4, f"cameras[0].{field}")}
+    assert re.search(r"a [\d,]+-digit number is larger than any setting takes",
+                     result.problems[0].message), result.problems
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeEncodeError, reason=(
-    "bug: a lone surrogate (YAML \"\\ud800\") in a detector name or in a source with an "
-    "unknown scheme reaches a ValueError message that pydantic-core cannot encode; the "
-    "UnicodeEncodeError escapes from FleetConfig.model_validate"
-))
 @settings(max_examples=10, deadline=None, database=None, phases=NO_SHRINK)
 @given(word=ALNUM, surrogate=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
        where=st.sampled_from(["detect", "detect-twice", "source"]))
 def test_bug_surrogate_in_a_name_is_a_clean_config_error(
     word: str, surrogate: str, where: str
 ) -> None:
+    # Was: UnicodeEncodeError from pydantic-core, which could not encode a ValueError message
+    # quoting the name.
     name = json.dumps(word + surrogate)  # JSON's \udxxx escape is YAML's too
     camera = {
         "detect": f"{{id: a, source: synthetic, detect: [{name}]}}",
         "detect-twice": f"{{id: a, source: synthetic, detect: [{name}, {name}]}}",
         "source": f"{{id: a, source: {json.dumps('ftp://h/' + word + surrogate)}}}",
     }[where]
-    strict_outcome(f"cameras: [{camera}]\n")
+    result = outcome(f"cameras: [{camera}]\n")
+
+    assert isinstance(result, ConfigError)
+    field = "cameras[0].source" if where == "source" else "cameras[0].detect[0]"
+    assert any(p.field == field and p.line == 1 and "lone surrogate" in p.message
+               for p in result.problems), result.problems
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: _report splits a value_error message on newlines and reads 'word: ' at a line start "
-    "as a field path, but detector names and source strings are the user's text: "
-    "detect: [\"x\\n\\n\"] gives a problem with an empty message (and others at made-up fields)"
-))
 @settings(max_examples=10, deadline=None, database=None, phases=NO_SHRINK)
 @given(word=ALNUM, key=st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
        where=st.sampled_from(["detect", "source"]))
 def test_bug_newline_in_a_name_gives_problems_with_messages(
     word: str, key: str, where: str
 ) -> None:
+    # Was: _report split the message on newlines and read 'word: ' at a line start as a field
+    # path, though the name is the user's text: a problem with an empty message, or at a field
+    # made up from the name (cameras[0].source.key).
     newline = "\n"
     if where == "detect":
         camera = f"source: synthetic\n    detect: {json.dumps([word + newline * 2])}"
     else:
         camera = f"source: {json.dumps(f'ftp://h/{word}{newline}{key}: {newline}')}"
-    strict_outcome(f"cameras:\n  - id: a\n    {camera}\n")
+    result = outcome(f"cameras:\n  - id: a\n    {camera}\n")
+
+    assert isinstance(result, ConfigError)
+    field = "cameras[0].detect[0]" if where == "detect" else "cameras[0].source"
+    assert problem_set(result) == {(4 if where == "detect" else 3, field)}
+    assert "\\n" in result.problems[0].message  # the name, shown with its newline escaped
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: a password with whitespace defeats redact_url, and scrubbed() masks only the value "
-    "verbatim: repr() shows it escaped (a tab as \\t) or _shown() cuts it at 57 characters, "
-    "and the rest of the password shows"
-))
 @settings(max_examples=10, deadline=None, database=None, phases=NO_SHRINK)
-@given(head=st.text(string.ascii_letters, min_size=4, max_size=8),
-       tail=st.text(string.ascii_letters, min_size=4, max_size=8),
+@given(head=st.text(string.ascii_uppercase, min_size=4, max_size=8),
+       tail=st.text(string.ascii_uppercase, min_size=4, max_size=8),
        how=st.sampled_from(["escaped", "cut"]))
 def test_bug_password_with_whitespace_never_shows_in_part(head: str, tail: str, how: str) -> None:
+    # Was: redact_url missed a password with whitespace, and scrubbed() masked the value only as
+    # written: repr() showed it escaped (a tab as \t), or _shown() cut it at 57 characters.
+    # (Upper case: a password "expected" would be found in any message.)
     if how == "escaped":  # _check_scheme: redact_url first, repr() after
         secret = head + "\t" + tail
         camera = "{id: a, source: {type: http, url: 'rtsp://admin:${P}@10.0.0.5/s'}}"
     else:  # _shown: repr() first, redact_url, then the first 57 characters
         secret = head + " " + tail * 10
         camera = "{id: a, source: synthetic, fps: 'rtsp://admin:${P}@10.0.0.5/s'}"
-    result = strict_outcome(f"cameras:\n  - {camera}\n", env={"P": secret})
+    result = outcome(f"cameras:\n  - {camera}\n", env={"P": secret})
 
+    assert isinstance(result, ConfigError)
     windows = {secret[i:i + SECRET_MIN_LEN] for i in range(len(secret) - SECRET_MIN_LEN + 1)}
     windows |= {repr(secret)[1:-1]}
     shown = [w for w in windows for m in messages(result) if w in m]
@@ -844,56 +827,62 @@ def _min_time(text: str, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        strict_outcome(text)
+        assert isinstance(outcome(text), ConfigError)
         best = min(best, time.perf_counter() - start)
     return best
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: redact_url's _USERINFO regex is quadratic in the length of a text without '://' "
-    "(the scheme is tried at every letter), and every refused text value goes through it: "
-    "a 1 MB id or url takes minutes to refuse"
-))
-@settings(max_examples=2, deadline=None, database=None, phases=NO_SHRINK)
-@given(field=st.sampled_from(["id", "name", "url"]), char=st.sampled_from("abcxyz"))
+@settings(max_examples=4, deadline=None, database=None, phases=NO_SHRINK)
+@given(field=st.sampled_from(["id", "name", "url", "default"]), char=st.sampled_from("abcxyz"))
 def test_bug_a_long_value_is_refused_in_linear_time(field: str, char: str) -> None:
+    # Was: quadratic, through redact_url's userinfo regex (the scheme tried at every letter), which
+    # every refused value goes through: a 1 MB id or url took minutes to refuse. ${VAR:-... with
+    # no '}' after it was quadratic the same way, in the interpolation.
     def fleet(n: int) -> str:
         value = char * n
+        unclosed = ("${" + char + ":-") * (n // 5)
         return {
             "id": f"cameras: [{{id: {value}, source: synthetic}}]\n",
             "name": f"name: {value}\n{ONE_CAMERA}",
             "url": f"cameras: [{{id: a, source: {{type: rtsp, url: {value}}}}}]\n",
+            "default": f"name: '{unclosed}'\n{ONE_CAMERA}",
         }[field]
 
-    short, long = _min_time(fleet(3_000), 3), _min_time(fleet(24_000), 2)
+    short, long = _min_time(fleet(3_000), 5), _min_time(fleet(24_000), 3)
 
     # 8 times the text: linear work takes about 8 times as long, quadratic about 64.
     assert long <= 16 * short + 0.005, f"{short:.3f} s for 3 kB, {long:.3f} s for 24 kB"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: ${file:-default} (a variable named file, with a default) is read as the secret "
-    "file '-default'"
-))
 @settings(max_examples=10, deadline=None, database=None, phases=NO_SHRINK)
 @given(default=st.from_regex(r"[a-z0-9][a-z0-9_-]{0,20}", fullmatch=True))
 def test_bug_variable_named_file_takes_its_default(default: str) -> None:
-    result = strict_outcome(f"name: ${{file:-{default}}}\n{ONE_CAMERA}")
+    # Was: ${file:-default} read the secret file '-default'.
+    result = outcome(f"name: ${{file:-{default}}}\n{ONE_CAMERA}")
 
     assert isinstance(result, FleetConfig), result
     assert result.name == default
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=(
-    "bug: the composer (PyYAML) and _Document.build recurse once per nesting level: "
-    "a few kB of '[' (or '{a: ', '- ') raise RecursionError, not ConfigError"
-))
-@settings(max_examples=3, deadline=None, database=None, phases=NO_SHRINK)
-@given(depth=st.integers(1000, 1200), shape=st.sampled_from(["flow-list", "flow-map", "block"]))
+def _alias_chain(depth: int) -> str:
+    """Each anchor a list of the one before: shallow in the text, ``depth`` deep once read."""
+    lines = ["a0: &a0 [1]"] + [f"a{i}: &a{i} [*a{i - 1}]" for i in range(1, depth)]
+    return "\n".join([*lines, f"x: *a{depth - 1}", ONE_CAMERA])
+
+
+@settings(max_examples=4, deadline=None, database=None, phases=NO_SHRINK)
+@given(depth=st.integers(1000, 1200),
+       shape=st.sampled_from(["flow-list", "flow-map", "block", "aliases"]))
 def test_bug_deep_nesting_is_a_clean_config_error(depth: int, shape: str) -> None:
+    # Was: RecursionError from PyYAML's composer and from _Document.build, which recurse once per
+    # nesting level: a few kB of '[' (or '{a: ', '- ', or a chain of aliases).
     text = {
         "flow-list": "cameras: " + "[" * depth + "1" + "]" * depth + "\n",
         "flow-map": "cameras: " + "{a: " * depth + "1" + "}" * depth + "\n",
         "block": "cameras:\n" + "- " * depth + "1\n",
+        "aliases": _alias_chain(depth),
     }[shape]
-    strict_outcome(text)
+    result = outcome(text)
+
+    assert isinstance(result, ConfigError)
+    assert any(f"nest more than {_loader.MAX_DEPTH} levels deep" in m for m in messages(result))

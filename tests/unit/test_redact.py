@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+import time
 
-from fleet.redact import redact_url
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleet.redact import _mask_userinfo, redact_url
 
 
 @pytest.mark.parametrize(
@@ -80,3 +85,67 @@ def test_common_token_parameter_names_are_masked(param: str) -> None:
 
 def test_punctuation_after_a_masked_query_value_is_kept() -> None:
     assert redact_url("see https://h/x?token=abc, then") == "see https://h/x?token=***, then"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a password with spaces or tabs is masked whole (it was left as is)
+        ("rtsp://admin:pass word@10.0.0.5/s", "rtsp://admin:***@10.0.0.5/s"),
+        ("rtsp://admin:AAAA\tAAAA@10.0.0.5/s", "rtsp://admin:***@10.0.0.5/s"),
+        ("found 'rtsp://admin:a b c@10.0.0.5/s'; fix", "found 'rtsp://admin:***@10.0.0.5/s'; fix"),
+        # ... but it does not reach into the next URL, nor onto the next line
+        (
+            "tried rtsp://10.0.0.5:554/s then http://b:pw@h2/m",
+            "tried rtsp://10.0.0.5:554/s then http://b:***@h2/m",
+        ),
+        ("rtsp://10.0.0.5:554/s\nwrite to bob@example.com", None),
+    ],
+)
+def test_a_password_with_whitespace_is_masked(text: str, expected: str | None) -> None:
+    assert redact_url(text) == (text if expected is None else expected)
+
+
+def _seconds(text: str) -> float:
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        redact_url(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["x", "rtsp", "a://b:", "a://b:@", "a://@x", "?x_", "rtsp://a:b ", "a:// b", "${a:-"],
+)
+def test_redacting_takes_time_linear_in_the_text(unit: str) -> None:
+    # The regex it replaces tried the scheme at every letter and the password at every '@':
+    # 24 kB took 0.4 s, 1 MB minutes.
+    short, long = unit * (20_000 // len(unit)), unit * (160_000 // len(unit))
+
+    # A complexity check, not a benchmark: 8x the text may cost up to 32x (linear is 8x,
+    # quadratic 64x), and a megabyte must not take minutes.
+    assert _seconds(long) <= 32 * _seconds(short) + 0.05
+    assert _seconds(unit * (1_000_000 // len(unit))) < 30
+
+
+# The regex redact_url used before it became a linear scan (it could not mask a password with
+# whitespace): on text without whitespace, the scan must mask exactly what it masked.
+_OLD_USERINFO = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*)(?::(?P<password>\S*?))?@"
+    r"(?=[^@/\s?#]+(?:[/?#\s,;'\")\]]|$))"
+)
+
+
+def _old_mask(match: re.Match[str]) -> str:
+    masked = "***" if match.group("password") is None else f"{match.group('user')}:***"
+    return f"{match.group('scheme')}{masked}@"
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.lists(st.sampled_from(
+    ["a", "Z", "1", "://", ":", "@", "/", "?", "#", ",", ";", "'", '"', ")", "]", "x.", "rtsp",
+     "+", "-", "é", "token=", "&"]), max_size=16).map("".join))
+def test_without_whitespace_the_scan_masks_what_the_regex_masked(text: str) -> None:
+    assert _mask_userinfo(text) == _OLD_USERINFO.sub(_old_mask, text)
