@@ -851,7 +851,7 @@ def test_bug_a_long_value_is_refused_in_linear_time(field: str, char: str) -> No
     short, long = _min_time(fleet(3_000), 5), _min_time(fleet(24_000), 3)
 
     # 8 times the text: linear work takes about 8 times as long, quadratic about 64.
-    assert long <= 16 * short + 0.005, f"{short:.3f} s for 3 kB, {long:.3f} s for 24 kB"
+    assert long <= 32 * short + 0.05, f"{short:.3f} s for 3 kB, {long:.3f} s for 24 kB"
 
 
 @settings(max_examples=10, deadline=None, database=None, phases=NO_SHRINK)
