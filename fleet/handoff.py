@@ -46,6 +46,7 @@ class RayDispatcher:
         for kind, handles in pools.items():
             self.set_pool(kind, handles)
         self.tickets: dict[ray.ObjectRef, _Ticket] = {}  # by result ref
+        self.submitted = threading.Event()  # wakes an idle wait() as soon as a frame goes out
 
     def set_pool(self, kind: str, handles: list[Any]) -> None:
         """Replace a kind's actors. Kept actors keep their counts; a removed actor gets no new
@@ -89,13 +90,22 @@ class RayDispatcher:
                 result_ref = route.handle.detect.remote(frame_ref, meta)
                 ticket.waiting[result_ref] = route
                 self.tickets[result_ref] = ticket
+        self.submitted.set()
 
     def wait(self, timeout_s: float) -> list[Completion]:
         with self.lock:
             refs = list(self.tickets)
+            if not refs:
+                self.submitted.clear()
         if not refs:
-            threading.Event().wait(timeout_s)
-            return []
+            # Nothing in flight: sleep until a frame is submitted (not the whole timeout, which
+            # would add up to timeout_s to that frame's latency), then wait for its result.
+            if not self.submitted.wait(timeout_s):
+                return []
+            with self.lock:
+                refs = list(self.tickets)
+            if not refs:
+                return []
         ready, _ = ray.wait(refs, num_returns=1, timeout=timeout_s, fetch_local=True)
         if ready:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=True)
