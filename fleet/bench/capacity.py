@@ -1,17 +1,25 @@
 """``camfleet bench fleet``: fleet capacity against the compute bound, measured in one run.
 
-The compute bound is the same detector over the same frames in one tight loop per core, in
-plain processes (no Ray, no capture, no hand-off): the most frames per second this machine can
-analyse. The fleet sweep then runs cameras x fps on real Ray with the detector pool fixed at one
-actor per core (autoscaling off) and reports offered and analysed fps, drop rate, latency, CPU
-use and efficiency = analysed fps / compute bound. At saturation (offered above the bound) the
-efficiency says how much of the machine the fleet turns into detections.
+The compute bound is the same detector (BlazeFace, the default ``face``) over the same frames
+in one tight loop per core, in plain processes (no Ray, no capture, no hand-off): the most
+frames per second this machine can analyse, the median of ``--runs`` measurements. The fleet
+sweep then runs cameras x fps on real Ray with the detector pool fixed at one actor per core
+(autoscaling off), with cross-camera batching on (``max_batch_size`` of ``--batch-sizes``) and
+off (1), each point ``--runs`` times, and reports the median offered and analysed fps, drop
+rate, latency, CPU use and efficiency = analysed fps / compute bound. At saturation (offered
+above the bound) the efficiency says how much of the machine the fleet turns into detections.
+
+The case-study table adds the hand-off per frame, measured in the same run through a real
+camera (:func:`fleet.bench.transport.measure_handoff_ms`), or read from a ``bench transport``
+JSON given with ``--transport-json``; never a constant.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
+import statistics
 import os
 import tempfile
 import time
@@ -26,7 +34,7 @@ from fleet.bench import plotting
 from fleet.bench.autoscale import background_image
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
-HANDOFF_MS = "720p=3.5,1080p=3.6,4k=4.0"  # `bench transport` on the reference machine
+HANDOFF_IN_FLIGHT = 4  # frames in flight when the hand-off is measured (a camera's buffers)
 
 
 def scene_frames(width: int, height: int, background: str | None,
@@ -49,12 +57,12 @@ def scene_frames(width: int, height: int, background: str | None,
 def _tight_loop(frames: list[np.ndarray], detect_width: int, seconds: float, out: Any) -> None:
     import cv2
 
-    from fleet.config import FaceDetectorConfig
+    from fleet.config import BlazeFaceDetectorConfig
     from fleet.detectors import build_detector
     from fleet.frames import FrameMeta
 
     cv2.setNumThreads(1)
-    detector = build_detector(FaceDetectorConfig())
+    detector = build_detector(BlazeFaceDetectorConfig(num_cpus=1))
     h, w = frames[0].shape[:2]
     done, deadline = 0, time.perf_counter() + seconds
     start = time.perf_counter()
@@ -90,7 +98,7 @@ def _cpu_busy() -> tuple[float, float]:
 
 
 def fleet_yaml(cameras: int, fps: float, width: int, height: int, background: str | None,
-               actors: int, detect_width: int) -> str:
+               actors: int, detect_width: int, max_batch_size: int = 1) -> str:
     scene = f", background: {background}" if background else ""
     rows = "\n".join(
         f"  - {{id: cam-{i}, source: {{type: synthetic, width: {width}, height: {height}, "
@@ -106,14 +114,29 @@ defaults: {{fps: {fps}, buffers: 4, drop_policy: drop_newest, detect: [face],
 cameras:
 {rows}
 detectors:
-  face: {{actors: {actors}, min_actors: {actors}, max_actors: {actors}, num_cpus: 0.9}}
+  face: {{type: blazeface, actors: {actors}, min_actors: {actors}, max_actors: {actors},
+         num_cpus: 0.9, batching: {{max_batch_size: {max_batch_size}}}}}
 autoscaling: {{enabled: false}}
 """
+
+
+def wait_for_free_cpus(timeout_s: float = 60.0) -> None:
+    """Until every CPU of the cluster is free again (killed actors release theirs late)."""
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        total = ray.cluster_resources().get("CPU", 0.0)
+        if ray.available_resources().get("CPU", 0.0) >= total - 0.01:
+            return
+        time.sleep(0.2)
 
 
 def run_point(yaml_text: str, seconds: float, warmup_s: float, folder: Path) -> dict[str, Any]:
     """One fleet on real Ray: warm up, then sample its counters for ``seconds``."""
     from fleet.config import parse_fleet
+
+    wait_for_free_cpus()  # the last point's actors may still be ending
 
     controller = runtime.build_controller(parse_fleet(yaml_text, env={}), str(folder))
     controller.start()
@@ -141,6 +164,7 @@ def run_point(yaml_text: str, seconds: float, warmup_s: float, folder: Path) -> 
         "analysed_fps": round(totals["processed"] / elapsed, 2),
         "drop_rate": round(max(0.0, 1 - totals["processed"] / offered), 4) if offered else 0.0,
         "p50_ms": round(float(np.percentile(samples, 50)) * 1000, 1) if samples else None,
+        "p95_ms": round(float(np.percentile(samples, 95)) * 1000, 1) if samples else None,
         "p99_ms": round(float(np.percentile(samples, 99)) * 1000, 1) if samples else None,
         "cpu_busy": round((busy1 - busy0) / (total1 - total0), 3),
         "accounted": all(s.accounted for s in final.values()),
@@ -154,15 +178,43 @@ def case_study_table(background: str | None, detect_width: int, seconds: float, 
     for name, (w, h) in RESOLUTIONS.items():
         progress(f"case-study table: {name} detection in a tight loop")
         bound = compute_bound(scene_frames(w, h, background, count=4), detect_width, seconds, 1)
-        per_frame = bound["ms_per_frame"] + handoff_ms.get(name, 0.0)
+        per_frame = bound["ms_per_frame"] + handoff_ms[name]
         fps_machine = 1000 * cores / per_frame
         rows.append({"resolution": name, "detect_ms": bound["ms_per_frame"],
-                     "handoff_ms": handoff_ms.get(name), "per_frame_ms": round(per_frame, 2),
+                     "handoff_ms": handoff_ms[name], "per_frame_ms": round(per_frame, 2),
                      "fps_per_core": round(1000 / per_frame, 1),
                      "fps_machine": round(fps_machine, 1),
                      "holds_30fps_one_camera": fps_machine >= 30,
                      "cameras_at_30fps": int(fps_machine // 30)})
     return rows
+
+
+def handoff_ms(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Hand-off ms per frame at each resolution: from ``--transport-json``, else measured now."""
+    if args.transport_json:
+        sizes = json.loads(Path(args.transport_json).read_text(encoding="utf-8"))["sizes"]
+        return {"source": args.transport_json,
+                "ms": {name: sizes[name]["pipelined_ms_per_frame"] for name in RESOLUTIONS}}
+    from fleet.bench.transport import measure_handoff_ms
+
+    ms = measure_handoff_ms(list(RESOLUTIONS), frames=40, buffers=HANDOFF_IN_FLIGHT,
+                            progress=progress)
+    return {"source": f"measured in this run (real camera, {HANDOFF_IN_FLIGHT} in flight)",
+            "ms": ms}
+
+
+MEDIAN_KEYS = ("offered_fps", "analysed_fps", "drop_rate", "p50_ms", "p95_ms", "p99_ms",
+               "cpu_busy")
+
+
+def _median_point(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in MEDIAN_KEYS:
+        values = [r[key] for r in runs if r[key] is not None]
+        out[key] = round(statistics.median(values), 3) if values else None
+    out["accounted"] = all(r["accounted"] for r in runs)
+    out["runs"] = runs
+    return out
 
 
 def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -172,30 +224,58 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
         folder = Path(tmp)
         background = background_image(folder)
         frames = scene_frames(width, height, background)
-        progress(f"compute bound: face detector, {args.resolution} at {args.detect_width} wide, "
-                 f"{cores} process(es) in a tight loop for {args.bound_s:g} s")
-        bound = compute_bound(frames, args.detect_width, args.bound_s, cores)
-        progress(f"compute bound: {bound['fps']} fps ({bound['ms_per_frame']} ms a frame per core)")
+        bounds = []
+        for i in range(args.runs):
+            progress(f"compute bound {i + 1}/{args.runs}: BlazeFace, {args.resolution} at "
+                     f"{args.detect_width} wide, {cores} process(es) in a tight loop for "
+                     f"{args.bound_s:g} s")
+            bounds.append(compute_bound(frames, args.detect_width, args.bound_s, cores))
+        bound: dict[str, Any] = dict(sorted(bounds, key=lambda b: b["fps"])[len(bounds) // 2])
+        bound["runs_fps"] = [b["fps"] for b in bounds]
+        progress(f"compute bound: median {bound['fps']} fps of {bound['runs_fps']} "
+                 f"({bound['ms_per_frame']} ms a frame per core)")
         points = []
-        for cameras in args.cameras:
-            for fps in args.fps:
-                progress(f"fleet: {cameras} camera(s) x {fps:g} fps, {args.point_s:g} s")
-                point = run_point(fleet_yaml(cameras, fps, width, height, background, cores,
-                                             args.detect_width),
-                                  args.point_s, args.warmup_s, folder / f"c{cameras}-f{fps}")
-                point.update(cameras=cameras, fps_per_camera=fps,
-                             efficiency=round(point["analysed_fps"] / bound["fps"], 3),
-                             saturated=point["offered_fps"] > bound["fps"])
-                points.append(point)
-                progress(f"  analysed {point['analysed_fps']} of {point['offered_fps']} fps "
-                         f"offered, efficiency {point['efficiency']}")
-        table = case_study_table(background, args.detect_width, args.table_s, cores,
-                                 args.handoff_ms, progress) if args.table_s > 0 else []
-    saturated = [p["efficiency"] for p in points if p["saturated"]]
+        for batch in args.batch_sizes:
+            for cameras in args.cameras:
+                for fps in args.fps:
+                    runs = []
+                    for i in range(args.runs):
+                        progress(f"fleet: max_batch_size {batch}, {cameras} camera(s) x "
+                                 f"{fps:g} fps, run {i + 1}/{args.runs}, {args.point_s:g} s")
+                        yaml_text = fleet_yaml(cameras, fps, width, height, background, cores,
+                                               args.detect_width, batch)
+                        runs.append(run_point(yaml_text, args.point_s, args.warmup_s,
+                                              folder / f"b{batch}-c{cameras}-f{fps}-{i}"))
+                    point = _median_point(runs)
+                    point.update(cameras=cameras, fps_per_camera=fps, max_batch_size=batch,
+                                 efficiency=round(point["analysed_fps"] / bound["fps"], 3),
+                                 saturated=point["offered_fps"] > bound["fps"])
+                    points.append(point)
+                    progress(f"  median analysed {point['analysed_fps']} of "
+                             f"{point['offered_fps']} fps offered, p95 {point['p95_ms']} ms, "
+                             f"efficiency {point['efficiency']}")
+        table, handoff = [], {}
+        if args.table_s > 0:
+            handoff = handoff_ms(args, progress)
+            table = case_study_table(background, args.detect_width, args.table_s, cores,
+                                     handoff["ms"], progress)
+    by_batch: dict[str, Any] = {}
+    for batch in args.batch_sizes:
+        saturated = [p for p in points if p["max_batch_size"] == batch and p["saturated"]]
+        best = max(saturated, key=lambda p: p["efficiency"]) if saturated else None
+        by_batch[str(batch)] = {
+            "efficiency_at_saturation": best["efficiency"] if best else None,
+            "analysed_fps": best["analysed_fps"] if best else None,
+            "p95_ms": best["p95_ms"] if best else None,
+            "point": f"{best['cameras']}x{best['fps_per_camera']:g}" if best else None}
+    batched = [b for b in args.batch_sizes if b > 1]
+    on = by_batch[str(batched[0])]["efficiency_at_saturation"] if batched else None
     results = {"compute_bound": bound, "points": points, "case_study": table,
-               "efficiency_at_saturation": max(saturated) if saturated else None,
+               "handoff": handoff, "by_batch_size": by_batch, "runs": args.runs,
+               "efficiency_at_saturation": on,
+               "target_0_90_with_batching_met": (on >= 0.90) if on is not None else None,
                "real_footage": background is not None, "resolution": args.resolution,
-               "detect_width": args.detect_width}
+               "detect_width": args.detect_width, "detector": "blazeface"}
     print(fleet_table(results))
     if args.plot and plot(results, Path(args.plot)):
         print(f"\nplot: {args.plot}")
@@ -206,15 +286,25 @@ def fleet_table(results: dict[str, Any]) -> str:
     bound = results["compute_bound"]
     lines = [(f"compute bound: {bound['fps']} fps on {bound['cores']} core(s) "
               f"({bound['ms_per_frame']} ms a frame per core)"), "",
-             ("| cameras | fps each | offered fps | analysed fps | drop rate | p50 ms | p99 ms "
-              "| CPU busy | efficiency |"), "|---|---|---|---|---|---|---|---|---|"]
+             f"medians of {results['runs']} run(s) per point", "",
+             ("| max_batch_size | cameras | fps each | offered fps | analysed fps | drop rate | "
+              "p50 ms | p95 ms | p99 ms | CPU busy | efficiency |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in results["points"]:
         mark = " (saturated)" if p["saturated"] else ""
-        lines.append(f"| {p['cameras']} | {p['fps_per_camera']:g} | {p['offered_fps']} | "
-                     f"{p['analysed_fps']} | {p['drop_rate']} | {p['p50_ms']} | {p['p99_ms']} | "
-                     f"{p['cpu_busy']} | {p['efficiency']}{mark} |")
+        lines.append(f"| {p['max_batch_size']} | {p['cameras']} | {p['fps_per_camera']:g} | "
+                     f"{p['offered_fps']} | {p['analysed_fps']} | {p['drop_rate']} | "
+                     f"{p['p50_ms']} | {p['p95_ms']} | {p['p99_ms']} | {p['cpu_busy']} | "
+                     f"{p['efficiency']}{mark} |")
+    lines += ["", "| max_batch_size | best efficiency at saturation | analysed fps | p95 ms | "
+                  "point |", "|---|---|---|---|---|"]
+    for batch, b in results["by_batch_size"].items():
+        lines.append(f"| {batch} | {b['efficiency_at_saturation']} | {b['analysed_fps']} | "
+                     f"{b['p95_ms']} | {b['point']} |")
+    lines.append(f"target >= 0.90 with batching: {results['target_0_90_with_batching_met']}")
     if results["case_study"]:
-        lines += ["", ("| resolution | detect ms | hand-off ms | per frame ms | fps per core | "
+        lines += ["", f"hand-off: {results['handoff']['source']}", "",
+                  ("| resolution | detect ms | hand-off ms | per frame ms | fps per core | "
                        "fps on this machine | holds 30 fps (1 camera) | cameras at 30 fps |"),
                   "|---|---|---|---|---|---|---|---|"]
         for r in results["case_study"]:
@@ -229,42 +319,49 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     plt = plotting.pyplot()
     if plt is None:
         return False
-    points = sorted(results["points"], key=lambda p: p["offered_fps"])
     bound = results["compute_bound"]["fps"]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
-    offered = [p["offered_fps"] for p in points]
-    top.plot(offered, [p["analysed_fps"] for p in points], "o-", label="analysed fps (fleet)")
+    everything = [p["offered_fps"] for p in results["points"]]
+    for batch in sorted({p["max_batch_size"] for p in results["points"]}, reverse=True):
+        points = sorted((p for p in results["points"] if p["max_batch_size"] == batch),
+                        key=lambda p: p["offered_fps"])
+        offered = [p["offered_fps"] for p in points]
+        label = f"max_batch_size {batch}" if batch > 1 else "batching off"
+        top.plot(offered, [p["analysed_fps"] for p in points], "o-",
+                 label=f"analysed fps, {label}")
+        bottom.plot(offered, [p["efficiency"] for p in points], "o-", label=label)
     top.axhline(bound, color="r", ls="--", label=f"compute bound {bound:g} fps")
-    top.plot(offered, offered, ":", color="0.5", label="offered = analysed")
+    top.plot(sorted(everything), sorted(everything), ":", color="0.5",
+             label="offered = analysed")
     top.set_ylabel("frames per second")
     top.legend()
-    bottom.plot(offered, [p["efficiency"] for p in points], "o-")
+    bottom.legend()
     bottom.axhline(0.9, color="r", ls="--", lw=0.8)
     bottom.set_ylabel("efficiency (analysed / bound)")
     bottom.set_xlabel("offered fps (cameras x fps)")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
-    plotting.save(fig, path, "camfleet fleet capacity vs the compute bound (face detector)")
+    plotting.save(fig, path,
+                  "camfleet fleet capacity vs the compute bound (BlazeFace, median of runs)")
     return True
 
 
-def _handoff(text: str) -> dict[str, float]:
-    pairs = (item.split("=") for item in text.split(",") if item)
-    return {name: float(ms) for name, ms in pairs}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--fps", type=float, nargs="+", default=[5.0, 15.0], help="per camera")
+    parser.add_argument("--cameras", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--fps", type=float, nargs="+", default=[30.0, 120.0], help="per camera")
     parser.add_argument("--resolution", choices=list(RESOLUTIONS), default="720p")
     parser.add_argument("--detect-width", type=int, default=640)
     parser.add_argument("--cores", type=int,
                         help="detector actors and bound processes (default: all)")
-    parser.add_argument("--bound-s", type=float, default=15.0, help="tight-loop seconds")
-    parser.add_argument("--point-s", type=float, default=15.0, help="measured seconds per point")
+    parser.add_argument("--bound-s", type=float, default=5.0, help="tight-loop seconds, a run")
+    parser.add_argument("--point-s", type=float, default=10.0, help="measured seconds per point")
     parser.add_argument("--warmup-s", type=float, default=4.0)
     parser.add_argument("--table-s", type=float, default=6.0,
                         help="per resolution; 0 skips the table")
-    parser.add_argument("--handoff-ms", type=_handoff, default=_handoff(HANDOFF_MS),
-                        help=f"hand-off per frame from `bench transport`, e.g. {HANDOFF_MS}")
+    parser.add_argument("--transport-json",
+                        help="take the case-study hand-off from this `bench transport` JSON "
+                             "(its 4-in-flight ms/frame); default: measure it in this run")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 1],
+                        help="detectors.face.batching.max_batch_size values (1: batching off)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per point (median reported)")
     parser.add_argument("--plot", default="bench-fleet.png", help="PNG plot path ('' for none)")

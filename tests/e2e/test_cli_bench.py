@@ -1,4 +1,4 @@
-"""`camfleet bench transport` keeps working (tiny sizes: a smoke test, no timing asserted)."""
+"""`camfleet bench` modes keep working (tiny sizes: smoke tests, no timing asserted)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ def test_bench_transport_smoke(tmp_path):
     out, plot = tmp_path / "transport.json", tmp_path / "transport.png"
     proc = subprocess.run(
         [sys.executable, "-m", "fleet", "bench", "transport", "--sizes", "720p", "--repeats", "5",
-         "--frames", "10", "--process-repeats", "2", "--object-store-mb", "200",
+         "--frames", "10", "--process-repeats", "2", "--runs", "1", "--put-width", "640",
+         "--no-memory-table", "--num-cpus", "2", "--object-store-mb", "200",
          "--json", str(out), "--plot", str(plot)],
         check=False, capture_output=True, text=True, timeout=150,
     )
@@ -23,8 +24,14 @@ def test_bench_transport_smoke(tmp_path):
     result = json.loads(out.read_text())["sizes"]["720p"]
     assert result["frame_mb"] == pytest.approx(2.76, abs=0.01)
     for key in ("memcpy_ms", "handoff_median_ms", "pipelined_ms_per_frame", "handoff_vs_memcpy",
-                "read_median_ms"):
+                "read_median_ms", "http_x_single", "http_x_pipelined"):
         assert result[key] > 0
+    # the real camera path: every frame accounted for, the bytes put are the frame's
+    assert result["accounted"] is True and result["put_bytes"] == 720 * 1280 * 3
+    assert result["put_width"]["put_bytes"] == 360 * 640 * 3
+    assert result["wake_on_submit"]["handoff_median_ms"] > 0
+    targets = json.loads(out.read_text())["targets"]["720p"]
+    assert isinstance(targets["at_least_20x_faster_than_http"], bool)
     for method in ("http_base64_json", "process_per_frame", "pickled_pipe"):
         baseline = result["baselines"][method]
         assert baseline["median_ms"] > 0 and baseline["x_camfleet"] > 0 and baseline["x_memcpy"] > 0
@@ -56,33 +63,60 @@ def test_bench_fleet_smoke(tmp_path):
     out, plot = tmp_path / "fleet.json", tmp_path / "fleet.png"
     proc = subprocess.run(
         [sys.executable, "-m", "fleet", "bench", "fleet", "--cameras", "1", "--fps", "5",
-         "--bound-s", "2", "--point-s", "3", "--warmup-s", "2", "--table-s", "0",
-         "--object-store-mb", "200", "--json", str(out), "--plot", str(plot)],
+         "--bound-s", "2", "--point-s", "3", "--warmup-s", "2", "--table-s", "0", "--runs", "1",
+         "--batch-sizes", "4", "1", "--num-cpus", "2", "--object-store-mb", "200",
+         "--json", str(out), "--plot", str(plot)],
         check=False, capture_output=True, text=True, timeout=170,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads(out.read_text())
     assert results["compute_bound"]["fps"] > 0
-    point = results["points"][0]
-    assert point["accounted"] is True and point["analysed_fps"] > 0
-    expected = point["analysed_fps"] / results["compute_bound"]["fps"]
-    assert point["efficiency"] == pytest.approx(expected, abs=0.01)
+    assert [p["max_batch_size"] for p in results["points"]] == [4, 1]
+    for point in results["points"]:
+        assert point["accounted"] is True and point["analysed_fps"] > 0
+        assert len(point["runs"]) == 1 and point["p95_ms"] is not None
+        expected = point["analysed_fps"] / results["compute_bound"]["fps"]
+        assert point["efficiency"] == pytest.approx(expected, abs=0.01)
+    assert set(results["by_batch_size"]) == {"4", "1"} and results["detector"] == "blazeface"
     assert "compute bound:" in proc.stdout and plot.stat().st_size > 1000
 
 
 def test_bench_raydata_smoke(tmp_path):
     out = tmp_path / "raydata.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "fleet", "bench", "raydata", "--frames", "6", "--batch-size", "2",
+        [sys.executable, "-m", "fleet", "bench", "raydata", "--frames", "8", "--batch-size", "2",
          "--actors", "1", "--latency-repeats", "1", "--cameras", "1", "--fps", "5",
-         "--point-s", "3", "--object-store-mb", "200", "--json", str(out)],
+         "--point-s", "3", "--runs", "1", "--plot", "", "--num-cpus", "2",
+         "--object-store-mb", "200", "--json", str(out)],
         check=False, capture_output=True, text=True, timeout=170,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads(out.read_text())
-    assert results["ray_data"]["frames"] == 6 and results["ray_data"]["fps"] > 0
+    assert results["ray_data"]["frames"] == 8 and results["ray_data"]["fps"] > 0
     assert results["ray_data"]["single_frame_latency_ms"] > 0
+    assert results["ray_data"]["startup_s"] > 0 and results["camfleet"]["startup_s"] > 0
     assert results["camfleet"]["fps"] > 0 and results["camfleet"]["accounted"] is True
+
+
+def test_bench_serve_smoke(tmp_path):
+    pytest.importorskip("ray.serve")
+    out, plot = tmp_path / "serve.json", tmp_path / "serve.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet", "bench", "serve", "--size", "720p", "--repeats", "5",
+         "--frames", "8", "--runs", "1", "--num-cpus", "2", "--object-store-mb", "200",
+         "--json", str(out),
+         "--plot", str(plot)],
+        check=False, capture_output=True, text=True, timeout=170,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(out.read_text())
+    assert set(results["methods"]) == {"direct actor", "camfleet DetectorActor", "Serve handle"}
+    for row in results["methods"].values():
+        assert row["median_ms"] > 0 and row["pipelined_ms_per_frame"] > 0
+    # the direct call hands the callee a read-only view on the object store
+    assert results["probes"]["direct actor"]["zero_copy"] is True
+    assert isinstance(results["serve_zero_copy"], bool)
+    assert "| Serve handle |" in proc.stdout and plot.stat().st_size > 1000
 
 
 def test_bench_soak_smoke(tmp_path):
