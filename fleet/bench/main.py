@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from fleet import runtime
-from fleet.bench import autoscale, capacity, raydata, soak, transport
+from fleet.bench import accuracy, autoscale, capacity, raydata, serve, soak, transport
 
 MODES: dict[str, tuple[ModuleType, str]] = {
     "transport": (transport, "camera -> detector hand-off vs memcpy"),
@@ -27,6 +27,8 @@ MODES: dict[str, tuple[ModuleType, str]] = {
     "fleet": (capacity, "fleet capacity (cameras x fps) vs the compute bound"),
     "raydata": (raydata, "Ray Data map_batches vs a camfleet fleet, same detector"),
     "soak": (soak, "minutes of a fleet: RSS, fds, threads, object store, accounting"),
+    "accuracy": (accuracy, "face recall/precision by size on composites (no Ray)"),
+    "serve": (serve, "Ray Serve handle vs a direct actor call, same frames"),
 }
 
 
@@ -47,7 +49,8 @@ def machine() -> dict[str, Any]:
 def main(args: argparse.Namespace) -> int:
     """Run ``args.mode`` on an embedded or joined Ray; write ``--json`` if asked."""
     module, _ = MODES[args.mode]
-    embedded = runtime.init_ray(args.address, args.num_cpus, args.object_store_mb)
+    needs_ray = getattr(module, "NEEDS_RAY", True)  # a mode may declare it needs no Ray
+    embedded = needs_ray and runtime.init_ray(args.address, args.num_cpus, args.object_store_mb)
     try:
         results: dict[str, Any] = module.run(args, progress)
     finally:

@@ -30,6 +30,7 @@ from fleet.config._models import (
     SinksConfig,
     SnapshotSinkConfig,
     SyntheticSource,
+    TilesConfig,
 )
 
 # The legacy OpenCV detectors by what they are (type: haar, type: hog).
@@ -74,6 +75,7 @@ __all__ = [
     "SinksConfig",
     "SnapshotSinkConfig",
     "SyntheticSource",
+    "TilesConfig",
     "json_schema",
     "load_fleet",
     "parse_fleet",

@@ -357,6 +357,39 @@ class BatchingConfig(StrictModel):
     )
 
 
+GridSide = Annotated[int, Field(ge=1, le=16)]
+
+
+class TilesConfig(StrictModel):
+    """Small faces and objects: the detector also runs on overlapping tiles of the frame
+    (see fleet/detectors/regions.py), so each tile fills the model's input."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Run the detector on tiles of each frame as well; costs one model call a "
+        "tile (plus one for the full frame).",
+    )
+    grid: tuple[GridSide, GridSide] | Literal["auto"] = Field(
+        default=(2, 2),
+        description="[columns, rows] of tiles; auto: nearly square tiles, as many as it takes "
+        "for a frame pixel to shrink at most 4x into the model's input (detect_width for "
+        "detectors with no fixed input), none when the whole frame already does.",
+    )
+    overlap: float = Field(
+        default=0.2, ge=0, le=0.5,
+        description="Fraction of a tile shared with its neighbour, so an object cut by one "
+        "tile's edge lies whole in the next.",
+    )
+    include_full_frame: bool = Field(
+        default=True, description="Also run on the whole frame, for objects larger than a tile."
+    )
+    nms_iou: float = Field(
+        default=0.4, ge=0, le=1,
+        description="Boxes of one label from different tiles that overlap more than this are "
+        "one object: the best-scored box is kept.",
+    )
+
+
 class DetectorBase(StrictModel):
     actors: int = Field(default=1, ge=0, le=1024, description="Actors started with the fleet.")
     min_actors: int = Field(
@@ -377,6 +410,9 @@ class DetectorBase(StrictModel):
     )
     batching: BatchingConfig = Field(
         default_factory=BatchingConfig, description="Cross-camera batching of model calls."
+    )
+    tiles: TilesConfig = Field(
+        default_factory=TilesConfig, description="Tiling, for objects small in the frame."
     )
 
     @model_validator(mode="after")
@@ -722,13 +758,13 @@ def _apply_defaults(data: dict[str, Any]) -> dict[str, Any]:
 
 def _add_detector_defaults(data: dict[str, Any]) -> dict[str, Any]:
     """A detector named like a kind gets its default ``type`` (face: blazeface, person: hog);
-    a kind used but not defined is added."""
-    detectors = data.get("detectors")
+    a kind used but not defined is added. Runs before validation: anything may be anywhere."""
+    detectors, cameras = data.get("detectors"), data.get("cameras")
     detectors = {} if detectors is None else detectors
     if not isinstance(detectors, dict):
         return data
     typed = {name: _typed_detector(name, spec) for name, spec in detectors.items()}
-    for camera in data.get("cameras") or []:
+    for camera in cameras if isinstance(cameras, list) else []:  # `cameras: 1` is refused later
         names = camera.get("detect", ["face"]) if isinstance(camera, dict) else []
         for name in names if isinstance(names, list) else []:
             if name in DETECTOR_KINDS and name not in typed:

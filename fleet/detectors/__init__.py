@@ -23,6 +23,7 @@ from fleet.detectors.blazeface import BlazeFaceDetector
 from fleet.detectors.legacy import CASCADES, HaarFaceDetector, HogPersonDetector
 from fleet.detectors.models import MODELS_ENV, models_dir
 from fleet.detectors.onnx_detector import OnnxDetector
+from fleet.detectors.regions import with_tiles
 from fleet.detectors.service import DetectorService
 from fleet.errors import DetectorError
 from fleet.frames import Detection
@@ -48,11 +49,13 @@ def build_detector(config: DetectorConfig, name: str | None = None) -> Detector:
             f"unknown detector type '{config.type}'; known: {', '.join(sorted(REGISTRY))}"
         ) from None
     try:
-        return factory(config)
+        detector = factory(config)
     except SettingError as exc:
         if name is None:
             raise
         raise exc.under(f"detectors.{name}") from exc
+    # tiles: the same detector on overlapping tiles too, for objects small in the frame
+    return with_tiles(detector, config.tiles)
 
 
 __all__ = [
