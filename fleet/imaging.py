@@ -56,3 +56,14 @@ def draw_boxes(canvas: np.ndarray, detections: Iterable[Detection], scale: float
         cv2.rectangle(canvas, p1, p2, BOX_COLOUR, 2)
         cv2.putText(canvas, d.label, (p1[0], max(12, p1[1] - 4)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.5, BOX_COLOUR, 1)
+
+
+def plasma_mapping(address: int) -> str:
+    """The /proc/self/maps line whose range holds ``address`` ('' if none): where a frame's
+    memory lives (a ``/dev/shm/plasma`` mapping for a zero-copy view on Ray's object store)."""
+    with open("/proc/self/maps", encoding="utf-8") as maps:
+        for line in maps:
+            start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            if start <= address < end:
+                return line.strip()
+    return ""

@@ -24,16 +24,7 @@ from fleet import runtime
 from fleet.bench import plotting
 from fleet.bench.transport import SIZES, TouchDetector, frame_pool, measure_memcpy
 from fleet.frames import FrameMeta
-
-
-def plasma_mapping(address: int) -> str:
-    """The /proc/self/maps line whose range holds ``address`` ('' if none)."""
-    with open("/proc/self/maps", encoding="utf-8") as maps:
-        for line in maps:
-            start, end = (int(x, 16) for x in line.split()[0].split("-"))
-            if start <= address < end:
-                return line.strip()
-    return ""
+from fleet.imaging import plasma_mapping
 
 
 class ProbeTouch:

@@ -17,16 +17,7 @@ import numpy as np
 
 from fleet.detectors import build_detector
 from fleet.frames import Detection, FrameMeta
-
-
-def plasma_mapping(address: int) -> str:
-    """The /proc/self/maps line whose range holds ``address`` ('' if none)."""
-    with open("/proc/self/maps", encoding="utf-8") as maps:
-        for line in maps:
-            start, end = (int(x, 16) for x in line.split()[0].split("-"))
-            if start <= address < end:
-                return line.strip()
-    return ""
+from fleet.imaging import plasma_mapping
 
 
 def base_chain(array: np.ndarray) -> list[str]:
