@@ -19,8 +19,9 @@ class CameraWorker:
     def __init__(self, plan: CameraPlan, pools: dict[str, list[Any]]):
         config = plan.config
         self.dispatcher = RayDispatcher(pools, plan.offset)
+        sink = EventSink(plan.sinks, plan.run_dir, config.id, plan.fleet)
         self.camera = Camera(config, open_source(config.id, config.source), self.dispatcher,
-                             EventSink(plan.sinks, plan.run_dir, config.id), plan.resume)
+                             sink, plan.resume)
         self.drain_timeout_s = 5.0
         self.lease = Lease(f"camera {config.id}", lambda: self.camera.stop(self.drain_timeout_s))
         self.lease.set(plan.lease_s)

@@ -1,4 +1,5 @@
-"""The "camfleet / Camera" dashboard: one camera's frames, drops, latency, buffers and source.
+"""The "camfleet / Camera" dashboard: one camera's frames, drops, latency, buffers, tracked
+objects, push sinks and source.
 
 The ``$camera`` variable picks the camera (:data:`~dashboards.grafana.CAMERA` scopes the
 selectors to it); the detector pools it shares with the other cameras are shown fleet-wide.
@@ -12,6 +13,7 @@ from dashboards.grafana import (
     FPS,
     HIT_RATE_STEPS,
     LATENCY_STEPS,
+    PER_S,
     Json,
     dashboard,
     dashed,
@@ -19,6 +21,7 @@ from dashboards.grafana import (
     quantile,
     quantiles,
     rate,
+    right_axis,
     sel,
     stat,
     timeseries,
@@ -80,6 +83,37 @@ def camera_frames() -> list[list[Json]]:
     ]]
 
 
+def camera_objects() -> list[list[Json]]:
+    """This camera's tracked objects, their events, its push sinks and its late results."""
+    return [[
+        timeseries("Active tracks by label", "Objects this camera is tracking now, stacked by "
+                   "label.",
+                   [(f"sum by (label) ({sel('camfleet_tracks_active', CAMERA)})", "{{label}}")],
+                   stack=True, steps=True, min=0),
+        timeseries("Object events /s by type", "This camera's object events per second: "
+                   "start and end of a track, update, zone enter and leave, loiter.",
+                   [(f"sum by (event) ({rate('camfleet_object_events_total', CAMERA)})",
+                     "{{event}}")], PER_S, min=0),
+    ], [
+        timeseries("Push sinks: queue depth, sent and drops", "Events waiting in each of this "
+                   "camera's push sinks (webhook, MQTT); events sent and dropped per second "
+                   "(right axis), dropped by reason: queue_full (the oldest waiting event, to "
+                   "make room), rejected (refused for good, e.g. HTTP 400), shutdown (still "
+                   "queued when the fleet stopped).", [
+                       (f"sum by (sink) ({sel('camfleet_sink_queue_depth', CAMERA)})",
+                        "{{sink}} queued"),
+                       (f"sum by (sink) ({rate('camfleet_sink_sent_total', CAMERA)})",
+                        "{{sink}} sent"),
+                       (f"sum by (sink, reason) ({rate('camfleet_sink_dropped_total', CAMERA)})",
+                        "{{sink}} dropped {{reason}}")],
+                   min=0, overrides=[right_axis(".* (sent|dropped .*)", PER_S)]),
+        timeseries("Late results", "Results per second that came back after the tracker "
+                   "had moved past their frame (more than tracking.reorder_window results were "
+                   "held behind it): counted, not tracked.",
+                   [(f"sum({rate('camfleet_frames_late_total', CAMERA)})", "late")], FPS, min=0),
+    ]]
+
+
 def camera_health() -> list[list[Json]]:
     """Detections, the source's health, and the scaling that touched this camera."""
     decisions = sel("camfleet_autoscaler_decisions_total", FLEET,
@@ -106,7 +140,8 @@ def camera_health() -> list[list[Json]]:
 
 def camera_dashboard() -> Json:
     """"camfleet / Camera": the stats row, then the rows of graphs, eight units high."""
-    rows = [(4, camera_stats())] + [(8, row) for row in camera_frames() + camera_health()]
+    rows = [(4, camera_stats())]
+    rows += [(8, row) for row in camera_frames() + camera_objects() + camera_health()]
     return dashboard("camfleet-camera", "camfleet / Camera",
                      "camfleet: one camera's frames, drops, latency, buffers and source.",
                      layout(rows), camera=True)

@@ -1,8 +1,9 @@
 """The "camfleet / Fleet" dashboard: every camera and detector pool of the chosen fleets.
 
-Rows from the top: headline stats, frames (fps, drops, hit-rate, latency), the detector pools,
-then per-camera buffers, detections, states, reconnects and the scaling decisions. Per-camera
-panels link to the "camfleet / Camera" dashboard of the camera under the cursor.
+Rows from the top: headline stats, frames (fps, drops, hit-rate, latency), tracked objects and
+push sinks, the detector pools, then per-camera buffers, detections, states, reconnects and the
+scaling decisions. Per-camera panels link to the "camfleet / Camera" dashboard of the camera
+under the cursor.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dashboards.grafana import (
     FPS,
     HIT_RATE_STEPS,
     LATENCY_STEPS,
+    PER_S,
     Json,
     dashboard,
     dashed,
@@ -19,6 +21,7 @@ from dashboards.grafana import (
     quantile,
     quantiles,
     rate,
+    right_axis,
     sel,
     stat,
     timeseries,
@@ -79,6 +82,35 @@ def fleet_frames() -> list[list[Json]]:
         timeseries("Analysed fps per camera", "Frames every detector answered for.",
                    [(f"sum by (camera) ({rate('camfleet_frames_processed_total', FLEET)})",
                      "{{camera}}")], FPS, **per_camera),
+    ]]
+
+
+def fleet_objects() -> list[list[Json]]:
+    """Tracked objects, their events, the push sinks that deliver them, and late results."""
+    return [[
+        timeseries("Active tracks", "Objects being tracked now, all cameras with tracking on, "
+                   "stacked by label.",
+                   [(f"sum by (label) ({sel('camfleet_tracks_active', FLEET)})", "{{label}}")],
+                   stack=True, steps=True, min=0),
+        timeseries("Object events /s", "Object events per second by type: start and end of a "
+                   "track, update, zone enter and leave, loiter.",
+                   [(f"sum by (event) ({rate('camfleet_object_events_total', FLEET)})",
+                     "{{event}}")], PER_S, min=0),
+    ], [
+        timeseries("Push sinks: queue depth and drops", "Events waiting in each push sink "
+                   "(webhook, MQTT), all cameras; and events dropped per second (right axis): "
+                   "queue_full (the oldest waiting event, to make room), rejected (refused for "
+                   "good, e.g. HTTP 400), shutdown (still queued when the fleet stopped).", [
+                       (f"sum by (sink) ({sel('camfleet_sink_queue_depth', FLEET)})",
+                        "{{sink}} queued"),
+                       (f"sum by (sink, reason) ({rate('camfleet_sink_dropped_total', FLEET)})",
+                        "{{sink}} dropped {{reason}}")],
+                   min=0, overrides=[right_axis(".* dropped .*", PER_S)]),
+        timeseries("Late results", "Results per second that came back after the tracker "
+                   "had moved past their frame (more than tracking.reorder_window results were "
+                   "held behind it): counted, not tracked. Steady late results: raise the window.",
+                   [(f"sum by (camera) ({rate('camfleet_frames_late_total', FLEET)})",
+                     "{{camera}}")], FPS, min=0, links=[CAMERA_LINK]),
     ]]
 
 
@@ -149,7 +181,8 @@ def fleet_cameras() -> list[list[Json]]:
 def fleet_dashboard() -> Json:
     """"camfleet / Fleet": the stats row, then the rows of graphs, eight units high."""
     rows = [(4, fleet_stats())]
-    rows += [(8, row) for row in fleet_frames() + fleet_detectors() + fleet_cameras()]
+    rows += [(8, row) for row in
+             fleet_frames() + fleet_objects() + fleet_detectors() + fleet_cameras()]
     return dashboard("camfleet-fleet", "camfleet / Fleet",
                      "camfleet: every camera and detector pool of the chosen fleets.",
                      layout(rows), camera=False)

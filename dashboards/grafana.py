@@ -19,6 +19,7 @@ DEFAULT_DATASOURCE_UID = "camfleet-prometheus"  # deploy/grafana/provisioning/da
 FLEET = 'job=~"$job", instance=~"$instance"'
 CAMERA = FLEET + ', camera=~"$camera"'
 FPS = "suffix: fps"
+PER_S = "suffix: /s"  # events (not frames) per second
 LATENCY_STEPS = [(None, "green"), (0.8, "yellow"), (1.0, "red")]  # latency_slo_ms default 1000
 HIT_RATE_STEPS = [(None, "red"), (0.9, "yellow"), (0.99, "green")]  # target_hit_rate default
 Json = dict[str, Any]
@@ -129,6 +130,14 @@ def dashed(regex: str) -> Json:
     """A field override: series whose name matches ``regex`` drawn dashed (targets, limits)."""
     return {"matcher": {"id": "byRegexp", "options": regex},
             "properties": [{"id": "custom.lineStyle", "value": {"dash": [10, 10], "fill": "dash"}}]}
+
+
+def right_axis(regex: str, unit: str) -> Json:
+    """A field override: series whose name matches ``regex`` on an axis of their own, on the
+    right, in ``unit``: a rate drawn beside a level, such as drops beside a queue's depth."""
+    return {"matcher": {"id": "byRegexp", "options": regex},
+            "properties": [{"id": "custom.axisPlacement", "value": "right"},
+                           {"id": "unit", "value": unit}]}
 
 
 def layout(rows: list[tuple[int, list[Json]]]) -> list[Json]:

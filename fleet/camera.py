@@ -1,8 +1,10 @@
-"""One camera's pipeline: read → fps limit → motion gate → in-flight slot → hand-off → results.
+"""One camera's pipeline: read → fps limit → motion gate → in-flight slot → hand-off → results
+→ tracks → object events.
 
 Two threads: capture (reads, limits, gates, dispatches) and collect (waits for results,
-settles frames, emits events, dispatches a waiting frame when a slot frees). The hand-off
-itself is a collaborator (:class:`fleet.frames.Dispatcher`) so this module needs no Ray.
+settles frames, feeds the tracker, emits events, dispatches a waiting frame when a slot frees).
+The hand-off itself is a collaborator (:class:`fleet.frames.Dispatcher`) so this module needs
+no Ray.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import numpy as np
 from fleet.accounting import FrameLedger
 from fleet.config import CameraConfig, FileSource
 from fleet.errors import EndOfStreamError, SourceError
-from fleet.frames import CameraStats, Completion, Dispatcher, FrameMeta
+from fleet.frames import CameraStats, Completion, Dispatcher, FrameMeta, SinkStats
 from fleet.motion import MotionGate
 from fleet.redact import redact_url
 from fleet.sinks import EventSink
 from fleet.sources import FrameSource
+from fleet.tracking import ObjectTracker
 
 log = logging.getLogger(__name__)
 STOP_JOIN_S = 5.0  # longest stop() waits for the capture thread to leave the source
@@ -84,7 +87,7 @@ class Camera:
         self.backoff = Backoff(config.reconnect.initial_backoff_s, config.reconnect.max_backoff_s,
                                config.reconnect.jitter)
         self.buffers = config.buffers
-        self.state = "starting"
+        self._state = "starting"
         self.last_error = ""
         self.lock = threading.Lock()  # guards slots, the waiting frame and the spare buffer
         self.slot_freed = threading.Condition(self.lock)  # drop_policy wait: capture waits here
@@ -99,6 +102,25 @@ class Camera:
         self.threads: list[threading.Thread] = []
         media_time = isinstance(config.source, FileSource) and not config.source.realtime
         self.media_time = media_time  # as-fast-as-possible files are limited on their own timeline
+        self.tracker = (
+            ObjectTracker(config, sink.fleet, sink.object_snapshots)
+            if config.tracking.enabled else None
+        )
+        if self.tracker is not None and resume is not None:  # event counters go on too
+            self.tracker.events.update(resume.object_events)
+            self.tracker.reorder.late = resume.frames_late
+        self.final_sinks: list[SinkStats] | None = None
+        sink.set_state(self._state)
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        if value != self._state:
+            self._state = value
+            self.sink.set_state(value)  # MQTT's retained state topic
 
     # --------------------------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -125,13 +147,16 @@ class Camera:
         self.threads[1].join(timeout=STOP_JOIN_S)
         for done in self.dispatcher.abandon():
             self.ledger.settle(done.meta.index, "shutdown")
+            self._track(done.meta.index, None)
         if self.threads[0].is_alive():  # the frame a stuck capture thread holds is not coming
             for index in self.ledger.open_without_slot():  # back; any other open frame is a leak
                 self.ledger.drop(index, "shutdown")
         self.ledger.close()
-        self.sink.close()
+        if self.tracker is not None:  # every live object gets its end event
+            self._objects(self.tracker.close())
         if self.state not in ("ended",):
             self.state = "stopped"
+        self.final_sinks = self.sink.close(drain_timeout_s)
         return self.stats()
 
     @property
@@ -145,11 +170,17 @@ class Camera:
             self.slot_freed.notify_all()
 
     def stats(self) -> CameraStats:
+        tracker = self.tracker
+        objects: dict[str, object] = {}
+        if tracker is not None:
+            objects = {"tracks_active": tracker.active(), "object_events": dict(tracker.events),
+                       "frames_late": tracker.late}
+        sinks = self.final_sinks if self.final_sinks is not None else self.sink.push_stats()
         return self.ledger.snapshot(
             state=self.state, buffers=self.buffers, last_error=self.last_error,
             source_fps=self.source.native_fps, width=self.shape[1], height=self.shape[0],
             outstanding=self.dispatcher.outstanding(), stuck_s=self.stuck_s(),
-            put_bytes=self.put_bytes,
+            put_bytes=self.put_bytes, sinks=tuple(sinks), **objects,
         )
 
     def stuck_s(self) -> float:
@@ -233,7 +264,7 @@ class Camera:
             self.ledger.drop(index, "no_motion")
             return frame
         meta = FrameMeta(self.config.id, index, wall, frame.shape[1], frame.shape[0],
-                         self.config.detect_width)
+                         self.config.detect_width, stream_time=t if self.media_time else None)
         if self.config.put_width and self.config.put_width < frame.shape[1]:
             small = self._shrink(frame)
             meta = replace(meta, put_scale=frame.shape[1] / small.shape[1])
@@ -307,11 +338,14 @@ class Camera:
     def _dispatch(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
         self.put_bytes = frame.nbytes
         self.ledger.admit(meta.index)
+        if self.tracker is not None:
+            self.tracker.expect(meta)  # before its result can come back
         try:
             self.dispatcher.submit(frame, meta, started)
         except Exception as exc:  # noqa: BLE001 - whatever Ray raised, the frame is settled
             log.warning("camera %s: hand-off failed: %s", self.config.id, exc)
             self.ledger.settle(meta.index, "failed")
+            self._track(meta.index, None)
 
     # ----------------------------------------------------------------------------------- collect
     def _collect_loop(self) -> None:
@@ -321,6 +355,8 @@ class Camera:
                 while finished:
                     self._settle(finished.pop())  # pop: keep no reference to a settled frame
                 self._dispatch_waiting()
+                if self.tracker is not None and not self.media_time:
+                    self._objects(self.tracker.tick(time.time()))  # a quiet or down camera
                 self.sink.tick()
             except Exception:
                 log.exception("camera %s: collecting results failed", self.config.id)
@@ -330,6 +366,7 @@ class Camera:
         latency = time.monotonic() - done.started
         if done.lost:
             self.ledger.settle(done.meta.index, "detector_lost")
+            self._track(done.meta.index, None)
             return
         if done.errors:
             log.warning("camera %s frame %d: %s", self.config.id, done.meta.index, done.errors[0])
@@ -340,6 +377,23 @@ class Camera:
             log.exception("camera %s: sink failed", self.config.id)
         outcome = "failed" if done.errors else "processed"
         self.ledger.settle(done.meta.index, outcome, latency, labels)
+        self._track(done.meta.index, done)
+
+    def _track(self, index: int, done: Completion | None) -> None:
+        """The tracker learns the frame settled (``None``: with nothing to track)."""
+        if self.tracker is None:
+            return
+        try:
+            self._objects(self.tracker.settle(index, done))
+        except Exception:  # a tracking bug must not stop the frames: they are accounted anyway
+            log.exception("camera %s: tracking frame %d failed", self.config.id, index)
+
+    def _objects(self, events: list[dict]) -> None:
+        if events:
+            try:
+                self.sink.objects(events)
+            except Exception:
+                log.exception("camera %s: object sink failed", self.config.id)
 
     def _dispatch_waiting(self) -> None:
         with self.lock:

@@ -103,9 +103,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if not _started(fleet, stop):
             return EXIT_OK if stop.signal else EXIT_FAILED
-        if not _watch(fleet, args, stop):
+        feed = None
+        if config.sinks.jsonl.enabled and config.sinks.jsonl.objects:
+            from fleet.feed import EventFeed
+
+            feed = EventFeed(run_dir / config.sinks.jsonl.path)
+        if not _watch(fleet, args, stop, feed):
             return EXIT_FAILED
-        return EXIT_OK if _stop(fleet, config, run_dir, stop) else EXIT_FAILED
+        return EXIT_OK if _stop(fleet, config, run_dir, stop, feed) else EXIT_FAILED
     finally:
         fleet.kill()
         runtime.end_fleet_actors(config.name)  # nothing of the fleet outlives the command
@@ -131,9 +136,10 @@ def _started(fleet: Any, stop: _StopFlag) -> bool:
     return True
 
 
-def _watch(fleet: Any, args: argparse.Namespace, stop: _StopFlag) -> bool:
-    """Print the live table every ``--every`` seconds until a signal, --duration or the end;
-    keep the controller's lease. False if the controller is gone for good."""
+def _watch(fleet: Any, args: argparse.Namespace, stop: _StopFlag, feed: Any = None) -> bool:
+    """Print the live table every ``--every`` seconds (and the object events written since,
+    from ``feed``) until a signal, --duration or the end; keep the controller's lease. False if
+    the controller is gone for good."""
     from fleet.runtime import ControllerGone
     from fleet.stats import format_table
 
@@ -150,6 +156,9 @@ def _watch(fleet: Any, args: argparse.Namespace, stop: _StopFlag) -> bool:
             if now >= next_table:
                 next_table = now + args.every
                 snapshot = fleet.snapshot()
+                events = feed.lines() if feed is not None else []
+                if events:
+                    print("\n".join(events), flush=True)
                 print(format_table(snapshot, now - started, since=shown), "\n", flush=True)
                 shown = max([shown, *(a["time"] for a in snapshot.actions)])
                 if fleet.ended():
@@ -185,7 +194,7 @@ def _reattach(fleet: Any, gone: Any, stop: _StopFlag) -> bool:
     return False
 
 
-def _stop(fleet: Any, config: Any, run_dir: Path, stop: _StopFlag) -> bool:
+def _stop(fleet: Any, config: Any, run_dir: Path, stop: _StopFlag, feed: Any = None) -> bool:
     from fleet.runtime import ControllerGone
     from fleet.stats import format_summary
 
@@ -196,6 +205,9 @@ def _stop(fleet: Any, config: Any, run_dir: Path, stop: _StopFlag) -> bool:
     except ControllerGone as gone:
         print(f"camfleet: the controller did not stop cleanly ({gone})", file=sys.stderr)
         return False
+    events = feed.lines() if feed is not None else []  # the objects live at shutdown ended
+    if events:
+        print("\n".join(events), flush=True)
     print(format_summary(final), flush=True)
     summary = {cid: {k: v for k, v in asdict(s).items() if k != "latency_s"}
                for cid, s in final.items()}

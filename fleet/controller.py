@@ -115,7 +115,7 @@ class FleetController:
         camera = self.configs[cid]
         routes = {name: self.pools[name].handles() for name in camera.detect}
         plan = CameraPlan(camera, self.config.sinks, str(self.run_dir), offset, resume,
-                          self.lease_s)
+                          self.lease_s, self.config.name)
         return self.actors.start_camera(cid, (plan, routes), Placement(num_cpus=camera.num_cpus))
 
     # ------------------------------------------------------------------------------------ adopt

@@ -28,6 +28,8 @@ class FrameMeta:
     height: int
     detect_width: int | None  # downscale to this width before detecting (None: native)
     put_scale: float = 1.0  # original width / width of the frame put (put_width): boxes x this
+    stream_time: float | None = None  # seconds on the media's own clock (files read faster than
+    # real time); None: the stream runs on the wall clock (capture_time)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,19 @@ class DetectionResult:
     detections: tuple[Detection, ...]
     service_s: float  # time spent inside the detector, read to result
     actor: str = ""  # which detector actor answered (its Ray actor id)
+
+
+@dataclass(frozen=True)
+class SinkStats:
+    """One push sink of one camera. ``published == sent + queued + sum(dropped.values())``."""
+
+    sink: str  # webhook | mqtt
+    published: int
+    sent: int
+    queued: int
+    dropped: dict[str, int]  # queue_full | rejected | shutdown
+    retries: int
+    last_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,10 @@ class CameraStats:
     stuck_s: float = 0.0  # how long capture has been inside one source call (the watchdog's)
     audit_problems: tuple[str, ...] = ()  # what the per-frame audit found (fleet.accounting)
     put_bytes: int = 0  # bytes of the last frame put into the object store (see put_width)
+    tracks_active: dict[str, int] = field(default_factory=dict)  # live objects per label
+    object_events: dict[str, int] = field(default_factory=dict)  # object events by type
+    frames_late: int = 0  # results too late for the tracker's reorder window (not tracked)
+    sinks: tuple[SinkStats, ...] = ()  # the camera's push sinks (webhook, MQTT)
 
     @property
     def accounted(self) -> bool:
@@ -154,3 +173,4 @@ class CameraPlan:
     offset: int = 0  # spreads the cameras' first routing choices over the detector actors
     resume: CameraStats | None = None  # a previous actor's last counters: they go on from these
     lease_s: float = 0.0  # end the actor when its controller has not called for this long
+    fleet: str = ""  # the fleet's name (in object events and MQTT topics)

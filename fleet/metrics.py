@@ -86,6 +86,38 @@ def _camera_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
     yield dropped
     yield detections
     yield from _gauges(views)
+    yield from _object_metrics(views)
+
+
+def _object_metrics(views: list[Any]) -> Iterator[Metric]:
+    """Tracks, object events and push sinks (cameras with tracking on; configured sinks)."""
+    active = GaugeMetricFamily("camfleet_tracks_active", "Objects being tracked now.",
+                               labels=["camera", "label"])
+    events = CounterMetricFamily("camfleet_object_events", "Object events, by type.",
+                                 labels=["camera", "event"])
+    late = CounterMetricFamily("camfleet_frames_late",
+                               "Results too late for the tracker's reorder window (not tracked).",
+                               labels=["camera"])
+    depth = GaugeMetricFamily("camfleet_sink_queue_depth", "Events waiting in a push sink.",
+                              labels=["camera", "sink"])
+    sent = CounterMetricFamily("camfleet_sink_sent", "Events a push sink delivered.",
+                               labels=["camera", "sink"])
+    lost = CounterMetricFamily("camfleet_sink_dropped", "Events a push sink dropped, by reason.",
+                               labels=["camera", "sink", "reason"])
+    for view in views:
+        stats = view.stats
+        for label, count in sorted(stats.tracks_active.items()):
+            active.add_metric([stats.camera, label], count)
+        for kind, count in sorted(stats.object_events.items()):
+            events.add_metric([stats.camera, kind], count)
+        if stats.object_events:  # tracking is on
+            late.add_metric([stats.camera], stats.frames_late)
+        for sink in stats.sinks:
+            depth.add_metric([stats.camera, sink.sink], sink.queued)
+            sent.add_metric([stats.camera, sink.sink], sink.sent)
+            for reason in ("queue_full", "rejected", "shutdown"):
+                lost.add_metric([stats.camera, sink.sink, reason], sink.dropped.get(reason, 0))
+    yield from (active, events, late, depth, sent, lost)
 
 
 def _gauges(views: list[Any]) -> Iterator[Metric]:

@@ -24,6 +24,7 @@ from fleet.config import (
     HttpSource,
     ImagesSource,
     RtspSource,
+    ScenePath,
     SyntheticSource,
 )
 from fleet.errors import EndOfStreamError, SourceConnectionError, SourceError
@@ -219,6 +220,18 @@ class ImageFolderSource:
         self.files = []
 
 
+def path_box(path: ScenePath, t: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Where a path's box is at ``t`` s on the scene's clock: (x0, y0, x1, y1) in pixels,
+    inclusive. The ground truth the tracking tests compare with."""
+    f = (t - path.start_s) / (path.end_s - path.start_s)
+    cx = (path.start[0] + f * (path.end[0] - path.start[0])) * width
+    cy = (path.start[1] + f * (path.end[1] - path.start[1])) * height
+    bw, bh = path.size[0] * width, path.size[1] * height
+    x0, y0 = max(0, round(cx - bw / 2)), max(0, round(cy - bh / 2))
+    x1, y1 = min(width - 1, round(cx + bw / 2)), min(height - 1, round(cy + bh / 2))
+    return x0, y0, x1, y1
+
+
 class SyntheticScene:
     """A moving test scene drawn in place into the reused buffer: no allocation per frame."""
 
@@ -270,6 +283,10 @@ class SyntheticScene:
             cy = int((0.5 + 0.4 * math.cos(t * (0.5 + 0.2 * k) + 2 * k)) * h)
             colour = (255 - 60 * k % 255, 80 + 50 * k % 175, 40 * k % 255)
             cv2.circle(frame, (cx, cy), radius, colour, -1)
+        for path in self.config.paths:
+            if path.start_s <= t < path.end_s:
+                x0, y0, x1, y1 = path_box(path, t, w, h)
+                cv2.rectangle(frame, (x0, y0), (x1, y1), path.colour, -1)
         scale = max(0.5, h / 720)
         cv2.putText(frame, f"{self.camera} #{self.index}", (10, int(30 * scale)),
                     cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(2 * scale)))

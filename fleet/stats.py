@@ -253,7 +253,8 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None,
                  since: float = 0.0) -> str:
     """The live per-camera table the CLI prints, with the scaling actions since ``since``."""
     head = f"{'camera':<16} {'state':<8} {'in fps':>6} {'out fps':>7} {'hit':>5} {'infl':>4} " \
-           f"{'buf':>3} {'p50 ms':>6} {'p95 ms':>6} {'drops (reason=n)':<28} detections"
+           f"{'buf':>3} {'p50 ms':>6} {'p95 ms':>6} {'objs':>4} {'drops (reason=n)':<28} " \
+           "detections"
     lines = [head, "-" * len(head)]
     for view in snapshot.cameras.values():
         s = view.stats
@@ -262,7 +263,7 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None,
         lines.append(
             f"{s.camera:<16.16} {s.state:<8} {view.input_fps:>6.1f} {view.analysed_fps:>7.1f} "
             f"{view.hit_rate:>5.2f} {s.in_flight:>4} {s.buffers:>3} {_ms(view.p50_ms):>6} "
-            f"{_ms(view.p95_ms):>6} "
+            f"{_ms(view.p95_ms):>6} {sum(s.tracks_active.values()):>4} "
             f"{drops:<28.28} {dets}"
         )
         if s.last_error and s.state == "down":
@@ -293,4 +294,21 @@ def format_summary(final: dict[str, CameraStats]) -> str:
             f"{s.camera:<16.16} {s.captured:>8} = {s.processed:>9} + {dropped:>7} + "
             f"{s.failed:>6} + {s.in_flight:>9}   {mark:<3} {reasons}"
         )
+    lines += [line for s in final.values() if (line := _objects_line(s))]
     return "\n".join(lines)
+
+
+def _objects_line(s: CameraStats) -> str:
+    """Objects and push sinks of one camera, for the summary (empty without tracking)."""
+    if not s.object_events:
+        return ""
+    events = s.object_events
+    text = (f"{s.camera:<16.16} objects: {events.get('start', 0)} started, "
+            f"{events.get('end', 0)} ended; zone events: enter={events.get('enter', 0)} "
+            f"leave={events.get('leave', 0)} loiter={events.get('loiter', 0)}")
+    if s.frames_late:
+        text += f"; {s.frames_late} results too late to track"
+    for sink in s.sinks:
+        lost = " ".join(f"{k}={v}" for k, v in sorted(sink.dropped.items()) if v) or "none"
+        text += f"; {sink.sink}: {sink.sent}/{sink.published} sent, dropped {lost}"
+    return text

@@ -55,16 +55,29 @@ def camfleet(*args: str) -> list[str]:
 
 def check_run_folder(run_dir: Path, secret: str | None = None) -> dict:
     """A finished run's summary.json, checked: every frame accounted for, nothing in flight, one
-    event per frame with detections, and ``secret`` (when given) in none of the files."""
+    frame line per frame with detections (when the fleet writes them), every object that
+    started ended, once, and ``secret`` (when given) in none of the files."""
     summary = json.loads((run_dir / "summary.json").read_text())
     for cid, s in summary.items():
         dropped = sum(s["dropped"].values())
         assert s["captured"] == s["processed"] + dropped + s["failed"] + s["in_flight"], cid
         assert s["in_flight"] == 0, cid
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
-    per_camera = Counter(e["camera"] for e in events)
+    frames = Counter(e["camera"] for e in events if e["type"] == "frame")
+    if frames:
+        for cid, s in summary.items():
+            assert frames.get(cid, 0) == s["frames_with_detections"], cid
+    lifecycle: dict[str, list[str]] = {}
+    for event in events:
+        if event["type"] == "object":
+            lifecycle.setdefault(event["track"], []).append(event["event"])
+    for track, kinds in lifecycle.items():
+        assert kinds[0] == "start" and kinds[-1] == "end", (track, kinds)
+        assert kinds.count("start") == 1 and kinds.count("end") == 1, (track, kinds)
     for cid, s in summary.items():
-        assert per_camera.get(cid, 0) == s["frames_with_detections"], cid
+        started = s.get("object_events", {}).get("start", 0)
+        assert started == s.get("object_events", {}).get("end", 0), cid
+        assert started == len({t for t in lifecycle if t.startswith(f"{cid}-")}), cid
     if secret is not None:
         for name in ("events.jsonl", "stats.jsonl", "summary.json"):
             assert secret not in (run_dir / name).read_text(), name

@@ -3,12 +3,16 @@
 from typing import Any
 
 from fleet.config._loader import load_fleet, parse_fleet
+from fleet.config._objects import MaskConfig, TrackingConfig, ZoneConfig
+from fleet.config._push import MqttSinkConfig, WebhookSinkConfig
+from fleet.config._scene import ScenePath
 from fleet.config._models import (
     DEFAULT_DETECTOR_TYPES,
     DETECTOR_KINDS,
     AutoscalingConfig,
     BatchingConfig,
     BlazeFaceDetectorConfig,
+    BlobsDetectorConfig,
     CameraConfig,
     CameraSettings,
     DetectorConfig,
@@ -52,6 +56,7 @@ __all__ = [
     "AutoscalingConfig",
     "BatchingConfig",
     "BlazeFaceDetectorConfig",
+    "BlobsDetectorConfig",
     "CameraConfig",
     "CameraSettings",
     "DetectorConfig",
@@ -64,7 +69,9 @@ __all__ = [
     "HttpSource",
     "ImagesSource",
     "JsonlSinkConfig",
+    "MaskConfig",
     "MetricsConfig",
+    "MqttSinkConfig",
     "MotionConfig",
     "OnnxDetectorConfig",
     "OnnxModelConfig",
@@ -72,10 +79,14 @@ __all__ = [
     "PersonDetectorConfig",
     "ReconnectConfig",
     "RtspSource",
+    "ScenePath",
     "SinksConfig",
     "SnapshotSinkConfig",
     "SyntheticSource",
     "TilesConfig",
+    "TrackingConfig",
+    "WebhookSinkConfig",
+    "ZoneConfig",
     "json_schema",
     "load_fleet",
     "parse_fleet",

@@ -16,25 +16,22 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
+from fleet.config._base import ID_PATTERN, StrictModel
+from fleet.config._objects import ObjectSettings
+from fleet.config._push import MqttSinkConfig, WebhookSinkConfig
+from fleet.config._scene import BlobSettings, ScenePath
 from fleet.redact import redact_url
 
-ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 # Detector names that exist without being defined (their type: DEFAULT_DETECTOR_TYPES).
 DETECTOR_KINDS = ("face", "person")
 SafeId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # ----------------------------------------------------------------------------------------- sources
@@ -130,6 +127,11 @@ class SyntheticSource(StrictModel):
     )
     frames: int | None = Field(
         default=None, ge=1, description="Stop after this many frames (none: endless)."
+    )
+    paths: list[ScenePath] = Field(
+        default_factory=list, max_length=256,
+        description="Objects on known straight paths (ground truth for tracking tests), drawn "
+        "besides the moving shapes (set objects: 0 for paths only).",
     )
     fps_schedule: list[tuple[float, float]] = Field(
         default_factory=list,
@@ -240,8 +242,9 @@ class ReconnectConfig(StrictModel):
         return self
 
 
-class CameraSettings(StrictModel):
-    """What every camera has; ``defaults:`` holds the same fields."""
+class CameraSettings(ObjectSettings):
+    """What every camera has; ``defaults:`` holds the same fields (tracking, zones and masks
+    come from :class:`ObjectSettings`)."""
 
     fps: float = Field(default=5.0, gt=0, le=240, description="Target analysed frames per second.")
     detect: list[str] = Field(
@@ -463,7 +466,10 @@ class PersonDetectorConfig(DetectorBase):
     )
     win_stride_px: int = Field(default=8, ge=4, le=64, description="Sliding-window step.")
     scale: float = Field(default=1.05, gt=1, le=2, description="Image pyramid step.")
-    min_score: float = Field(default=0.3, ge=-10, le=10, description="Lowest SVM score kept.")
+    min_score: float = Field(
+        default=0.3, ge=-10, le=10,
+        description="Lowest SVM margin kept (a box's score is its logistic: 0.3 -> 0.57).",
+    )
     nms_iou: float = Field(
         default=0.5, ge=0, le=1, description="Overlap above which boxes are merged."
     )
@@ -686,8 +692,13 @@ class BlazeFaceDetectorConfig(OnnxRuntimeSettings):
         return data
 
 
+class BlobsDetectorConfig(DetectorBase, BlobSettings):
+    """Solid-colour blobs (``type: blobs``): the synthetic scene's paths, for tests."""
+
+
 DetectorConfig = Annotated[
-    BlazeFaceDetectorConfig | FaceDetectorConfig | PersonDetectorConfig | OnnxDetectorConfig,
+    BlazeFaceDetectorConfig | FaceDetectorConfig | PersonDetectorConfig | OnnxDetectorConfig
+    | BlobsDetectorConfig,
     Field(discriminator="type"),
 ]
 
@@ -708,11 +719,18 @@ RunPath = Annotated[str, AfterValidator(_inside_run_folder)]
 
 
 class JsonlSinkConfig(StrictModel):
-    enabled: bool = Field(
-        default=True, description="Write one JSON line per analysed frame with detections."
-    )
+    enabled: bool = Field(default=True, description="Write events to a JSON-lines file.")
     path: RunPath = Field(
         default="events.jsonl", min_length=1, description="File, relative to the run folder."
+    )
+    objects: bool = Field(
+        default=True,
+        description='Object events (type "object": start, update, end, enter, leave, loiter).',
+    )
+    frames: bool = Field(
+        default=False,
+        description='Also one line per analysed frame with detections (type "frame"): many '
+        "lines a second per camera; for debugging and offline analysis.",
     )
     flush_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="Longest a line waits in memory."
@@ -721,16 +739,23 @@ class JsonlSinkConfig(StrictModel):
 
 class SnapshotSinkConfig(StrictModel):
     enabled: bool = Field(
-        default=False, description="Save JPEG snapshots of frames with detections."
+        default=True,
+        description="Save the best snapshot of every tracked object (<dir>/<camera>/<track>.jpg, "
+        "its path in the object's events).",
+    )
+    frames: bool = Field(
+        default=False,
+        description="Also save frames with detections (<dir>/<camera>-<frame>.jpg), at most "
+        "max_per_camera, min_interval_s apart.",
     )
     dir: RunPath = Field(
         default="snapshots", min_length=1, description="Folder, relative to the run folder."
     )
     max_per_camera: int = Field(
-        default=50, ge=1, le=100_000, description="Snapshots kept per camera."
+        default=50, ge=1, le=100_000, description="Frame snapshots kept per camera."
     )
     min_interval_s: float = Field(
-        default=5.0, ge=0, le=86400, description="Least time between snapshots."
+        default=5.0, ge=0, le=86400, description="Least time between frame snapshots."
     )
     width: int = Field(default=640, ge=32, le=7680, description="Snapshot width (downscaled).")
     jpeg_quality: int = Field(default=85, ge=10, le=100, description="JPEG quality.")
@@ -739,6 +764,12 @@ class SnapshotSinkConfig(StrictModel):
 class SinksConfig(StrictModel):
     jsonl: JsonlSinkConfig = Field(default_factory=JsonlSinkConfig, description="JSONL events.")
     snapshots: SnapshotSinkConfig = Field(default_factory=SnapshotSinkConfig, description="JPEGs.")
+    webhook: WebhookSinkConfig = Field(
+        default_factory=WebhookSinkConfig, description="HTTP POST of each object event."
+    )
+    mqtt: MqttSinkConfig = Field(
+        default_factory=MqttSinkConfig, description="Object events and camera state over MQTT."
+    )
 
 
 # -------------------------------------------------------------------------------------------- fleet

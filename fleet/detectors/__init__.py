@@ -4,6 +4,7 @@
     onnx       your own object detector on ONNX Runtime (YOLOv5, YOLOv8/YOLO11, NMS inside)
     haar       OpenCV Haar cascade faces (legacy)
     hog        OpenCV HOG + linear SVM people (legacy; the default for a detector named person)
+    blobs      solid-colour boxes: the synthetic scene's paths (ground truth for tests)
 
 A detector reads the frame it is given (in camfleet a read-only view on Ray's object store),
 resizes it into buffers of its own that it reuses across calls, and returns boxes in
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from fleet.config import DetectorConfig
 from fleet.detectors.base import Detector, SettingError, detect_batch
 from fleet.detectors.blazeface import BlazeFaceDetector
+from fleet.detectors.blobs import BlobsDetector
 from fleet.detectors.legacy import CASCADES, HaarFaceDetector, HogPersonDetector
 from fleet.detectors.models import MODELS_ENV, models_dir
 from fleet.detectors.onnx_detector import OnnxDetector
@@ -33,6 +35,7 @@ REGISTRY: dict[str, Callable[..., Detector]] = {
     "onnx": OnnxDetector,
     "haar": HaarFaceDetector,
     "hog": HogPersonDetector,
+    "blobs": BlobsDetector,
 }
 
 
@@ -63,6 +66,7 @@ __all__ = [
     "MODELS_ENV",
     "REGISTRY",
     "BlazeFaceDetector",
+    "BlobsDetector",
     "Detection",
     "Detector",
     "DetectorService",

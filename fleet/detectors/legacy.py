@@ -6,6 +6,7 @@ boxes in original-frame coordinates.
 
 from __future__ import annotations
 
+import math
 import os
 
 import cv2
@@ -19,10 +20,12 @@ from fleet.imaging import Downscaler
 CASCADES: str = cv2.data.haarcascades  # type: ignore[attr-defined]
 
 
-def _box(label: str, rect: np.ndarray, scale: float, score: float) -> Detection:
-    """A box found on the downscaled image, in original-frame pixels."""
+def _box(label: str, rect: np.ndarray, scale: float, weight: float) -> Detection:
+    """A box found on the downscaled image, in original-frame pixels. Its score is the
+    logistic of the cascade's or SVM's margin, so that it lies in 0..1 as every other
+    detector's does and the tracker's thresholds mean the same for all (margin 0 -> 0.5)."""
     x, y, w, h = (round(float(v) / scale) for v in rect)
-    return Detection(label, x, y, w, h, score)
+    return Detection(label, x, y, w, h, 1.0 / (1.0 + math.exp(-weight)))
 
 
 class HaarFaceDetector:

@@ -1,8 +1,10 @@
 """Reading a run folder written by ``camfleet run`` into a :class:`~fleet.report.series.Run`.
 
-Reads only what the run left (``stats.jsonl``, ``decisions.jsonl``, ``summary.json``), so it needs
-no Ray and works on a copied folder. Every problem is a :class:`ReportError` naming the file and
-line and saying what to do, since a run cut off mid-write is the usual way a folder goes bad.
+Reads only what the run left (``stats.jsonl``, ``decisions.jsonl``, ``summary.json``, and the
+object events in ``events.jsonl``), so it needs no Ray and works on a copied folder. Every problem
+is a :class:`ReportError` naming the file and line and saying what to do, since a run cut off
+mid-write is the usual way a folder goes bad. The one exception is the last line of
+``events.jsonl`` cut off mid-write, which a killed run leaves: it is skipped and noted.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fleet.errors import FleetError
-from fleet.report.series import CameraSeries, Decision, DetectorSeries, Run
+from fleet.report.series import CameraSeries, Decision, DetectorSeries, ObjectEvent, Objects, Run
 
 
 class ReportError(FleetError):
@@ -27,6 +29,9 @@ class ReportError(FleetError):
 CAMERA_FIELDS = ("captured", "processed", "input_fps", "analysed_fps", "hit_rate", "p50_ms",
                  "p95_ms", "buffers")
 DETECTOR_FIELDS = ("running", "target", "pending", "utilisation")
+EVENTS_FILE = "events.jsonl"  # sinks.jsonl.path's default; the run folder does not record it
+OBJECT_EVENT_KEYS = ('{"type": "object", "event", "camera", "track", "label", "time", '
+                     '"first_seen", "last_seen", ...}')
 
 
 class _NotANumber(ValueError):
@@ -174,7 +179,7 @@ def load_run(path: str | Path) -> Run:
         t_s=np.array([s.time - start for s in snapshots]),
         cameras=_camera_series(snapshots), detectors=_detector_series(snapshots),
         decisions=_read_decisions(run_dir / "decisions.jsonl", start),
-        summary=summary, summary_source=source,
+        summary=summary, summary_source=source, objects=load_objects(run_dir, start),
     )
 
 
@@ -203,3 +208,77 @@ def _detector_series(snapshots: list[_Snapshot]) -> dict[str, DetectorSeries]:
     kinds = list(dict.fromkeys(k for s in snapshots for k in s.detectors))
     return {k: DetectorSeries(detector=k, **{f: _column(snapshots, "detectors", k, f)
                                              for f in DETECTOR_FIELDS}) for k in kinds}
+
+
+# ---- object events ---------------------------------------------------------------------------
+
+def load_objects(path: str | Path, start_time: float | None = None) -> Objects | None:
+    """The object events of a run folder's ``events.jsonl`` as tracks; None if it has none.
+
+    Times count from ``start_time`` (:func:`load_run` passes the first stats snapshot's, so the
+    timeline lines up with the other panels), else from the earliest event. Frame lines are
+    passed over; a run from before tracking, or with tracking off, has only those.
+
+    >>> load_objects("tests/unit/fixtures/runs/demo-4cams") is None  # the demo predates tracking
+    True
+    """
+    events_path = Path(path) / EVENTS_FILE
+    if not events_path.is_file():
+        return None
+    skipped: list[str] = []
+    events = []
+    for number, record in _object_records(events_path, skipped):
+        try:
+            events.append(_parse_object_event(record))
+        except _NotANumber as exc:
+            raise ReportError(f"{events_path}:{number}: object event {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ReportError(f"{events_path}:{number}: not an object event ({detail}); "
+                              f"expected {OBJECT_EVENT_KEYS}") from None
+    if not events:
+        return None
+    if start_time is None:
+        start, origin = min(min(e.time, e.first_seen) for e in events), "the first object event"
+    else:
+        start, origin = start_time, "the first stats snapshot"
+    return Objects.from_events(events, start, origin, "; ".join(skipped))
+
+
+def _object_records(path: Path, skipped: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) of each object event. A bad line is a ReportError at file:line,
+    except a last line cut off mid-write (no newline: a killed run), which goes to ``skipped``."""
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            if '"object"' not in line:
+                continue  # a frame line: many, and the report does not read them
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if line.endswith("\n"):
+                    raise ReportError(
+                        f"{path}:{number}: not valid JSON ({exc.msg}, column {exc.colno}); "
+                        "delete that line and report again") from None
+                skipped.append(f"{path.name}:{number} was cut off mid-write (the run was "
+                               "killed) and is skipped")
+                return
+            if isinstance(record, dict) and record.get("type") == "object":
+                yield number, record
+
+
+def _parse_object_event(r: dict[str, Any]) -> ObjectEvent:
+    """The fields the report uses; times must be numbers, the others have fallbacks."""
+    def when(key: str) -> float:
+        value = _num(r[key], key)
+        if not math.isfinite(value):
+            raise _NotANumber(f"{key}: expected a time, got {r[key]!r}")
+        return value
+
+    first, last = when("first_seen"), when("last_seen")
+    duration, zone = _num(r.get("duration_s"), "duration_s"), r.get("zone")
+    return ObjectEvent(
+        event=str(r["event"]), camera=str(r["camera"]), track=str(r["track"]),
+        label=str(r["label"]), time=when("time"), first_seen=first, last_seen=last,
+        duration_s=last - first if math.isnan(duration) else duration,
+        best_score=_num(r.get("best_score", r.get("score")), "best_score"),
+        frames=int(r.get("frames") or 0), zone=None if zone is None else str(zone))

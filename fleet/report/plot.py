@@ -10,6 +10,11 @@ Panels share one time axis, seconds since the first snapshot:
 
 Beyond :data:`MAX_CAMERA_LINES` cameras a panel shows the fleet (total, worst at each instant,
 or the spread) plus the single worst camera, so twenty cameras stay readable.
+
+A run with object events also gets an objects timeline (:func:`render_objects`), on the same time
+axis: a lane per camera, a bar per track from first to last seen, coloured by label, with its
+zone events marked. Beyond :data:`MAX_OBJECT_LANES` cameras only the busiest are drawn, and
+concurrent tracks stack in up to :data:`MAX_LANE_ROWS` rows per lane.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from fleet.report.load import ReportError
-from fleet.report.series import FPS_WINDOW_S, Run, nan_reduce, worst_camera
+from fleet.report.series import FPS_WINDOW_S, Objects, Run, Track, nan_reduce, worst_camera
 
 DEFAULT_TARGET_HIT_RATE = 0.99  # the fleet file's default; the run folder does not record it
 MAX_CAMERA_LINES = 8  # more cameras than this: fleet aggregate plus the worst camera
@@ -30,6 +35,13 @@ MAX_DECISION_LABELS = 16  # more decisions than this are marked, but only these 
 DECISION_LABEL_ROWS = 3  # labels of close decisions are staggered over this many rows
 ACTION_COLOURS = {"scale_up": "tab:green", "scale_down": "tab:orange",
                   "capacity_limited": "tab:red"}
+MAX_OBJECT_LANES = 12  # cameras on the objects timeline: those with the most tracks
+MAX_LANE_ROWS = 6  # concurrent tracks of a camera stack in rows; beyond, they overlap
+MAX_ZONE_LABELS = 30  # more zone events than this are marked, but their zones not named
+ZONE_MARKERS: dict[str, dict[str, Any]] = {
+    "enter": {"marker": ">", "facecolor": "white", "label": "zone enter"},
+    "leave": {"marker": "<", "facecolor": "black", "label": "zone leave"},
+    "loiter": {"marker": "*", "facecolor": "gold", "label": "loiter", "s": 90}}
 
 
 def _pyplot() -> Any:
@@ -230,6 +242,182 @@ def render(run: Run, out_png: str | Path, target_hit_rate: float = DEFAULT_TARGE
     axes[-1].set_xlim(min([0.0, *(d.t_s for d in run.decisions)]), max(run.duration_s, 1.0))
     axes[-1].set_xlabel("seconds since the first snapshot")
     fig.suptitle(_title(run, view), fontsize=11)
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+# ---- the objects timeline --------------------------------------------------------------------
+
+def objects_path(report_png: str | Path) -> Path:
+    """Where the objects timeline goes: ``objects.png`` beside the default ``report.png``, else
+    ``<name>-objects.png`` beside the report, so two reports in one folder keep their own."""
+    report = Path(report_png)
+    name = "objects.png" if report.name == "report.png" else f"{report.stem}-objects.png"
+    return report.with_name(name)
+
+
+def _objects(run: Run) -> Objects:
+    """The run's object events, or a ReportError saying there are none to draw."""
+    if run.objects is None:
+        raise ReportError(f"{run.path}: no object events to draw; the run's events.jsonl has "
+                          "none (a run from before tracking, or with tracking off)")
+    return run.objects
+
+
+def pack_rows(tracks: list[Track], max_rows: int, gap_s: float = 0.0) -> tuple[list[int], int]:
+    """A row for each track (in order of first sighting) such that tracks in a row do not
+    overlap, first row that fits; past ``max_rows`` rows, the row that frees first. Returns the
+    rows and how many tracks had to overlap another."""
+    ends: list[float] = []
+    rows, overlaps = [], 0
+    for t in tracks:
+        row = next((i for i, end in enumerate(ends) if end + gap_s < t.first_s), None)
+        if row is None and len(ends) < max_rows:
+            row = len(ends)
+            ends.append(t.last_s)
+        elif row is None:
+            row, overlaps = int(np.argmin(ends)), overlaps + 1
+        ends[row] = max(ends[row], t.last_s)
+        rows.append(row)
+    return rows, overlaps
+
+
+@dataclass(frozen=True)
+class TimelineLayout:
+    """Where every drawn track goes: lanes top to bottom, a y per track, what was left out."""
+
+    lanes: list[tuple[str, float, float]]  # camera, top y, bottom y (y grows downwards)
+    y: dict[tuple[str, str], float]  # (camera, track) -> its row's centre
+    left_out: tuple[int, int]  # cameras, and their tracks, not drawn
+    overlaps: int  # tracks drawn over another for want of rows
+
+
+def timeline_layout(run: Run, gap_s: float = 0.0) -> TimelineLayout:
+    """The busiest :data:`MAX_OBJECT_LANES` cameras, in the fleet file's order, each lane as tall
+    as the most tracks it had at once (up to :data:`MAX_LANE_ROWS`); ``gap_s`` keeps bars in a
+    row apart. Raises :class:`ReportError` for a run without object events."""
+    objects = _objects(run)
+    ranked = objects.cameras()
+    drawn = set(ranked[:MAX_OBJECT_LANES])
+    order = [c for c in [*run.cameras, *ranked] if c in drawn]
+    lanes, y, top, overlaps = [], {}, 0.0, 0
+    for camera in dict.fromkeys(order):
+        tracks = [t for t in objects.tracks if t.camera == camera]
+        rows, overlapped = pack_rows(tracks, MAX_LANE_ROWS, gap_s)
+        overlaps += overlapped
+        y.update({(camera, t.track): top + row + 0.5 for t, row in zip(tracks, rows, strict=True)})
+        bottom = top + max(rows, default=0) + 1
+        lanes.append((camera, top, bottom))
+        top = bottom + 0.5  # a half row between lanes
+    shown = sum(1 for t in objects.tracks if t.camera in drawn)
+    return TimelineLayout(lanes, y, (len(ranked) - len(drawn), len(objects.tracks) - shown),
+                          overlaps)
+
+
+def _draw_tracks(ax: Any, objects: Objects, line: TimelineLayout, colours: dict[str, Any],
+                 min_width_s: float) -> None:
+    """One broken_barh per row, label and ended-ness: a few collections, however many tracks."""
+    groups: dict[tuple[float, str, bool], list[tuple[float, float]]] = {}
+    for t in objects.tracks:
+        y = line.y.get((t.camera, t.track))
+        if y is not None:
+            width = max(t.last_s - t.first_s, min_width_s)  # one sighting still shows
+            groups.setdefault((y, t.label, t.ended), []).append((t.first_s, width))
+    for (y, label, ended), spans in groups.items():
+        ax.broken_barh(spans, (y - 0.4, 0.8), facecolors=colours[label], alpha=0.85,
+                       edgecolor="none" if ended else "tab:red", linewidth=0 if ended else 0.8,
+                       hatch=None if ended else "////")
+
+
+def _draw_zone_marks(ax: Any, objects: Objects, line: TimelineLayout) -> None:
+    """A marker per zone event on its track's bar; the zone named when there are few."""
+    marks = [(m, line.y[(m.camera, m.track)]) for m in objects.marks
+             if (m.camera, m.track) in line.y]
+    for event, style in ZONE_MARKERS.items():
+        points = [(m.t_s, y) for m, y in marks if m.event == event]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.scatter(xs, ys, marker=style["marker"], s=style.get("s", 40),
+                       facecolors=style["facecolor"], edgecolors="black", linewidths=0.8,
+                       zorder=3, label=style["label"])
+    if len(marks) <= MAX_ZONE_LABELS:
+        for m, y in marks:
+            ax.annotate(m.zone, (m.t_s, y - 0.4), xytext=(0, 1), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=6.5, color="0.2")
+
+
+def _style_timeline(ax: Any, run: Run, objects: Objects, line: TimelineLayout) -> None:
+    """Lane names on the left, lines between lanes, the report's time axis."""
+    counts = {c.camera: c for c in objects.per_camera()}
+    ax.set_yticks([(top + bottom) / 2 for _, top, bottom in line.lanes],
+                  [f"{camera[:24]}\n{counts[camera].tracks} track(s)"
+                   for camera, _, _ in line.lanes], fontsize=8)
+    for _, _, bottom in line.lanes[:-1]:
+        ax.axhline(bottom + 0.25, color="0.6", lw=0.8)
+    ax.set_ylim(line.lanes[-1][2] + 0.1, -0.1)  # first lane on top
+    lo = min([0.0, *(t.first_s for t in objects.tracks)])
+    hi = max([run.duration_s, 1.0, *(t.last_s for t in objects.tracks)])
+    ax.set_xlim(lo - 0.01 * (hi - lo), hi + 0.01 * (hi - lo))
+    ax.set_xlabel(f"seconds since {objects.origin}")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _objects_title(run: Run, objects: Objects, line: TimelineLayout) -> str:
+    """What is drawn, and every way the picture is incomplete."""
+    events = sum(sum(n.values()) for n in objects.events.values())
+    lines = [f"camfleet run {run.name}: objects timeline, {len(objects.tracks)} track(s) on "
+             f"{len(objects.events)} camera(s), {events} object event(s)",
+             "a bar per track from first to last seen, coloured by label; markers: zone events"]
+    open_tracks = len(objects.open_tracks())
+    if open_tracks:
+        lines.append(f"{open_tracks} track(s) without an end event (the run was killed?): "
+                     "drawn to their last event, hatched and edged in red")
+    cameras, tracks = line.left_out
+    if cameras:
+        lines.append(f"{cameras} more camera(s) with {tracks} track(s) not drawn (only the "
+                     f"{MAX_OBJECT_LANES} with the most tracks are); the summary lists all")
+    if line.overlaps:
+        lines.append(f"{line.overlaps} track(s) overlap others: more than {MAX_LANE_ROWS} at "
+                     "once on a camera")
+    return "\n".join(lines)
+
+
+def _objects_legend(ax: Any, plt: Any, colours: dict[str, Any], open_tracks: bool) -> None:
+    """Labels, then the zone markers (already on the axes), then the hatch of open tracks."""
+    handles, names = ax.get_legend_handles_labels()
+    patches = [plt.Rectangle((0, 0), 1, 1, fc=c, alpha=0.85) for c in colours.values()]
+    if open_tracks:
+        patches.append(plt.Rectangle((0, 0), 1, 1, fc="0.8", ec="tab:red", hatch="////"))
+    ax.legend([*patches[:len(colours)], *handles, *patches[len(colours):]],
+              [*colours, *names, *(["no end event"] if open_tracks else [])],
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, fontsize=8,
+              frameon=False)
+
+
+def render_objects(run: Run, out_png: str | Path) -> Path:
+    """Draw the run's objects timeline into a PNG at ``out_png``; returns its path.
+
+    Raises :class:`ReportError` if the run recorded no object events (``run.objects`` is None).
+    """
+    objects = _objects(run)
+    plt = _pyplot()
+    hi = max([run.duration_s, 1.0, *(t.last_s for t in objects.tracks)])
+    min_width_s = 0.002 * hi  # a track seen once is a sliver, not nothing
+    line = timeline_layout(run, min_width_s)
+    palette = plt.get_cmap("tab10" if len(objects.labels()) <= 10 else "tab20")
+    colours = {label: palette(i % palette.N) for i, label in enumerate(objects.labels())}
+    title = _objects_title(run, objects, line)
+    rows = line.lanes[-1][2]
+    height = min(18.0, max(4.0, 1.2 + 0.22 * title.count("\n") + 0.32 * rows))
+    fig, ax = plt.subplots(figsize=(13, height), layout="constrained")
+    _draw_tracks(ax, objects, line, colours, min_width_s)
+    _draw_zone_marks(ax, objects, line)
+    _style_timeline(ax, run, objects, line)
+    _objects_legend(ax, plt, colours, bool(objects.open_tracks()))
+    fig.suptitle(title, fontsize=10)
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)

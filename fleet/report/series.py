@@ -1,4 +1,5 @@
-"""A finished run as time series, and the figures its panels show (rates, the worst camera).
+"""A finished run as time series, and the figures its panels show (rates, the worst camera);
+its object events as tracks, and the figures the objects summary prints.
 
 Rates come from :func:`fleet.stats.windowed_rate`, which replays the recorded counters through
 the live stats' own :class:`~fleet.stats.CounterWindow`: one implementation for the live table and
@@ -7,6 +8,7 @@ for the report. Everything here is numpy only, so a run can be summed up without
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +73,7 @@ class Run:
     decisions: list[Decision]
     summary: dict[str, dict[str, Any]]  # final counters per camera
     summary_source: str  # which file (or line) the final counters came from
+    objects: Objects | None = None  # the object events, None if the run recorded none
 
     @property
     def duration_s(self) -> float:
@@ -128,3 +131,158 @@ def worst_camera(run: Run) -> str:
         p95 = np.nanmean(c.p95_ms) if np.isfinite(c.p95_ms).any() else 0.0
         return float(hit), -float(p95)
     return min(run.cameras.values(), key=badness).camera
+
+
+# ---- object events: tracks, zone events, per-camera figures ---------------------------------
+
+TRACK_EVENTS = ("start", "update", "end", "enter", "leave", "loiter")  # the order printed
+ZONE_EVENTS = frozenset({"enter", "leave", "loiter"})
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    """One ``"type": "object"`` line of ``events.jsonl``: only the fields the report uses.
+
+    Times are wall clock (epoch s), as recorded; ``zone`` is set for enter, leave and loiter.
+    """
+
+    event: str  # start | update | end | enter | leave | loiter
+    camera: str
+    track: str  # unique per camera
+    label: str
+    time: float  # wall clock of the frame that caused the event
+    first_seen: float
+    last_seen: float
+    duration_s: float  # on the media's clock (differs from last - first for fast files)
+    best_score: float
+    frames: int
+    zone: str | None
+
+
+@dataclass(frozen=True)
+class Track:
+    """One tracked object, from all its events; times are seconds since :attr:`Objects.start_time`.
+
+    A run that was killed leaves tracks without an end event: ``ended`` is False, and
+    ``last_s`` is when the track was last seen in any event it did leave.
+    """
+
+    camera: str
+    track: str
+    label: str  # from its latest event
+    first_s: float
+    last_s: float
+    duration_s: float  # as its latest event recorded it: on the media's clock, so a file read
+    # faster than real time gives the time on screen, while first_s and last_s are wall clock
+    best_score: float
+    frames: int  # frames the track was seen in
+    started: bool  # its start event was recorded
+    ended: bool  # its end event was recorded
+
+
+@dataclass(frozen=True)
+class ZoneMark:
+    """A zone enter, leave or loiter event on the timeline, ``t_s`` since the start time."""
+
+    t_s: float
+    camera: str
+    track: str
+    event: str
+    zone: str
+
+
+@dataclass(frozen=True)
+class CameraObjects:
+    """One camera's line of the objects summary."""
+
+    camera: str
+    tracks: int
+    by_label: dict[str, int]  # tracks per label
+    mean_duration_s: float  # NaN without tracks
+    max_duration_s: float
+    events: dict[str, int]  # object events per type, in TRACK_EVENTS order then others
+    open_tracks: int  # tracks without an end event
+
+
+@dataclass(frozen=True, eq=False)
+class Objects:
+    """A run's object events as tracks (ordered by first sighting) and zone marks."""
+
+    start_time: float  # wall clock the times count from
+    origin: str  # what start_time is: "the first stats snapshot" or "the first object event"
+    tracks: list[Track]
+    marks: list[ZoneMark]
+    events: dict[str, dict[str, int]]  # per camera (first seen first): event type -> count
+    note: str = ""  # what was skipped while reading, if anything
+
+    @classmethod
+    def from_events(cls, events: list[ObjectEvent], start_time: float, origin: str,
+                    note: str = "") -> Objects:
+        """Group events by (camera, track); a track spans its earliest and latest sighting."""
+        grouped: dict[tuple[str, str], list[ObjectEvent]] = {}
+        counts: dict[str, dict[str, int]] = {}
+        marks = []
+        for e in events:
+            grouped.setdefault((e.camera, e.track), []).append(e)
+            per_type = counts.setdefault(e.camera, {})
+            per_type[e.event] = per_type.get(e.event, 0) + 1
+            if e.event in ZONE_EVENTS:
+                marks.append(ZoneMark(e.time - start_time, e.camera, e.track, e.event,
+                                      e.zone or ""))
+        tracks = sorted((_track(group, start_time) for group in grouped.values()),
+                        key=lambda t: (t.first_s, t.camera, t.track))
+        return cls(start_time, origin, tracks, sorted(marks, key=lambda m: m.t_s),
+                   {c: _in_event_order(n) for c, n in counts.items()}, note)
+
+    def cameras(self) -> list[str]:
+        """Cameras with object events, most tracks first (ties: first seen first)."""
+        tracks: dict[str, int] = dict.fromkeys(self.events, 0)
+        for t in self.tracks:
+            tracks[t.camera] += 1
+        return sorted(tracks, key=lambda c: -tracks[c])
+
+    def open_tracks(self) -> list[Track]:
+        """Tracks without an end event (the run was killed), by first sighting."""
+        return [t for t in self.tracks if not t.ended]
+
+    def per_camera(self) -> list[CameraObjects]:
+        """The summary's figures for every camera with object events, most tracks first."""
+        by_camera: dict[str, list[Track]] = {}
+        for t in self.tracks:
+            by_camera.setdefault(t.camera, []).append(t)
+        found = []
+        for camera in self.cameras():
+            tracks = by_camera.get(camera, [])
+            labels: dict[str, int] = {}
+            for t in tracks:
+                labels[t.label] = labels.get(t.label, 0) + 1
+            durations = np.array([t.duration_s for t in tracks])
+            found.append(CameraObjects(
+                camera=camera, tracks=len(tracks), by_label=dict(sorted(labels.items())),
+                mean_duration_s=float(durations.mean()) if len(tracks) else math.nan,
+                max_duration_s=float(durations.max()) if len(tracks) else math.nan,
+                events=self.events[camera], open_tracks=sum(not t.ended for t in tracks)))
+        return found
+
+    def labels(self) -> list[str]:
+        """Every label a track had, sorted: the timeline's colours follow this order."""
+        return sorted({t.label for t in self.tracks})
+
+
+def _track(events: list[ObjectEvent], start_time: float) -> Track:
+    """One track from its events, in file order (a camera writes them in time order)."""
+    latest = max(reversed(events), key=lambda e: e.last_seen)  # of equals, the last written
+    kinds = {e.event for e in events}
+    scores = [e.best_score for e in events if not math.isnan(e.best_score)]
+    return Track(
+        camera=latest.camera, track=latest.track, label=events[-1].label,
+        first_s=min(e.first_seen for e in events) - start_time,
+        last_s=latest.last_seen - start_time, duration_s=latest.duration_s,
+        best_score=max(scores, default=math.nan), frames=max(e.frames for e in events),
+        started="start" in kinds, ended="end" in kinds)
+
+
+def _in_event_order(counts: dict[str, int]) -> dict[str, int]:
+    """Known event types in lifecycle order, then any newer ones alphabetically."""
+    order = {e: i for i, e in enumerate(TRACK_EVENTS)}
+    return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))

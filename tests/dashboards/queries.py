@@ -22,6 +22,10 @@ DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
 
 # metric name -> its labels, as fleet/metrics.py exposes them (the scrape adds job and instance)
 _COUNTERS = {
+    "camfleet_object_events_total": {"camera", "event"},
+    "camfleet_frames_late_total": {"camera"},
+    "camfleet_sink_sent_total": {"camera", "sink"},
+    "camfleet_sink_dropped_total": {"camera", "sink", "reason"},
     "camfleet_frames_captured_total": {"camera"},
     "camfleet_frames_processed_total": {"camera"},
     "camfleet_frames_failed_total": {"camera"},
@@ -33,6 +37,8 @@ _COUNTERS = {
     "camfleet_autoscaler_decisions_total": {"action", "reason", "target"},
 }
 _GAUGES = {
+    "camfleet_tracks_active": {"camera", "label"},
+    "camfleet_sink_queue_depth": {"camera", "sink"},
     "camfleet_frames_in_flight": {"camera"},
     "camfleet_buffer_slots": {"camera"},
     "camfleet_buffer_slots_used": {"camera"},

@@ -71,6 +71,8 @@ detectors:
   # lowest target the config allows, so it would never scale
   face: {{type: haar, actors: 1, max_actors: 3, num_cpus: 0.5}}
 autoscaling: {{target_utilisation: 0.1, upscale_delay_s: 1}}   # forces scaling actions
+sinks:   # a webhook nobody answers: its queue fills and drops, for the push sink panels
+  webhook: {{enabled: true, url: "http://127.0.0.1:9/hook", queue_size: 3, max_backoff_s: 1}}
 """)
     env = {**os.environ, "CAM_PASSWORD": "hunter2"}
     run = subprocess.Popen(

@@ -39,14 +39,16 @@ def run_until(controller: FleetController, done, timeout_s: float) -> list:
 
 
 def events_by_camera(run_dir: Path) -> Counter:
+    """Frame lines per camera (the fleet sets sinks.jsonl.frames)."""
     lines = (run_dir / "events.jsonl").read_text().splitlines()
-    return Counter(json.loads(line)["camera"] for line in lines)
+    return Counter(e["camera"] for e in map(json.loads, lines) if e["type"] == "frame")
 
 
 def test_every_frame_is_accounted_for_and_real_clips_give_detections(ray_ready, footage, tmp_path):
     # given three finite cameras: faces, pedestrians, and a synthetic 1080p scene
     controller = start_fleet(f"""
 defaults: {{buffers: 2, fps: 6}}
+sinks: {{jsonl: {{frames: true}}}}
 cameras:
   - {{id: faces, source: {{type: file, path: {MEGAMIND}, loop: false}}, detect: [face]}}
   - {{id: people, source: {{type: file, path: {VTEST}, loop: false, realtime: false}},

@@ -87,17 +87,33 @@ class HeldDispatcher:
 
 
 class NullSink:
+    """Counts frames; keeps object events (the EventSink interface, no files)."""
+
+    fleet = "test"
+    object_snapshots = None
+
     def __init__(self):
         self.events = 0
+        self.object_events: list[dict] = []
+        self.states: list[str] = []
 
     def emit(self, meta, results, latency_s, frame=None):
         self.events += 1
 
+    def objects(self, events):
+        self.object_events += events
+
+    def set_state(self, state):
+        self.states.append(state)
+
+    def push_stats(self):
+        return []
+
     def tick(self):
         pass
 
-    def close(self):
-        pass
+    def close(self, timeout_s=5.0):
+        return []
 
 
 def camera(policy: str, buffers: int, frames: int, fps: float = 240.0):

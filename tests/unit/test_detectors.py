@@ -11,13 +11,17 @@ import pytest
 
 from fleet.config import (
     BlazeFaceDetectorConfig,
+    BlobsDetectorConfig,
     FaceDetectorConfig,
     OnnxDetectorConfig,
     PersonDetectorConfig,
+    ScenePath,
+    SyntheticSource,
 )
 from fleet.detectors import (
     REGISTRY,
     BlazeFaceDetector,
+    BlobsDetector,
     Detection,
     DetectorService,
     HaarFaceDetector,
@@ -28,6 +32,7 @@ from fleet.detectors import (
 from fleet.errors import DetectorError
 from fleet.frames import DetectionResult, FrameMeta
 from fleet.imaging import Downscaler
+from fleet.sources import SyntheticScene, path_box
 from tests.conftest import MEGAMIND, VTEST
 
 
@@ -103,10 +108,29 @@ def test_a_missing_cascade_is_a_clear_error():
 # ------------------------------------------------------------------------------------ registry
 def test_the_registry_has_every_type_the_config_knows():
     assert REGISTRY == {"blazeface": BlazeFaceDetector, "onnx": OnnxDetector,
-                        "haar": HaarFaceDetector, "hog": HogPersonDetector}
+                        "haar": HaarFaceDetector, "hog": HogPersonDetector,
+                        "blobs": BlobsDetector}
     assert {BlazeFaceDetectorConfig().type, FaceDetectorConfig().type,
-            PersonDetectorConfig().type, OnnxDetectorConfig(model={"path": "x"}).type} \
-        == set(REGISTRY)
+            PersonDetectorConfig().type, OnnxDetectorConfig(model={"path": "x"}).type,
+            BlobsDetectorConfig().type} == set(REGISTRY)
+
+
+def test_blobs_finds_the_synthetic_paths_exactly():
+    # given a synthetic scene with two objects on known paths and no moving shapes
+    paths = [ScenePath(start=(0.2, 0.3), end=(0.8, 0.3), end_s=4),
+             ScenePath(start=(0.7, 0.7), end=(0.3, 0.7), start_s=1, end_s=5)]
+    scene = SyntheticScene("s", SyntheticSource(width=640, height=480, fps=10, objects=0,
+                                                paths=paths))
+    scene.open()
+    detector = BlobsDetector(BlobsDetectorConfig(label="person"))
+    for index in range(50):
+        scene.grab()
+        frame = scene.retrieve(None)
+        found = detector.detect(frame, FrameMeta("s", index, 0.0, 640, 480, None))
+        t = index / 10
+        truth = sorted(path_box(p, t, 640, 480) for p in paths if p.start_s <= t < p.end_s)
+        # then every box is found where the path puts it, and nothing else
+        assert sorted((d.x, d.y, d.x + d.w - 1, d.y + d.h - 1) for d in found) == truth
 
 
 def test_the_old_type_names_still_build_the_legacy_detectors():

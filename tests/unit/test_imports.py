@@ -4,7 +4,8 @@
     wiring     fleet.runtime
     actors     actors.*
     control    fleet.controller, fleet.pools, fleet.handoff, fleet.rayactors
-    pipeline   fleet.camera, sinks, detectors, motion, sources, stats, policy, accounting, metrics
+    pipeline   fleet.camera, sinks, detectors, motion, sources, stats, policy, accounting, metrics,
+               batching, tracking, zones, push, feed
     base       fleet.config*, fleet.frames, fleet.errors, fleet.redact, fleet.imaging,
                fleet.actorsys
 
@@ -30,13 +31,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("control", ("fleet.controller", "fleet.pools", "fleet.handoff", "fleet.rayactors")),
     ("pipeline", ("fleet.camera", "fleet.sinks", "fleet.detectors", "fleet.motion",
                   "fleet.sources", "fleet.stats", "fleet.policy", "fleet.accounting",
-                  "fleet.metrics", "fleet.batching")),
+                  "fleet.metrics", "fleet.batching", "fleet.tracking", "fleet.zones",
+                  "fleet.push", "fleet.feed")),
     ("base", ("fleet.config", "fleet.frames", "fleet.errors", "fleet.redact", "fleet.imaging",
               "fleet.actorsys", "fleet")),
 ]
 NO_RAY = ("fleet.config", "fleet.policy", "fleet.detectors", "fleet.camera", "fleet.controller",
           "fleet.pools", "fleet.actorsys", "fleet.frames", "fleet.accounting", "fleet.stats",
-          "fleet.batching")
+          "fleet.batching", "fleet.tracking", "fleet.zones", "fleet.push", "fleet.sinks")
 
 
 def module_name(path: Path) -> str:

@@ -19,7 +19,7 @@ def result(boxes: int) -> DetectionResult:
 
 
 def test_jsonl_lines_for_frames_with_detections_are_flushed_on_close(tmp_path):
-    config = SinksConfig.model_validate({"jsonl": {"flush_interval_s": 60}})
+    config = SinksConfig.model_validate({"jsonl": {"flush_interval_s": 60, "frames": True}})
     sink = EventSink(config, str(tmp_path), "cam")
     meta = FrameMeta("cam", 7, 1.5, 640, 480, None)
     sink.emit(meta, [result(2)], 0.05)
@@ -29,13 +29,14 @@ def test_jsonl_lines_for_frames_with_detections_are_flushed_on_close(tmp_path):
     lines = (tmp_path / "events.jsonl").read_text().splitlines()
     assert len(lines) == 1
     event = json.loads(lines[0])
-    assert event["camera"] == "cam" and event["frame"] == 7 and event["detector"] == "face"
+    assert event["type"] == "frame" and event["camera"] == "cam" and event["frame"] == 7
+    assert event["detector"] == "face"
     assert event["boxes"] == [[0, 5, 20, 20], [10, 5, 20, 20]] and event["latency_ms"] == 50.0
 
 
 def test_snapshots_are_bounded_and_never_draw_on_the_shared_frame(tmp_path):
     config = SinksConfig.model_validate(
-        {"snapshots": {"enabled": True, "max_per_camera": 2, "min_interval_s": 0, "width": 320}}
+        {"snapshots": {"frames": True, "max_per_camera": 2, "min_interval_s": 0, "width": 320}}
     )
     sink = EventSink(config, str(tmp_path), "cam")
     frame = np.zeros((240, 320, 3), np.uint8)
@@ -46,6 +47,31 @@ def test_snapshots_are_bounded_and_never_draw_on_the_shared_frame(tmp_path):
     assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == [
         "cam-00000000.jpg", "cam-00000001.jpg"]
     assert not frame.any()
+
+
+def test_an_objects_snapshot_is_a_jpeg_with_its_box_replaced_whole(tmp_path):
+    config = SinksConfig.model_validate({"snapshots": {"width": 160}})
+    sink = EventSink(config, str(tmp_path), "cam")
+    assert sink.object_snapshots is not None
+    frame = np.zeros((240, 320, 3), np.uint8)
+    frame.flags.writeable = False
+    box = Detection("person", 40, 40, 100, 150, 0.9)
+    jpeg = sink.object_snapshots.encode(frame, FrameMeta("cam", 3, 0.0, 320, 240, None), box)
+    assert jpeg is not None and jpeg[:2] == b"\xff\xd8"  # a JPEG
+    path = sink.object_snapshots.save("cam-x-1", jpeg)
+    assert path == "snapshots/cam/cam-x-1.jpg"
+    sink.object_snapshots.save("cam-x-1", jpeg)  # a better one replaces it
+    assert [p.name for p in (tmp_path / "snapshots" / "cam").iterdir()] == ["cam-x-1.jpg"]
+    assert not frame.any()  # drawn on its own copy
+
+
+def test_object_events_go_to_the_jsonl_file_and_frame_lines_only_when_asked(tmp_path):
+    sink = EventSink(SinksConfig(), str(tmp_path), "cam")
+    sink.emit(FrameMeta("cam", 7, 1.5, 640, 480, None), [result(2)], 0.05)
+    sink.objects([{"type": "object", "event": "start", "camera": "cam", "track": "cam-x-1"}])
+    sink.close()
+    lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [(e["type"], e["event"]) for e in lines] == [("object", "start")]
 
 
 def stats(t: float, captured: int, processed: int, latencies=()) -> CameraStats:

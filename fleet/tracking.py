@@ -1,0 +1,388 @@
+"""Per-camera object tracking: a camera's detections become objects with a lifecycle.
+
+Each analysed frame's boxes go, in capture order, through the camera's masks, then to one
+ByteTrack tracker per label (Roboflow's ``trackers`` package: Kalman prediction and two-stage
+IoU association). What this module adds is the part an operator acts on:
+
+- **Order.** With several frames in flight results come back out of order; :class:`Reorder`
+  holds them back until every earlier frame has settled (or ``reorder_window`` results wait),
+  and counts a result that comes later than that (``late``) instead of feeding it.
+- **Ids.** ``trackers`` numbers its tracks with a counter shared by every tracker in the
+  process (and ``reset()`` rewinds it for all of them), so its ids are only association keys
+  here. A camfleet track id is ``<camera>-<session>-<n>``: the session is the actor's start time
+  in milliseconds (base 36), so a restarted camera never reuses an id.
+- **Lifecycle.** A track becomes an object (``start``) once it was matched in ``min_frames``
+  frames and the median of its recent scores reaches ``threshold``; ``update`` follows a zone
+  change, a better snapshot (at most every few seconds) or ``update_interval_s``; ``end`` when
+  it is unseen for ``max_disappeared_s`` and at shutdown. Zones give ``enter``, ``leave`` and
+  ``loiter`` (once per visit, after ``loitering_s``).
+- **Snapshots.** The best sighting of a track by score and size (a box touching the frame's
+  edge counts half) is encoded while its frame is still in the object store; a snapshot from
+  before the start is kept in memory and written at the start, so an object that never starts
+  leaves no file.
+
+Times: ``first_seen``/``last_seen`` are wall clock; durations, disappearance and loitering run
+on the stream's clock (media time for a file read faster than real time). Imports no Ray.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import supervision as sv
+from trackers import ByteTrackTracker
+
+from fleet.config import CameraConfig
+from fleet.frames import Completion, Detection, FrameMeta
+from fleet.zones import Regions
+
+EVENT_TYPES = ("start", "update", "end", "enter", "leave", "loiter")
+SNAPSHOT_EVERY_S = 1.0  # a track's snapshot file is rewritten at most this often
+SNAPSHOT_UPDATE_GAP_S = 3.0  # a better snapshot alone sends an update at most this often
+EDGE_PX = 2  # a box this close to the frame's border is probably cut off
+
+
+class Snapshots(Protocol):
+    """Where a track's best sighting goes (``fleet.sinks.ObjectSnapshots``)."""
+
+    def encode(self, frame: np.ndarray, meta: FrameMeta, box: Detection) -> bytes | None: ...
+
+    def save(self, track: str, jpeg: bytes) -> str: ...
+
+
+@dataclass
+class Sighting:
+    """One settled frame as the tracker sees it: its boxes, and its pixels while they last."""
+
+    meta: FrameMeta
+    boxes: list[tuple[str, Detection]]  # (detector name, box)
+    view: Callable[[], np.ndarray] | None = None
+
+    @property
+    def stream_time(self) -> float:
+        meta = self.meta
+        return meta.stream_time if meta.stream_time is not None else meta.capture_time
+
+    @classmethod
+    def of(cls, done: Completion) -> Sighting:
+        boxes = [(r.detector, d) for r in done.results for d in r.detections]
+        return cls(done.meta, boxes, done.view if boxes else None)
+
+
+class Reorder:
+    """Hands frames on in capture order: a result waits while an earlier frame is still out.
+
+    ``expect`` is called when a frame is sent to the detectors, ``arrive`` when it settles
+    (with ``None`` when it has nothing to track: lost, failed, dropped at shutdown). Thread-safe:
+    the capture thread expects, the collect thread arrives.
+    """
+
+    def __init__(self, window: int):
+        self.window = window
+        self.expected: dict[int, float] = {}  # index -> capture time
+        self.ready: dict[int, Sighting | None] = {}
+        self.last_fed = -1
+        self.late = 0
+        self.lock = threading.Lock()
+
+    def expect(self, index: int, capture_time: float) -> None:
+        with self.lock:
+            self.expected[index] = capture_time
+
+    def arrive(self, index: int, sighting: Sighting | None) -> list[Sighting]:
+        with self.lock:
+            self.expected.pop(index, None)
+            if index <= self.last_fed:
+                if sighting is not None:
+                    self.late += 1
+                return []
+            self.ready[index] = sighting
+            return self._release(force=False)
+
+    def drain(self) -> list[Sighting]:
+        """Everything held back, in order (shutdown: nothing earlier is coming)."""
+        with self.lock:
+            self.expected.clear()
+            return self._release(force=True)
+
+    def oldest_out(self) -> float | None:
+        """The capture time of the oldest frame still at a detector."""
+        with self.lock:
+            return min(self.expected.values()) if self.expected else None
+
+    def _release(self, force: bool) -> list[Sighting]:
+        out: list[Sighting] = []
+        while self.ready:
+            first = min(self.ready)
+            blocked = bool(self.expected) and min(self.expected) < first
+            if blocked and not force and len(self.ready) <= self.window:
+                break
+            item = self.ready.pop(first)
+            self.last_fed = first
+            if item is not None:
+                out.append(item)
+        return out
+
+
+@dataclass
+class Track:
+    id: str
+    label: str
+    detector: str
+    box: Detection
+    first_seen: float  # wall clock
+    first_stream: float
+    first_frame: int
+    last_seen: float = 0.0
+    last_stream: float = 0.0
+    last_frame: int = 0
+    frames: int = 0
+    scores: deque[float] = field(default_factory=deque)
+    best_score: float = 0.0
+    started: bool = False
+    zones: dict[str, float] = field(default_factory=dict)  # zone -> stream time it was entered
+    loitered: set[str] = field(default_factory=set)
+    quality: float = -1.0  # of the best sighting so far
+    pending_jpeg: bytes | None = None  # the best sighting before the start (not yet written)
+    snapshot: str | None = None
+    snapshot_stream: float = float("-inf")
+    better_since_update: bool = False
+    last_update: float = 0.0  # stream time of the last start/update event
+
+
+def quality(box: Detection, width: int, height: int) -> float:
+    """How good a sighting is for a snapshot: score times linear size; cut-off boxes count half."""
+    value = box.score * float(np.sqrt(max(1, box.w * box.h)))
+    touches = (box.x <= EDGE_PX or box.y <= EDGE_PX or box.x + box.w >= width - EDGE_PX
+               or box.y + box.h >= height - EDGE_PX)
+    return value * 0.5 if touches else value
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    text = ""
+    while True:
+        number, rest = divmod(number, 36)
+        text = digits[rest] + text
+        if number == 0:
+            return text
+
+
+class ObjectTracker:
+    """A camera's tracks and the object events they make (dicts, ready to write or push)."""
+
+    def __init__(self, camera: CameraConfig, fleet: str, snapshots: Snapshots | None = None,
+                 session: str | None = None):
+        self.camera = camera.id
+        self.fleet = fleet
+        self.config = camera.tracking
+        self.fps = camera.fps
+        self.snapshots = snapshots
+        self.regions = Regions(camera.id, camera.zones, camera.masks)
+        self.session = session or _base36(int(time.time() * 1000))
+        self.numbers = itertools.count(1)
+        self.reorder = Reorder(self.config.reorder_window)
+        self.byte: dict[str, ByteTrackTracker] = {}
+        self.live: dict[tuple[str, int], Track] = {}  # (label, trackers' id) -> track
+        self.events: Counter[str] = Counter({kind: 0 for kind in EVENT_TYPES})
+        self.size = (0, 0)  # of the last frame fed (snapshot edges, zones)
+
+    # ------------------------------------------------------------------------------ the camera
+    def expect(self, meta: FrameMeta) -> None:
+        self.reorder.expect(meta.index, meta.capture_time)
+
+    def settle(self, index: int, done: Completion | None) -> list[dict[str, Any]]:
+        """A frame settled (``done`` None: nothing to track). Returns the events it caused."""
+        events: list[dict[str, Any]] = []
+        sighting = Sighting.of(done) if done is not None else None
+        for ready in self.reorder.arrive(index, sighting):
+            events += self._feed(ready)
+        return events
+
+    def tick(self, now: float) -> list[dict[str, Any]]:
+        """Ends tracks unseen for ``max_disappeared_s`` by wall clock (a live camera that went
+        quiet or down); never before a frame still at a detector, which may show them."""
+        oldest = self.reorder.oldest_out()
+        return self._expire(min(now, oldest) if oldest is not None else now)
+
+    def close(self) -> list[dict[str, Any]]:
+        """Feeds what was held back, then ends every live object."""
+        events: list[dict[str, Any]] = []
+        for ready in self.reorder.drain():
+            events += self._feed(ready)
+        for key in list(self.live):
+            events += self._end(key)
+        return events
+
+    @property
+    def late(self) -> int:
+        return self.reorder.late
+
+    def active(self) -> dict[str, int]:
+        """Live objects (started, not ended) per label: 0 for labels seen before and for the
+        labels ``tracking.labels`` names, so their series exist from the start."""
+        counts = Counter(t.label for t in self.live.values() if t.started)
+        labels = set(self.byte) | set(self.config.labels or ())
+        return {label: counts.get(label, 0) for label in sorted(labels)}
+
+    # ------------------------------------------------------------------------------ tracking
+    def _tracker(self, label: str) -> ByteTrackTracker:
+        if label not in self.byte:
+            frames = max(1, int(np.ceil(self.config.max_disappeared_s * self.fps)) + 1)
+            self.byte[label] = ByteTrackTracker(
+                lost_track_buffer=frames, frame_rate=30.0,  # 30: the buffer is in frames
+                track_activation_threshold=self.config.threshold,
+                minimum_consecutive_frames=self.config.min_frames,
+                minimum_iou_threshold=self.config.match_iou,
+                high_conf_det_threshold=self.config.threshold,
+            )
+        return self.byte[label]
+
+    def _feed(self, sighting: Sighting) -> list[dict[str, Any]]:
+        meta = sighting.meta
+        self.size = (meta.width, meta.height)
+        wanted = self.config.labels
+        boxes = [(name, box) for name, box in sighting.boxes
+                 if box.score >= self.config.min_score and (wanted is None or box.label in wanted)]
+        kept = set(map(id, self.regions.unmasked([b for _, b in boxes], meta.width, meta.height)))
+        boxes = [(name, box) for name, box in boxes if id(box) in kept]
+        by_label: dict[str, list[tuple[str, Detection]]] = {}
+        for name, box in boxes:
+            by_label.setdefault(box.label, []).append((name, box))
+        events: list[dict[str, Any]] = []
+        for label in sorted(set(self.byte) | set(by_label)):
+            events += self._associate(label, by_label.get(label, []), sighting)
+        return events + self._expire(sighting.stream_time)
+
+    def _associate(self, label: str, boxes: list[tuple[str, Detection]],
+                   sighting: Sighting) -> list[dict[str, Any]]:
+        xyxy = np.array([[b.x, b.y, b.x + b.w, b.y + b.h] for _, b in boxes], dtype=float)
+        detections = sv.Detections(
+            xyxy=xyxy.reshape(-1, 4),
+            confidence=np.array([b.score for _, b in boxes], dtype=float),
+            class_id=np.zeros(len(boxes), dtype=int),
+            data={"row": np.arange(len(boxes))},
+        )
+        tracked = self._tracker(label).update(detections)
+        events: list[dict[str, Any]] = []
+        rows = tracked.data.get("row", np.array([], dtype=int)) if len(tracked) else []
+        for row, tracker_id in zip(rows, tracked.tracker_id if len(tracked) else [], strict=True):
+            if int(tracker_id) < 0:
+                continue  # not (yet) a confirmed track
+            name, box = boxes[int(row)]
+            events += self._observe((label, int(tracker_id)), name, box, sighting)
+        return events
+
+    def _observe(self, key: tuple[str, int], detector: str, box: Detection,
+                 sighting: Sighting) -> list[dict[str, Any]]:
+        meta, now = sighting.meta, sighting.stream_time
+        track = self.live.get(key)
+        if track is None:
+            track = Track(f"{self.camera}-{self.session}-{next(self.numbers)}", box.label,
+                          detector, box, meta.capture_time, now, meta.index)
+            self.live[key] = track
+        track.box, track.frames = box, track.frames + 1
+        track.last_seen, track.last_stream, track.last_frame = meta.capture_time, now, meta.index
+        track.scores.append(box.score)
+        while len(track.scores) > self.config.score_window:
+            track.scores.popleft()
+        track.best_score = max(track.best_score, box.score)
+        self._consider_snapshot(track, box, sighting)
+        events: list[dict[str, Any]] = []
+        if not track.started:
+            if (track.frames < self.config.min_frames
+                    or statistics.median(track.scores) < self.config.threshold):
+                return events
+            track.started, track.last_update = True, now
+            if track.pending_jpeg is not None and self.snapshots is not None:
+                track.snapshot = self.snapshots.save(track.id, track.pending_jpeg)
+                track.pending_jpeg = None
+            track.better_since_update = False
+            events.append(self._event("start", track, meta))
+        changed = self._zones(track, box, meta, now, events)
+        due = now - track.last_update >= self.config.update_interval_s
+        better = track.better_since_update and now - track.last_update >= SNAPSHOT_UPDATE_GAP_S
+        if events and events[0]["event"] == "start":
+            return events
+        if changed or due or better:
+            track.last_update, track.better_since_update = now, False
+            events.append(self._event("update", track, meta))
+        return events
+
+    def _zones(self, track: Track, box: Detection, meta: FrameMeta, now: float,
+               events: list[dict[str, Any]]) -> bool:
+        inside = set(self.regions.zones_of(box, meta.width, meta.height))
+        changed = False
+        for zone in sorted(inside - set(track.zones)):
+            track.zones[zone] = now
+            events.append(self._event("enter", track, meta, zone))
+            changed = True
+        for zone in sorted(set(track.zones) - inside):
+            del track.zones[zone]
+            track.loitered.discard(zone)  # a new visit may loiter again
+            events.append(self._event("leave", track, meta, zone))
+            changed = True
+        for zone, entered in sorted(track.zones.items()):
+            limit = self.regions.loitering_s(zone)
+            if limit is not None and zone not in track.loitered and now - entered >= limit:
+                track.loitered.add(zone)
+                events.append(self._event("loiter", track, meta, zone))
+        return changed
+
+    def _consider_snapshot(self, track: Track, box: Detection, sighting: Sighting) -> None:
+        if self.snapshots is None or sighting.view is None:
+            return
+        meta, now = sighting.meta, sighting.stream_time
+        value = quality(box, meta.width, meta.height)
+        if value <= track.quality or now - track.snapshot_stream < SNAPSHOT_EVERY_S:
+            return
+        jpeg = self.snapshots.encode(sighting.view(), meta, box)
+        if jpeg is None:
+            return
+        track.quality, track.snapshot_stream = value, now
+        if track.started:
+            track.snapshot = self.snapshots.save(track.id, jpeg)
+            track.better_since_update = True
+        else:
+            track.pending_jpeg = jpeg
+
+    def _expire(self, now: float) -> list[dict[str, Any]]:
+        gone = [key for key, track in self.live.items()
+                if now - track.last_stream >= self.config.max_disappeared_s]
+        events: list[dict[str, Any]] = []
+        for key in gone:
+            events += self._end(key)
+        return events
+
+    def _end(self, key: tuple[str, int]) -> list[dict[str, Any]]:
+        track = self.live.pop(key)
+        if not track.started:
+            return []  # never an object: no events, no snapshot
+        meta = FrameMeta(self.camera, track.last_frame, track.last_seen, *self.size, None)
+        events = [self._event("leave", track, meta, zone) for zone in sorted(track.zones)]
+        track.zones.clear()
+        return events + [self._event("end", track, meta)]
+
+    def _event(self, kind: str, track: Track, meta: FrameMeta,
+               zone: str | None = None) -> dict[str, Any]:
+        self.events[kind] += 1
+        box = track.box
+        return {
+            "type": "object", "event": kind, "fleet": self.fleet, "camera": self.camera,
+            "track": track.id, "label": track.label, "detector": track.detector,
+            "time": round(meta.capture_time, 6), "frame": meta.index,
+            "first_seen": round(track.first_seen, 6), "last_seen": round(track.last_seen, 6),
+            "duration_s": round(track.last_stream - track.first_stream, 3),
+            "score": round(track.scores[-1], 4) if track.scores else 0.0,
+            "best_score": round(track.best_score, 4), "box": [box.x, box.y, box.w, box.h],
+            "zones": sorted(track.zones), "zone": zone, "snapshot": track.snapshot,
+            "frames": track.frames,
+        }
