@@ -136,9 +136,11 @@ class PushSink:
         """Queue ``event`` for delivery. Never blocks on the receiver and never raises.
 
         Events whose ``event`` type the sink is not configured for are ignored, not counted.
-        The event is encoded now, so later changes to the dict do not change what is sent.
+        The event is encoded now, so later changes to the dict do not change what is sent; a
+        value JSON has no form for (a datetime, a numpy number) is sent as its ``str()``.
         """
-        if event.get("event") not in self._events:
+        kind = event.get("event")
+        if not isinstance(kind, str) or kind not in self._events:
             return
         try:
             body = json.dumps(event, separators=(",", ":"), default=str).encode()
@@ -151,9 +153,10 @@ class PushSink:
             count = self._dropped[reason] if reason else 0
             self._wake.notify()
         if reason and _is_power_of_two(count):
-            logger.warning("camera %s: %s sink has dropped %d events (%s); the receiver is "
-                           "down or slower than the events come (queue_size %d)",
-                           self.camera, self.name, count, reason, self._queue_size)
+            why = (f"the receiver is down or slower than the events come (queue_size "
+                   f"{self._queue_size})" if reason == "queue_full" else "published after close")
+            logger.warning("camera %s: %s sink has dropped %d events (%s): %s", self.camera,
+                           self.name, count, reason, why)
 
     def set_state(self, state: str) -> None:
         """The camera's state (up, down, ...). Only MQTT publishes it."""
@@ -188,10 +191,6 @@ class PushSink:
                            "%s)", self.camera, self.name, left, self._last_error or "none")
         self._finish(deadline)
         return self.stats()
-
-    def _stats_locked(self) -> PushStats:
-        return PushStats(self.name, self._published, self._sent, self._queued(),
-                         dict(self._dropped), self._retries, self._last_error)
 
     # ------------------------------------------------------------------------------ hooks
     def _attempt(self, body: bytes, timeout_s: float | None) -> _Attempt:
@@ -295,6 +294,10 @@ class PushSink:
     def _queued(self) -> int:
         return len(self._queue) + (self._head is not None)
 
+    def _stats_locked(self) -> PushStats:
+        return PushStats(self.name, self._published, self._sent, self._queued(),
+                         dict(self._dropped), self._retries, self._last_error)
+
     def _time_left(self) -> float | None:
         """Seconds until close()'s deadline, or None when not closing."""
         with self._wake:
@@ -326,10 +329,11 @@ class WebhookSink(PushSink):
 
     def __init__(self, config: WebhookSinkConfig, fleet: str, camera: str):
         parts = urlsplit(config.url)
-        header_secrets = [form for value in config.headers.values()
-                          for form in (value, value.split()[-1] if value.split() else "")]
-        super().__init__(config, camera, [config.secret or "", parts.password or "",
-                                          unquote(parts.password or ""), *header_secrets])
+        headers = list(config.headers.values())
+        tokens = [value.split()[-1] for value in headers if value.split()]  # Bearer <token>
+        password = parts.password or ""
+        super().__init__(config, camera, [config.secret or "", password, unquote(password),
+                                          *headers, *tokens])
         self._config = config
         self._https = parts.scheme.lower() == "https"
         self._host, self._port = parts.hostname or "", parts.port
@@ -408,7 +412,6 @@ class WebhookSink(PushSink):
     def _finish(self, deadline: float) -> None:
         if not self._worker.is_alive():  # else the worker may still be using it
             self._disconnect()
-
 
 
 # ------------------------------------------------------------------------------------------ MQTT
@@ -526,8 +529,8 @@ class MqttSink(PushSink):
         with self._acks:  # a worker still waiting for an ack: stop waiting
             self._drops += 1
             self._acks.notify_all()
-        confirmed = False
-        if self._client.is_connected():
+        confirmed, connected = False, self._client.is_connected()
+        if connected:
             info = self._client.publish(self._state_topic, "stopped", qos=1, retain=True)
             confirmed = self._wait_ack(info.mid, max(0.0, deadline - time.monotonic()))
         if confirmed:
@@ -540,17 +543,23 @@ class MqttSink(PushSink):
             sock = self._client.socket()
             if sock is not None:
                 sock.close()
-        if not confirmed:
-            logger.warning("camera %s: MQTT could not confirm state 'stopped' at %s; the "
-                           "broker shows the last will, 'down'", self.camera, self._where)
+        if connected and not confirmed:
+            logger.warning("camera %s: MQTT got no acknowledgement of state 'stopped' from %s "
+                           "in time; closed without DISCONNECT, so the broker publishes the "
+                           "last will, 'down'", self.camera, self._where)
+        elif not connected:
+            logger.warning("camera %s: MQTT not connected to %s at close (%s); state 'stopped' "
+                           "not published", self.camera, self._where, self._link_error)
 
     # ----------------------------------------------------------------- paho callbacks
     def _on_connect(self, client: paho.Client, userdata: Any, flags: paho.ConnectFlags,
                     reason: ReasonCode, properties: Properties | None) -> None:
-        if reason.is_failure:
-            self._link_error = f"the broker refused the connection: {reason}"
-            logger.warning("camera %s: MQTT broker %s refused the connection (%s); retrying "
-                           "with backoff", self.camera, self._where, reason)
+        if reason.is_failure:  # bad credentials, say: logged once, not on every retry
+            error, self._link_error = self._link_error, f"the broker refused us: {reason}"
+            if error != self._link_error:
+                logger.warning("camera %s: MQTT broker %s refused the connection (%s); check "
+                               "username and password; retrying with backoff", self.camera,
+                               self._where, reason)
             return
         self._link_error = ""
         logger.info("camera %s: MQTT connected to %s", self.camera, self._where)

@@ -86,7 +86,7 @@ class TrackingConfig(StrictModel):
         default=0.3, ge=0, le=1, description="Detections scoring less are not tracked at all."
     )
     threshold: float = Field(
-        default=0.5, ge=0, le=1,
+        default=0.7, ge=0, le=1,
         description="A track becomes an object (its start event) once the median of its "
         "recent scores reaches this: one lucky detection is not an object.",
     )
@@ -94,7 +94,7 @@ class TrackingConfig(StrictModel):
         default=5, ge=1, le=100, description="Recent scores the median is taken over."
     )
     min_frames: int = Field(
-        default=2, ge=1, le=100,
+        default=3, ge=1, le=100,
         description="Frames a new track must be matched in before it can start.",
     )
     max_disappeared_s: float = Field(

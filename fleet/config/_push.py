@@ -95,13 +95,26 @@ class WebhookSinkConfig(PushSinkSettings):
     def _url_when_enabled(self) -> WebhookSinkConfig:
         if not self.enabled and not self.url:
             return self
-        parts = urlsplit(self.url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            shown = repr(redact_url(self.url)) if self.url else "none"
-            raise ValueError(f"url: expected an http:// or https:// URL with a host, found "
-                             f"{shown}; set url (e.g. https://hooks.example/camfleet) or "
-                             "enabled: false")
+        problem = _url_problem(self.url)
+        if problem:
+            raise ValueError(f"url: {problem}")
         return self
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with a webhook URL, or None."""
+    parts = urlsplit(url)
+    shown = repr(redact_url(url)) if url else "none"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return (f"expected an http:// or https:// URL with a host, found {shown}; set url "
+                "(e.g. https://hooks.example/camfleet) or enabled: false")
+    try:
+        port = parts.port  # urlsplit checks the port only when it is read
+    except ValueError:
+        port = 0
+    if port == 0:
+        return f"{shown} has a port that is not a number from 1 to 65535; fix the port"
+    return None
 
 
 class MqttSinkConfig(PushSinkSettings):

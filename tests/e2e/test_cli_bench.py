@@ -146,3 +146,19 @@ def test_bench_soak_smoke(tmp_path):
     assert summary["final"]["processed"] > 0 and results["scenario"]["detector_type"]
     assert "| camera RSS MiB (sum) |" in proc.stdout and "[bench] soak:" in proc.stderr
     assert plot.stat().st_size > 1000
+
+
+def test_bench_tracking_smoke(tmp_path):
+    out, plot = tmp_path / "tracking.json", tmp_path / "tracking.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleet", "bench", "tracking", "--objects", "1", "4",
+         "--seconds", "10", "--runs", "1", "--json", str(out), "--plot", str(plot)],
+        check=False, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["people"] for r in rows] == [1, 4]
+    for row in rows:  # the ground truth scene: everyone found, no id switch
+        assert row["found"] == row["people"] and row["id_switches"] == 0
+        assert row["tracking_ms_per_frame"] > 0 and row["frame_lines"] > row["object_events"]
+    assert plot.stat().st_size > 1000

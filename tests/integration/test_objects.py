@@ -5,6 +5,8 @@ out of order from two detector actors with several buffers in flight."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from fleet.config import parse_fleet
 from fleet.controller import FleetController
 from fleet.rayactors import RayActors
 from tests.helpers import check_run_folder, wait_until
+from tests.integration.test_faults import Running, pid_of
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -95,7 +98,44 @@ def test_each_person_is_one_object_with_its_zone_events_and_a_snapshot(ray_ready
     assert stats.tracks_active == {"person": 0}
 
 
-def test_a_restarted_camera_never_reuses_a_track_id(ray_ready, tmp_path):
-    first = {t for t in (run_fleet(tmp_path / "a", frames=40), objects(tmp_path / "a"))[1]}
-    second = {t for t in (run_fleet(tmp_path / "b", frames=40), objects(tmp_path / "b"))[1]}
-    assert first and second and first.isdisjoint(second)
+ENDLESS = """
+name: objects-restart
+metrics: {enabled: false}
+stats_interval_s: 0.5
+autoscaling: {enabled: false}
+cameras:
+  - id: yard
+    source:
+      type: synthetic
+      width: 640
+      height: 480
+      fps: 10
+      objects: 0
+      paths: [{start: [0.2, 0.5], end: [0.8, 0.5], start_s: 0, end_s: 600}]
+    fps: 10
+    detect_width: null
+    detect: [people]
+detectors:
+  people: {type: blobs, label: person, actors: 1, num_cpus: 0.25}
+"""
+
+
+@pytest.mark.slow
+def test_a_camera_killed_mid_track_restarts_without_reusing_a_track_id(ray_ready, tmp_path):
+    # given a camera tracking a person who never leaves
+    fleet = Running(ENDLESS, tmp_path)
+    try:
+        wait_until(lambda: len(objects(tmp_path)) == 1, 60, "the first object's start event")
+        first = set(objects(tmp_path))
+        # when the camera actor is SIGKILLed (the OOM killer) and the controller restarts it
+        os.kill(pid_of(fleet.controller.cameras["yard"]), signal.SIGKILL)
+        wait_until(lambda: fleet.controller.restarts["yard"] == 1, 30, "the camera's restart")
+        # then the same person is a new object with a new id, counted on from before
+        wait_until(lambda: len(objects(tmp_path)) == 2, 60, "the restarted camera's object")
+    finally:
+        final = fleet.stop()
+    tracks = objects(tmp_path)
+    assert len(tracks) == 2 and first < set(tracks)
+    (new,) = set(tracks) - first
+    assert [e["event"] for e in tracks[new]][0] == "start" and tracks[new][-1]["event"] == "end"
+    assert final["yard"].object_events["start"] == 2  # the counters went on from the first life

@@ -23,7 +23,10 @@ from fleet.config._push import MqttSinkConfig, WebhookSinkConfig
 from fleet.push import MqttSink, WebhookSink
 from tests.conftest import REPO
 from tests.helpers import wait_until
-from tests.servers.push import http_receiver, mosquitto, serving_mosquitto  # noqa: F401
+from tests.servers import push as servers
+from tests.servers.push import serving_mosquitto
+
+http_receiver, mosquitto = servers.http_receiver, servers.mosquitto
 
 PREFIX = "camfleet/yard/gate"
 EVENTS, STATE = f"{PREFIX}/events", f"{PREFIX}/state"
@@ -130,11 +133,13 @@ def test_mqtt_events_survive_a_broker_killed_and_restarted_and_the_state_is_reta
         assert json.loads(subscriber.messages[0][1]) == event(0)  # JSON, on the events topic
         assert retained(broker.host, port, STATE) == ("up", True)
         wait_until(lambda: sink.stats().sent == 20, 5, "the broker's acknowledgements")
-        broker.kill()  # quiet: everything acknowledged has reached the subscriber
-
+        # Frozen first, so that events are written to a broker that never acknowledges them
+        # and then dies with them unread: only the sink's retry can bring them through.
+        broker.pause()
         for seq in range(20, 60):
             sink.publish(event(seq))
             time.sleep(0.01)
+        broker.kill()
         outage = sink.stats()
         assert outage.queued == 40 and outage.sent == 20, outage
 

@@ -1,8 +1,11 @@
 """Real receivers for the push sinks: an HTTP webhook receiver and a mosquitto broker.
 
-A test module opts in by importing the fixtures::
+A test module opts in by naming the fixtures (an assignment, which ruff does not take for an
+unused import that the test's argument then redefines)::
 
-    from tests.servers.push import http_receiver, mosquitto  # noqa: F401
+    from tests.servers import push as servers
+
+    http_receiver, mosquitto = servers.http_receiver, servers.mosquitto
 
 ``http_receiver`` yields a started :class:`HttpReceiver` (in-process, on 127.0.0.1).
 ``mosquitto`` yields ``(host, port)`` of a broker started for the test; ``serving_mosquitto``
@@ -178,6 +181,10 @@ class Broker:
         os.kill(self.pid, signal.SIGUSR1)
         wait_until(lambda: db.exists() and db.stat().st_mtime_ns != before, timeout_s,
                    "mosquitto to write its persistence database")
+
+    def pause(self) -> None:
+        """Freeze: connections stay open, nothing is read or answered (SIGSTOP)."""
+        os.kill(self.pid, signal.SIGSTOP)
 
     def kill(self) -> None:
         """Die at once, as a broker whose host loses power (no will sent, nothing saved)."""

@@ -22,7 +22,10 @@ from pydantic import ValidationError
 from fleet.config._push import MqttSinkConfig, WebhookSinkConfig
 from fleet.push import MqttSink, PushStats, RetryBackoff, WebhookSink, open_push_sinks
 from tests.helpers import free_port, wait_until
-from tests.servers.push import HttpReceiver, http_receiver  # noqa: F401
+from tests.servers import push as servers
+from tests.servers.push import HttpReceiver
+
+http_receiver = servers.http_receiver
 
 
 def event(seq: int, kind: str = "start") -> dict[str, Any]:
@@ -232,8 +235,11 @@ def test_close_keeps_to_its_timeout_and_counts_what_is_left(receiver, silent_por
     assert sink.close(timeout_s=0.5) == after  # a second close only reports
 
 
-def test_an_mqtt_sink_without_a_broker_neither_blocks_nor_raises_and_closes_in_time():
-    config = MqttSinkConfig(enabled=True, host="127.0.0.1", port=free_port(), queue_size=3)
+@pytest.mark.parametrize("broker", ["refused", "silent"])
+def test_an_mqtt_sink_without_a_broker_neither_blocks_nor_raises_and_closes_in_time(
+        broker, silent_port):
+    port = free_port() if broker == "refused" else silent_port
+    config = MqttSinkConfig(enabled=True, host="127.0.0.1", port=port, queue_size=3)
     started = time.monotonic()
     sink = MqttSink(config, "fleet", "gate")
     sink.set_state("up")
