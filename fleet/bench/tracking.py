@@ -132,8 +132,8 @@ def quality(events: list[dict[str, Any]], shot: list[list[tuple[int, Detection]]
             if abs(truth.x - box[0]) <= 10 and abs(truth.y - box[1]) <= 10:
                 person_of_track[event["track"]].add(who)
     tracks_of: dict[int, set[str]] = defaultdict(set)
-    for track, who in person_of_track.items():
-        for person in who:
+    for track, people_seen in person_of_track.items():
+        for person in people_seen:
             tracks_of[person].add(track)
     seen = sorted(tracks_of)
     return {
@@ -155,7 +155,9 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
             shot = frames(scene, args.seconds, args.miss, rng)
             run_baseline(shot, folder)  # warm-up: imports, first allocations
             run_tracking(shot, folder)
-            base, track, lines, events = [], [], 0, []
+            base: list[float] = []
+            track: list[float] = []
+            lines, events = 0, list[dict[str, Any]]()
             for attempt in range(args.runs):
                 progress(f"{people} people: run {attempt + 1}/{args.runs}")
                 spent, lines = run_baseline(shot, folder)
