@@ -69,6 +69,7 @@ class PushStats:
 
     @property
     def accounted(self) -> bool:
+        """Every published event is sent, queued or dropped with a reason."""
         return self.published == self.sent + self.queued + sum(self.dropped.values())
 
 
