@@ -25,7 +25,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from fleet.config._models import ID_PATTERN, FleetConfig
+from fleet.config._base import ID_PATTERN
+from fleet.config._models import FleetConfig
 from fleet.errors import ConfigError, ConfigProblem
 from fleet.redact import redact_url
 
