@@ -33,6 +33,9 @@ from fleet.tracking import ObjectTracker
 
 log = logging.getLogger(__name__)
 STOP_JOIN_S = 5.0  # longest stop() waits for the capture thread to leave the source
+SINK_FLUSH_S = 2.0  # push sinks get what is left of the drain time, and at least this
+# so stop() returns within drain_timeout_s + SINK_FLUSH_S + 2 * STOP_JOIN_S (STOP_BOUND_S)
+STOP_BOUND_S = SINK_FLUSH_S + 2 * STOP_JOIN_S
 
 
 class FpsLimiter:
@@ -106,9 +109,11 @@ class Camera:
             ObjectTracker(config, sink.fleet, sink.object_snapshots)
             if config.tracking.enabled else None
         )
+        self.lost_objects: list[dict] = []  # a dead predecessor's live objects: their end events
         if self.tracker is not None and resume is not None:  # event counters go on too
             self.tracker.events.update(resume.object_events)
             self.tracker.reorder.late = resume.frames_late
+            self.lost_objects = self.tracker.lost(resume.live_objects)
         self.final_sinks: list[SinkStats] | None = None
         sink.set_state(self._state)
 
@@ -124,6 +129,7 @@ class Camera:
 
     # --------------------------------------------------------------------------------- lifecycle
     def start(self) -> None:
+        self._objects(self.lost_objects)  # every object ends, even one whose camera died
         for target, name in ((self._capture_loop, "capture"), (self._collect_loop, "collect")):
             thread = threading.Thread(target=target, name=f"{self.config.id}-{name}", daemon=True)
             thread.start()
@@ -156,7 +162,7 @@ class Camera:
             self._objects(self.tracker.close())
         if self.state not in ("ended",):
             self.state = "stopped"
-        self.final_sinks = self.sink.close(drain_timeout_s)
+        self.final_sinks = self.sink.close(max(SINK_FLUSH_S, deadline - time.monotonic()))
         return self.stats()
 
     @property
@@ -174,7 +180,7 @@ class Camera:
         objects: dict[str, object] = {}
         if tracker is not None:
             objects = {"tracks_active": tracker.active(), "object_events": dict(tracker.events),
-                       "frames_late": tracker.late}
+                       "frames_late": tracker.late, "live_objects": tracker.live_objects()}
         sinks = self.final_sinks if self.final_sinks is not None else self.sink.push_stats()
         return self.ledger.snapshot(
             state=self.state, buffers=self.buffers, last_error=self.last_error,

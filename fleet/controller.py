@@ -380,7 +380,8 @@ class FleetController:
     def _stop(self) -> dict[str, CameraStats]:
         calls = {cid: (ref, "stop", (self.config.drain_timeout_s,))
                  for cid, ref in self.cameras.items()}
-        outcomes = self.actors.call_all(calls, self.config.drain_timeout_s + 5)
+        # a camera's stop returns within drain_timeout_s + fleet.camera.STOP_BOUND_S (12 s)
+        outcomes = self.actors.call_all(calls, self.config.drain_timeout_s + 20)
         final: dict[str, CameraStats] = {}
         for cid, outcome in outcomes.items():
             if isinstance(outcome, CameraStats):

@@ -105,6 +105,7 @@ class CameraStats:
     object_events: dict[str, int] = field(default_factory=dict)  # object events by type
     frames_late: int = 0  # results too late for the tracker's reorder window (not tracked)
     sinks: tuple[SinkStats, ...] = ()  # the camera's push sinks (webhook, MQTT)
+    live_objects: tuple[dict, ...] = ()  # end events of the live objects, should the actor die
 
     @property
     def accounted(self) -> bool:

@@ -85,8 +85,9 @@ class Reorder:
     the capture thread expects, the collect thread arrives.
     """
 
-    def __init__(self, window: int):
+    def __init__(self, window: int, max_views: int = 4):
         self.window = window
+        self.max_views = max_views  # held results that may keep their frame for a snapshot
         self.expected: dict[int, float] = {}  # index -> capture time
         self.ready: dict[int, Sighting | None] = {}
         self.last_fed = -1
@@ -105,7 +106,12 @@ class Reorder:
                     self.late += 1
                 return []
             self.ready[index] = sighting
-            return self._release(force=False)
+            out = self._release(force=False)
+            if index in self.ready and sighting is not None and sighting.view is not None:
+                held = sum(1 for s in self.ready.values() if s is not None and s.view is not None)
+                if held > self.max_views:  # bound the frames pinned in the object store
+                    sighting.view = None
+            return out
 
     def drain(self) -> list[Sighting]:
         """Everything held back, in order (shutdown: nothing earlier is coming)."""
@@ -189,7 +195,9 @@ class ObjectTracker:
         self.regions = Regions(camera.id, camera.zones, camera.masks)
         self.session = session or _base36(int(time.time() * 1000))
         self.numbers = itertools.count(1)
-        self.reorder = Reorder(self.config.reorder_window)
+        # a held result keeps its frame (for a snapshot) only while no more than the camera's
+        # buffers do: the object store holds at most 2 x buffers frames of a camera
+        self.reorder = Reorder(self.config.reorder_window, camera.buffers)
         self.byte: dict[str, ByteTrackTracker] = {}
         self.live: dict[tuple[str, int], Track] = {}  # (label, trackers' id) -> track
         self.events: Counter[str] = Counter({kind: 0 for kind in EVENT_TYPES})
@@ -219,7 +227,19 @@ class ObjectTracker:
         for ready in self.reorder.drain():
             events += self._feed(ready)
         for key in list(self.live):
-            events += self._end(key)
+            events += self._end(key, "shutdown")
+        return events
+
+    def live_objects(self) -> tuple[dict[str, Any], ...]:
+        """Each live object's end event as it would be now (kept in the camera's stats): if the
+        camera actor dies, its successor sends them (:meth:`lost`), so every object ends."""
+        return tuple(self._record("end", track, self._last_meta(track), None, "camera_lost")
+                     for track in self.live.values() if track.started)
+
+    def lost(self, objects: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+        """The end events of a previous camera actor's objects (it died with them live)."""
+        events = [dict(event) for event in objects]
+        self.events["end"] += len(events)
         return events
 
     @property
@@ -359,23 +379,30 @@ class ObjectTracker:
                 if now - track.last_stream >= self.config.max_disappeared_s]
         events: list[dict[str, Any]] = []
         for key in gone:
-            events += self._end(key)
+            events += self._end(key, "unseen")
         return events
 
-    def _end(self, key: tuple[str, int]) -> list[dict[str, Any]]:
+    def _last_meta(self, track: Track) -> FrameMeta:
+        return FrameMeta(self.camera, track.last_frame, track.last_seen, *self.size, None)
+
+    def _end(self, key: tuple[str, int], reason: str) -> list[dict[str, Any]]:
         track = self.live.pop(key)
         if not track.started:
             return []  # never an object: no events, no snapshot
-        meta = FrameMeta(self.camera, track.last_frame, track.last_seen, *self.size, None)
+        meta = self._last_meta(track)
         events = [self._event("leave", track, meta, zone) for zone in sorted(track.zones)]
         track.zones.clear()
-        return events + [self._event("end", track, meta)]
+        return events + [self._event("end", track, meta, reason=reason)]
 
-    def _event(self, kind: str, track: Track, meta: FrameMeta,
-               zone: str | None = None) -> dict[str, Any]:
+    def _event(self, kind: str, track: Track, meta: FrameMeta, zone: str | None = None,
+               reason: str | None = None) -> dict[str, Any]:
         self.events[kind] += 1
+        return self._record(kind, track, meta, zone, reason)
+
+    def _record(self, kind: str, track: Track, meta: FrameMeta, zone: str | None,
+                reason: str | None) -> dict[str, Any]:
         box = track.box
-        return {
+        record = {
             "type": "object", "event": kind, "fleet": self.fleet, "camera": self.camera,
             "track": track.id, "label": track.label, "detector": track.detector,
             "time": round(meta.capture_time, 6), "frame": meta.index,
@@ -386,3 +413,6 @@ class ObjectTracker:
             "zones": sorted(track.zones), "zone": zone, "snapshot": track.snapshot,
             "frames": track.frames,
         }
+        if reason is not None:  # end: unseen | shutdown | camera_lost
+            record["reason"] = reason
+        return record

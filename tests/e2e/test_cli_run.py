@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -33,7 +35,7 @@ detectors:
   face: {{actors: 1, num_cpus: 0.5}}
   person: {{actors: 1, num_cpus: 0.5}}
 sinks:
-  snapshots: {{enabled: true, max_per_camera: 2, min_interval_s: 1}}
+  snapshots: {{enabled: true, frames: true, max_per_camera: 2, min_interval_s: 1}}
 """)
     return path
 
@@ -60,7 +62,13 @@ def test_run_for_a_duration_prints_tables_and_an_exact_summary(tmp_path, footage
     assert summary["people"]["detections"].get("person", 0) > 0
     assert summary["synth"]["processed"] > 0
     assert summary["offline"]["captured"] == 0 and summary["offline"]["reconnects"] >= 1
-    assert list((run_dir / "snapshots").glob("faces-*.jpg"))
+    assert len(list((run_dir / "snapshots").glob("faces-*.jpg"))) == 2  # frames, bounded
+    # and the faces became objects: printed as they started, each with its best snapshot
+    assert re.search(r" faces face faces-\S+ start \(score", proc.stdout), proc.stdout[-3000:]
+    objects = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    ends = [e for e in objects if e["event"] == "end" and e["camera"] == "faces"]
+    assert ends and all((run_dir / e["snapshot"]).is_file() for e in ends)
+    assert summary["faces"]["object_events"]["start"] == len(ends)
 
 
 def test_sigterm_drains_flushes_and_exits_zero(tmp_path, footage):

@@ -138,4 +138,8 @@ def test_a_camera_killed_mid_track_restarts_without_reusing_a_track_id(ray_ready
     assert len(tracks) == 2 and first < set(tracks)
     (new,) = set(tracks) - first
     assert [e["event"] for e in tracks[new]][0] == "start" and tracks[new][-1]["event"] == "end"
-    assert final["yard"].object_events["start"] == 2  # the counters went on from the first life
+    # and the object the dead actor had live was ended by its successor, saying why
+    (old,) = first
+    assert tracks[old][-1]["event"] == "end" and tracks[old][-1]["reason"] == "camera_lost"
+    assert tracks[new][-1]["reason"] == "shutdown"
+    assert final["yard"].object_events["start"] == final["yard"].object_events["end"] == 2

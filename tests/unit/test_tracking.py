@@ -267,3 +267,20 @@ def test_quality_halves_for_boxes_on_the_edge():
     inside = Detection("p", 10, 10, 50, 50, 0.8)
     edge = Detection("p", 0, 10, 50, 50, 0.8)
     assert quality(edge, W, H) == pytest.approx(quality(inside, W, H) / 2)
+
+
+def test_held_results_keep_at_most_max_views_frames():
+    # given results held back behind a slow frame 0, each with its frame's view
+    reorder = Reorder(window=32, max_views=2)
+    for index in range(6):
+        reorder.expect(index, float(index))
+    held = []
+    for index in range(1, 6):
+        done = completion(index, [Detection("p", 1, 1, 5, 5, 0.9)])
+        done.view = lambda: None
+        sighting = Sighting.of(done)
+        held.append(sighting)
+        assert reorder.arrive(index, sighting) == []
+    # then only the first two still pin their frames in the object store
+    assert [s.view is not None for s in held] == [True, True, False, False, False]
+    assert len(reorder.arrive(0, None)) == 5  # and all are tracked once frame 0 settles
