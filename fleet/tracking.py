@@ -34,11 +34,12 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import supervision as sv
-from trackers import ByteTrackTracker
+
+if TYPE_CHECKING:
+    from trackers import ByteTrackTracker
 
 from fleet.config import CameraConfig
 from fleet.frames import Completion, Detection, FrameMeta
@@ -256,6 +257,11 @@ class ObjectTracker:
     # ------------------------------------------------------------------------------ tracking
     def _tracker(self, label: str) -> ByteTrackTracker:
         if label not in self.byte:
+            # imported on the first box, not with the module: trackers brings supervision and
+            # scipy, about 80 MB of a camera actor's memory, which a camera that never sees
+            # anything (or runs with tracking off) does not pay
+            from trackers import ByteTrackTracker
+
             frames = max(1, int(np.ceil(self.config.max_disappeared_s * self.fps)) + 1)
             self.byte[label] = ByteTrackTracker(
                 lost_track_buffer=frames, frame_rate=30.0,  # 30: the buffer is in frames
@@ -284,6 +290,8 @@ class ObjectTracker:
 
     def _associate(self, label: str, boxes: list[tuple[str, Detection]],
                    sighting: Sighting) -> list[dict[str, Any]]:
+        import supervision as sv
+
         xyxy = np.array([[b.x, b.y, b.x + b.w, b.y + b.h] for _, b in boxes], dtype=float)
         detections = sv.Detections(
             xyxy=xyxy.reshape(-1, 4),

@@ -284,3 +284,17 @@ def test_held_results_keep_at_most_max_views_frames():
     # then only the first two still pin their frames in the object store
     assert [s.view is not None for s in held] == [True, True, False, False, False]
     assert len(reorder.arrive(0, None)) == 5  # and all are tracked once frame 0 settles
+
+
+def test_a_camera_that_tracks_nothing_never_loads_the_tracker_library():
+    # trackers brings supervision and scipy (about 80 MB per camera actor): only on a first box
+    import subprocess
+    import sys
+
+    code = ("import sys; from tests.unit.test_tracking import camera; "
+            "from fleet.tracking import ObjectTracker; t = ObjectTracker(camera(), 'f'); "
+            "t.close(); print(sorted(m for m in ('supervision', 'trackers', 'scipy') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
