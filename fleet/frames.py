@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -105,7 +105,8 @@ class CameraStats:
     object_events: dict[str, int] = field(default_factory=dict)  # object events by type
     frames_late: int = 0  # results too late for the tracker's reorder window (not tracked)
     sinks: tuple[SinkStats, ...] = ()  # the camera's push sinks (webhook, MQTT)
-    live_objects: tuple[dict, ...] = ()  # end events of the live objects, should the actor die
+    # the end events of the live objects, should the actor die (its successor sends them)
+    live_objects: tuple[dict[str, Any], ...] = ()
 
     @property
     def accounted(self) -> bool:
