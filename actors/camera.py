@@ -16,12 +16,15 @@ from fleet.sources import open_source
 
 
 class CameraWorker:
-    def __init__(self, plan: CameraPlan, pools: dict[str, list[Any]]):
+    def __init__(self, plan: CameraPlan, pools: dict[str, list[Any]],
+                 nodes: dict[str, list[str | None]] | None = None):
         config = plan.config
-        self.dispatcher = RayDispatcher(pools, plan.offset)
+        self.node = ray.get_runtime_context().get_node_id()
+        self.dispatcher = RayDispatcher(pools, plan.offset, self.node, nodes)
         sink = EventSink(plan.sinks, plan.run_dir, config.id, plan.fleet)
         self.camera = Camera(config, open_source(config.id, config.source), self.dispatcher,
                              sink, plan.resume)
+        self.camera.node = self.node
         self.drain_timeout_s = 5.0
         self.lease = Lease(f"camera {config.id}", lambda: self.camera.stop(self.drain_timeout_s))
         self.lease.set(plan.lease_s)
@@ -31,15 +34,15 @@ class CameraWorker:
 
     def info(self) -> dict[str, Any]:
         """Where this camera runs (for `camfleet status` and for operators)."""
-        return {"camera": self.camera.config.id, "pid": os.getpid(),
-                "node": ray.get_runtime_context().get_node_id()}
+        return {"camera": self.camera.config.id, "pid": os.getpid(), "node": self.node}
 
     def stats(self) -> CameraStats:
         self.lease.renew()
         return self.camera.stats()
 
-    def set_pool(self, kind: str, handles: list[Any]) -> None:
-        self.dispatcher.set_pool(kind, handles)
+    def set_pool(self, kind: str, handles: list[Any],
+                 nodes: list[str | None] | None = None) -> None:
+        self.dispatcher.set_pool(kind, handles, nodes)
 
     def outstanding(self) -> dict[str, int]:
         return self.dispatcher.outstanding()

@@ -27,6 +27,7 @@ from dashboards.grafana import (
     timeseries,
 )
 
+REMOTE = 'locality="remote"'
 CAMERA_LINK = {
     "title": "Camera ${__field.labels.camera}",
     "url": "/d/camfleet-camera?var-camera=${__field.labels.camera}&${datasource:queryparam}"
@@ -175,6 +176,18 @@ def fleet_cameras() -> list[list[Json]]:
                      "{{action}} {{target}}")], steps=True, min=0),
         timeseries("Controller loop duration", "One control step: gather stats, decide, apply.",
                    quantiles("camfleet_controller_loop_seconds", FLEET), "s"),
+    ], [
+        timeseries("Cross-node hand-offs per camera", "Share of a camera's frames handed to "
+                   "a detector actor on another node (which pulls the whole frame over the "
+                   "network instead of reading it in shared memory). Above 0: that node is "
+                   "short of detector actors.",
+                   [(f"sum by (camera) ({rate('camfleet_handoffs_total', FLEET, REMOTE)}) / "
+                     f"sum by (camera) ({rate('camfleet_handoffs_total', FLEET)})", "{{camera}}")],
+                   "percentunit", min=0, max=1, links=[CAMERA_LINK]),
+        timeseries("Bytes across nodes", "Frame bytes per second that detectors on other "
+                   "nodes pulled across the network, all cameras.",
+                   [(f"sum({rate('camfleet_handoff_remote_bytes_total', FLEET)})", "crossed")],
+                   "Bps", min=0),
     ]]
 
 

@@ -50,6 +50,7 @@ class Placement:
     num_gpus: float = 0.0
     resources: Mapping[str, float] = field(default_factory=dict)
     max_restarts: int = 0
+    node: str | None = None  # prefer this node (soft: elsewhere if it has no room)
 
 
 # A call's outcome as fan-in reports it: the value, or the exception it raised.

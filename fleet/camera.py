@@ -83,6 +83,8 @@ class Camera:
         self.dispatcher = dispatcher
         self.sink = sink
         self.ledger = FrameLedger(config.id)
+        self.resume = resume
+        self.node = ""  # set by the actor: where it runs
         if resume is not None:  # a restarted camera actor: counters go on, never reset
             self.ledger.restore(resume)
         self.limiter = FpsLimiter(config.fps)
@@ -182,11 +184,17 @@ class Camera:
             objects = {"tracks_active": tracker.active(), "object_events": dict(tracker.events),
                        "frames_late": tracker.late, "live_objects": tracker.live_objects()}
         sinks = self.final_sinks if self.final_sinks is not None else self.sink.push_stats()
+        local, remote, crossed = self.dispatcher.locality()
+        base = self.resume
+        if base is not None:  # a restarted actor: the counters go on
+            local, remote = local + base.handoffs_local, remote + base.handoffs_remote
+            crossed += base.remote_bytes
         return self.ledger.snapshot(
             state=self.state, buffers=self.buffers, last_error=self.last_error,
             source_fps=self.source.native_fps, width=self.shape[1], height=self.shape[0],
             outstanding=self.dispatcher.outstanding(), stuck_s=self.stuck_s(),
-            put_bytes=self.put_bytes, sinks=tuple(sinks), **objects,
+            put_bytes=self.put_bytes, sinks=tuple(sinks), handoffs_local=local,
+            handoffs_remote=remote, remote_bytes=crossed, node=self.node, **objects,
         )
 
     def stuck_s(self) -> float:

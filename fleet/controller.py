@@ -39,6 +39,9 @@ def fit_problem(config: FleetConfig, total: dict[str, float], free: dict[str, fl
     Counts CPUs, GPUs and custom resources, as Ray will when it places the actors."""
     used = sorted({n for c in config.active_cameras for n in c.detect})
     need: dict[str, float] = {"CPU": sum(c.num_cpus for c in config.active_cameras)}
+    for camera in config.active_cameras:
+        for resource, amount in camera.resources.items():
+            need[resource] = need.get(resource, 0.0) + amount
     for name in used:
         spec = config.detectors[name]
         asks = {"CPU": spec.num_cpus, "GPU": spec.num_gpus, **spec.resources}
@@ -77,6 +80,7 @@ class FleetController:
         self.last: dict[str, CameraStats] = {}
         self.restarts: Counter[str] = Counter()
         self.restart_due: dict[str, float] = {}  # camera id -> monotonic time of its next restart
+        self.camera_nodes: dict[str, str] = {}  # camera id -> the node its actor runs on
         self.stats = FleetStats(window_s=config.autoscaling.look_back_s)
         self.latest = FleetSnapshot(time.time())
         self.policy_state = policy.PolicyState()
@@ -93,30 +97,66 @@ class FleetController:
 
     # ------------------------------------------------------------------------------------ start
     def start(self) -> None:
-        """Check the fleet fits, start the pools, wait for them, then start the cameras."""
+        """Check the fleet fits; create the cameras (not yet capturing), learn where Ray put
+        them, start each pool's actors beside its cameras, wait for them, route, and only
+        then start capturing."""
         problem = fit_problem(self.config, *self.actors.resources())
         if problem:
             raise FleetError(problem)
         self._serve_metrics()
-        for name in sorted({n for kinds in self.kinds.values() for n in kinds}):
-            spec = self.config.detectors[name]
-            self.pools[name] = DetectorPool(name, spec, self.actors, self.lease_s)
-            self.pools[name].start(spec.actors)
-        self._wait_ready()
         for i, camera in enumerate(self.config.active_cameras):
             self.cameras[camera.id] = self._start_camera(camera.id, i, None)
+        try:
+            self._learn_camera_nodes()
+            for name in sorted({n for kinds in self.kinds.values() for n in kinds}):
+                spec = self.config.detectors[name]
+                self.pools[name] = DetectorPool(name, spec, self.actors, self.lease_s)
+            self._place_by_cameras()
+            for name, pool in self.pools.items():
+                pool.start(pool.spec.actors)
+            self._wait_ready()
+        except BaseException:
+            for ref in self.cameras.values():  # nothing of a fleet that did not start stays
+                self.actors.kill(ref)
+            raise
+        for name in self.pools:
+            self._route(name)
         outcomes = self.actors.call_all(
             {cid: (ref, "start", ()) for cid, ref in self.cameras.items()}, START_TIMEOUT_S)
         for cid, outcome in outcomes.items():
             if isinstance(outcome, BaseException):  # that camera restarts; the others run
                 log.error("camera %s: did not start: %s", cid, outcome)
 
+    def _learn_camera_nodes(self) -> None:
+        outcomes = self.actors.call_all(
+            {cid: (ref, "info", ()) for cid, ref in self.cameras.items()}, START_TIMEOUT_S)
+        for cid, outcome in outcomes.items():
+            if isinstance(outcome, dict) and outcome.get("node"):
+                self.camera_nodes[cid] = str(outcome["node"])
+
     def _start_camera(self, cid: str, offset: int, resume: CameraStats | None) -> ActorRef:
         camera = self.configs[cid]
-        routes = {name: self.pools[name].handles() for name in camera.detect}
+        pools = {name: self.pools.get(name) for name in camera.detect}  # none yet at start-up
+        routes = {name: pool.handles() if pool else [] for name, pool in pools.items()}
+        nodes = {name: pool.handle_nodes() if pool else [] for name, pool in pools.items()}
         plan = CameraPlan(camera, self.config.sinks, str(self.run_dir), offset, resume,
                           self.lease_s, self.config.name)
-        return self.actors.start_camera(cid, (plan, routes), Placement(num_cpus=camera.num_cpus))
+        return self.actors.start_camera(cid, (plan, routes, nodes), Placement(
+            num_cpus=camera.num_cpus, resources=dict(camera.resources)))
+
+    def _place_by_cameras(self) -> bool:
+        """Tell each pool where its cameras are (from their stats), so new actors go beside
+        them. True if a camera's node changed (it started, or restarted elsewhere)."""
+        demand: dict[str, dict[str, float]] = {name: {} for name in self.pools}
+        for cid, node in self.camera_nodes.items():
+            for name in self.kinds.get(cid, ()):
+                if name in demand:
+                    demand[name][node] = demand[name].get(node, 0.0) + 1.0
+        changed = False
+        for name, pool in self.pools.items():
+            changed |= pool.demand != demand[name]
+            pool.demand = demand[name]
+        return changed
 
     # ------------------------------------------------------------------------------------ adopt
     def adopt(self) -> None:
@@ -190,6 +230,9 @@ class FleetController:
             if stats is not None:
                 snapshot.cameras[cid] = self.stats.update_camera(stats)
                 self.metrics.observe_camera(stats)
+                if stats.node:
+                    self.camera_nodes[cid] = stats.node
+        self._place_by_cameras()
         for name, pool in self.pools.items():
             snapshot.detectors[name] = self._collect_pool(name, pool, snapshot, now)
         snapshot.actions = list(self.recent)
@@ -312,9 +355,9 @@ class FleetController:
         return decision
 
     def _route(self, name: str) -> None:
-        """Tell every camera of this kind which actors to send frames to."""
-        handles = self.pools[name].handles()
-        calls = {cid: (self.cameras[cid], "set_pool", (name, handles))
+        """Tell every camera of this kind which actors to send frames to, and where they run."""
+        handles, nodes = self.pools[name].handles(), self.pools[name].handle_nodes()
+        calls = {cid: (self.cameras[cid], "set_pool", (name, handles, nodes))
                  for cid, kinds in self.kinds.items() if name in kinds and cid in self.cameras}
         for cid, outcome in self.actors.call_all(calls, CALL_TIMEOUT_S).items():
             if isinstance(outcome, BaseException):  # a restarted camera gets the pool at start

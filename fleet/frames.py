@@ -105,6 +105,10 @@ class CameraStats:
     object_events: dict[str, int] = field(default_factory=dict)  # object events by type
     frames_late: int = 0  # results too late for the tracker's reorder window (not tracked)
     sinks: tuple[SinkStats, ...] = ()  # the camera's push sinks (webhook, MQTT)
+    handoffs_local: int = 0  # frames handed to a detector on the camera's node
+    handoffs_remote: int = 0  # ... on another node (the frame crossed the network)
+    remote_bytes: int = 0  # frame bytes those pulled across nodes
+    node: str = ""  # the node the camera actor runs on
     # the end events of the live objects, should the actor die (its successor sends them)
     live_objects: tuple[dict[str, Any], ...] = ()
 
@@ -163,6 +167,9 @@ class Dispatcher(Protocol):
 
     def outstanding(self) -> dict[str, int]:
         """Frames sent and not yet answered, per detector actor id."""
+
+    def locality(self) -> tuple[int, int, int]:
+        """Hand-offs so far: (to the camera's node, to another node, bytes that crossed)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,13 @@
 """The zero-copy hand-off: one ``ray.put`` per frame, the ObjectRef to one detector per kind.
 
 The detector receives the ObjectRef as a top-level argument, so Ray resolves it to a read-only
-numpy view on the object store: the only copy of the pixels is the one ``ray.put`` made.
+numpy view on the object store: the only copy of the pixels is the one ``ray.put`` made. That
+holds on the camera's node only: a detector on another node pulls the whole frame over the
+network first. Ray routes actor calls without regard to where their arguments are, so the
+routing here prefers the camera's own node: a remote actor gets a frame only when it has
+``REMOTE_PENALTY`` fewer frames outstanding than the least loaded local one (local capacity
+is short, or there is none). Every hand-off is counted local or remote, with the bytes that
+cross.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from fleet.frames import Completion, FrameMeta
 from fleet.rayactors import actor_id
 
 _LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
+REMOTE_PENALTY = 2  # frames a remote actor must be less loaded by to get a frame
 
 
 @dataclass
 class _Route:
     handle: Any
     actor: str
+    node: str | None = None  # where the actor runs (None: not known yet)
     outstanding: int = 0
     dead: bool = False  # a call to it found it dead: no new frame goes there
 
@@ -39,21 +47,42 @@ class _Ticket:
 class RayDispatcher:
     """Routes each frame to the least-loaded actor of every detector kind the camera runs."""
 
-    def __init__(self, pools: dict[str, list[Any]], offset: int = 0):
+    def __init__(self, pools: dict[str, list[Any]], offset: int = 0, node: str | None = None,
+                 nodes: dict[str, list[str | None]] | None = None):
         self.lock = threading.Lock()
+        self.node = node  # the camera's node
         self.routes: dict[str, list[_Route]] = {}
         self.rotation = itertools.count(offset)
         for kind, handles in pools.items():
-            self.set_pool(kind, handles)
+            self.set_pool(kind, handles, (nodes or {}).get(kind))
         self.tickets: dict[ray.ObjectRef, _Ticket] = {}  # by result ref
         self.submitted = threading.Event()  # wakes an idle wait() as soon as a frame goes out
+        self.local = 0  # hand-offs to an actor on the camera's node (or of unknown node)
+        self.remote = 0  # hand-offs to an actor on another node
+        self.remote_bytes = 0  # frame bytes those pulled across the network
 
-    def set_pool(self, kind: str, handles: list[Any]) -> None:
-        """Replace a kind's actors. Kept actors keep their counts; a removed actor gets no new
-        frame, and the frames it has finish normally (they are still tracked by their tickets)."""
+    def set_pool(self, kind: str, handles: list[Any],
+                 nodes: list[str | None] | None = None) -> None:
+        """Replace a kind's actors (``nodes``: where each runs). Kept actors keep their counts;
+        a removed actor gets no new frame, and the frames it has finish normally (they are
+        still tracked by their tickets)."""
+        where = list(nodes) if nodes is not None else [None] * len(handles)
         with self.lock:
             old = {r.actor: r for r in self.routes.get(kind, [])}
-            self.routes[kind] = [old.get(actor_id(h)) or _Route(h, actor_id(h)) for h in handles]
+            routes = []
+            for handle, node in zip(handles, where, strict=True):
+                route = old.get(actor_id(handle)) or _Route(handle, actor_id(handle))
+                route.node = node or route.node
+                routes.append(route)
+            self.routes[kind] = routes
+
+    def _remote(self, route: _Route) -> bool:
+        return self.node is not None and route.node is not None and route.node != self.node
+
+    def locality(self) -> tuple[int, int, int]:
+        """Hand-offs so far: (local, remote, bytes that crossed nodes)."""
+        with self.lock:
+            return self.local, self.remote, self.remote_bytes
 
     def outstanding(self) -> dict[str, int]:
         """Frames sent and not yet answered, per detector actor id (removed actors included)."""
@@ -70,7 +99,7 @@ class RayDispatcher:
             return None
         start = next(self.rotation) % len(routes)
         ordered = routes[start:] + routes[:start]  # ties go round-robin
-        return min(ordered, key=lambda r: r.outstanding)
+        return min(ordered, key=lambda r: r.outstanding + REMOTE_PENALTY * self._remote(r))
 
     def submit(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
         with self.lock:  # choose every kind's actor first: a frame is sent whole or not at all
@@ -87,6 +116,11 @@ class RayDispatcher:
             for route in picks.values():
                 assert route is not None
                 route.outstanding += 1
+                if self._remote(route):
+                    self.remote += 1
+                    self.remote_bytes += frame.nbytes
+                else:
+                    self.local += 1
                 result_ref = route.handle.detect.remote(frame_ref, meta)
                 ticket.waiting[result_ref] = route
                 self.tickets[result_ref] = ticket

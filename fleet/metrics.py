@@ -118,6 +118,18 @@ def _object_metrics(views: list[Any]) -> Iterator[Metric]:
             for reason in ("queue_full", "rejected", "shutdown"):
                 lost.add_metric([stats.camera, sink.sink, reason], sink.dropped.get(reason, 0))
     yield from (active, events, late, depth, sent, lost)
+    handoffs = CounterMetricFamily("camfleet_handoffs", "Frames handed to a detector actor, by "
+                                   "whether it ran on the camera's node.",
+                                   labels=["camera", "locality"])
+    crossed = CounterMetricFamily("camfleet_handoff_remote_bytes",
+                                  "Frame bytes detectors on other nodes pulled across.",
+                                  labels=["camera"])
+    for view in views:
+        stats = view.stats
+        handoffs.add_metric([stats.camera, "local"], stats.handoffs_local)
+        handoffs.add_metric([stats.camera, "remote"], stats.handoffs_remote)
+        crossed.add_metric([stats.camera], stats.remote_bytes)
+    yield from (handoffs, crossed)
 
 
 def _gauges(views: list[Any]) -> Iterator[Metric]:

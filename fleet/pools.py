@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace as with_fields
 
 from fleet.actorsys import ActorRef, Actors, Placement
 from fleet.config import DetectorConfig
+from fleet.errors import FleetError
 
 log = logging.getLogger(__name__)
 UNHEALTHY_AFTER = 3  # missed health checks (stats calls) in a row before an actor is replaced
@@ -39,15 +41,49 @@ class DetectorPool:
         self.replaced = 0  # actors replaced because they died or hung
         self.start_failures = 0
         self.last_error = ""  # why the last actor failed to start, for the start-up message
+        self.nodes: dict[str, str | None] = {}  # actor id -> node (asked for, then where it runs)
+        self.demand: dict[str, float] = {}  # node -> cameras of this kind there (the controller)
 
     @property
     def target(self) -> int:
         return len(self.running) + len(self.pending)
 
     def start(self, count: int) -> None:
+        """Start ``count`` actors, each on the node whose cameras have fewest of this kind's
+        actors per camera (Ray's soft node affinity: elsewhere if that node is full)."""
         for _ in range(count):
-            self.pending.append(self.actors.start_detector(self.name, (self.name, self.spec),
-                                                           self.placement))
+            node = self._emptiest()
+            actor = self.actors.start_detector(self.name, (self.name, self.spec),
+                                               with_fields(self.placement, node=node))
+            self.nodes[actor.id] = node
+            self.pending.append(actor)
+
+    def _per_node(self) -> dict[str | None, int]:
+        counts: dict[str | None, int] = {}
+        for actor in [*self.running, *self.pending]:
+            node = self.nodes.get(actor.id)
+            counts[node] = counts.get(node, 0) + 1
+        return counts
+
+    def _emptiest(self) -> str | None:
+        """The node with the most cameras per actor of this kind (None: no camera known)."""
+        if not self.demand:
+            return None
+        have = self._per_node()
+        return max(sorted(self.demand), key=lambda n: self.demand[n] / (have.get(n, 0) + 1))
+
+    def _retiree(self) -> ActorRef:
+        """The running actor on the node with the fewest cameras per actor."""
+        have = self._per_node()
+
+        def spare(actor: ActorRef) -> float:
+            node = self.nodes.get(actor.id)
+            return self.demand.get(node, 0.0) / have.get(node, 1) if node else 0.0
+
+        return min(reversed(self.running), key=spare)
+
+    def node_of(self, actor: ActorRef) -> str | None:
+        return self.nodes.get(actor.id)
 
     def promote(self, timeout_s: float = 0) -> bool:
         """Move actors that became ready to ``running``. True if the routing must change."""
@@ -67,11 +103,22 @@ class DetectorPool:
                 self.actors.kill(actor)
             else:
                 self.running.append(actor)
+                self._locate(actor)
                 if self.lease_s > 0:
                     self.actors.send(actor, "set_lease", self.lease_s)
                 self.actors.send(actor, "set_batching", self.batch_size, self.batch_wait_ms)
                 changed = True
         return changed
+
+    def _locate(self, actor: ActorRef) -> None:
+        """Where the actor really runs (soft affinity may have put it elsewhere)."""
+        try:
+            info = self.actors.call(actor, "info", timeout_s=5.0)
+        except FleetError as exc:
+            log.warning("detector %s: actor %s: no node info (%s)", self.name, actor.id[:8], exc)
+            return
+        if isinstance(info, dict) and info.get("node"):
+            self.nodes[actor.id] = str(info["node"])
 
     def resize(self, target: int) -> bool:
         """Start or retire actors to reach ``target``. True if the routing must change."""
@@ -82,7 +129,9 @@ class DetectorPool:
         while self.target > target and self.pending:  # not routed yet: no frame can be lost
             self.actors.kill(self.pending.pop())
         while self.target > target and self.running:
-            self.draining.append(self.running.pop())
+            retiree = self._retiree()
+            self.running.remove(retiree)
+            self.draining.append(retiree)
             changed = True
         return changed
 
@@ -130,6 +179,7 @@ class DetectorPool:
         done = [a for a in self.draining if outstanding.get(a.id, 0) == 0]
         for actor in done:
             self.draining.remove(actor)
+            self.nodes.pop(actor.id, None)
             self.actors.kill(actor)
         return len(done)
 
@@ -145,6 +195,10 @@ class DetectorPool:
     def handles(self) -> list[object]:
         """The running actors' handles, for the cameras' routing."""
         return [a.handle for a in self.running]
+
+    def handle_nodes(self) -> list[str | None]:
+        """Where each of :meth:`handles` runs, in the same order."""
+        return [self.nodes.get(a.id) for a in self.running]
 
 
 def _cause(exc: BaseException) -> str:

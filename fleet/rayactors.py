@@ -26,6 +26,10 @@ def _options(placement: Placement) -> dict[str, Any]:
         options["num_gpus"] = placement.num_gpus
     if placement.resources:
         options["resources"] = dict(placement.resources)
+    if placement.node:  # Ray places actors by resources only; locality is camfleet's to ask for
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(placement.node, soft=True)
     return options
 
 

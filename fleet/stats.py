@@ -253,8 +253,8 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None,
                  since: float = 0.0) -> str:
     """The live per-camera table the CLI prints, with the scaling actions since ``since``."""
     head = f"{'camera':<16} {'state':<8} {'in fps':>6} {'out fps':>7} {'hit':>5} {'infl':>4} " \
-           f"{'buf':>3} {'p50 ms':>6} {'p95 ms':>6} {'objs':>4} {'drops (reason=n)':<28} " \
-           "detections"
+           f"{'buf':>3} {'p50 ms':>6} {'p95 ms':>6} {'objs':>4} {'xnode':>5} " \
+           f"{'drops (reason=n)':<28} detections"
     lines = [head, "-" * len(head)]
     for view in snapshot.cameras.values():
         s = view.stats
@@ -263,7 +263,7 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None,
         lines.append(
             f"{s.camera:<16.16} {s.state:<8} {view.input_fps:>6.1f} {view.analysed_fps:>7.1f} "
             f"{view.hit_rate:>5.2f} {s.in_flight:>4} {s.buffers:>3} {_ms(view.p50_ms):>6} "
-            f"{_ms(view.p95_ms):>6} {sum(s.tracks_active.values()):>4} "
+            f"{_ms(view.p95_ms):>6} {sum(s.tracks_active.values()):>4} {_xnode(s):>5} "
             f"{drops:<28.28} {dets}"
         )
         if s.last_error and s.state == "down":
@@ -280,6 +280,12 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None,
     if elapsed_s is not None:
         lines.insert(0, time.strftime("%H:%M:%S") + f"  running {elapsed_s:.0f} s")
     return "\n".join(lines)
+
+
+def _xnode(s: CameraStats) -> str:
+    """The share of hand-offs that crossed to another node (since the camera started)."""
+    total = s.handoffs_local + s.handoffs_remote
+    return f"{s.handoffs_remote / total:.0%}" if total else "-"
 
 
 def format_summary(final: dict[str, CameraStats]) -> str:

@@ -284,6 +284,12 @@ class CameraSettings(ObjectSettings):
     num_cpus: float = Field(
         default=0.25, ge=0, le=16, description="Ray CPUs reserved for the camera actor."
     )
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources for the camera actor, e.g. {site_a: 0.01} to run it "
+        "on the node near its cameras (started with --resources '{\"site_a\": 100}'); its "
+        "detectors are placed beside it.",
+    )
 
     @field_validator("detect")
     @classmethod

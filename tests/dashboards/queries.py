@@ -23,6 +23,8 @@ DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
 # metric name -> its labels, as fleet/metrics.py exposes them (the scrape adds job and instance)
 _COUNTERS = {
     "camfleet_object_events_total": {"camera", "event"},
+    "camfleet_handoffs_total": {"camera", "locality"},
+    "camfleet_handoff_remote_bytes_total": {"camera"},
     "camfleet_frames_late_total": {"camera"},
     "camfleet_sink_sent_total": {"camera", "sink"},
     "camfleet_sink_dropped_total": {"camera", "sink", "reason"},

@@ -30,6 +30,8 @@ class FakeCamera:
     routing_updates: int = 0
     outstanding_at: dict[str, int] = field(default_factory=dict)
     stuck_s: float = 0.0
+    node: str = "n0"
+    route_nodes: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.buffers = self.config.buffers
@@ -54,11 +56,15 @@ class FakeCamera:
             dropped=dict(self.dropped), offered=self.captured, admitted=self.captured,
             buffers=self.buffers, peak_slots_used=in_flight, reconnects=0,
             frames_with_detections=0, detections={}, outstanding=dict(self.outstanding_at),
-            stuck_s=self.stuck_s,
+            stuck_s=self.stuck_s, node=self.node,
         )
 
-    def set_pool(self, kind: str, handles: list[Any]) -> None:
+    def info(self) -> dict[str, Any]:
+        return {"camera": self.config.id, "node": self.node}
+
+    def set_pool(self, kind: str, handles: list[Any], nodes: list[Any] | None = None) -> None:
         self.routes[kind] = list(handles)
+        self.route_nodes[kind] = list(nodes or [])
         self.routing_updates += 1
 
     def set_buffers(self, buffers: int) -> None:
@@ -81,6 +87,10 @@ class FakeDetector:
     calls: int = 0
     batching: tuple[int, float] = (1, 0.0)
     lease_s: float = 0.0
+    node: str = "n0"
+
+    def info(self) -> dict[str, Any]:
+        return {"node": self.node}
 
     def set_batching(self, max_batch_size: int, wait_ms: float) -> None:
         self.batching = (max_batch_size, wait_ms)
@@ -108,6 +118,8 @@ class FakeActors:
         self.killed: list[str] = []
         self.started: list[ActorRef] = []
         self.asked_ready: set[str] = set()
+        self.camera_node: dict[str, str] = {}  # camera id -> the node Ray "puts" it on
+        self.full_nodes: set[str] = set()  # nodes with no room: soft affinity goes elsewhere
 
     # -- test controls
     def die(self, ref: ActorRef) -> None:
@@ -121,13 +133,17 @@ class FakeActors:
 
     # -- the Actors protocol
     def start_camera(self, camera: str, args: Sequence[Any], placement: Placement) -> ActorRef:
-        plan, routes = args
-        return self._new("camera", camera, FakeCamera(plan.config, dict(routes), plan.resume),
-                         placement)
+        plan, routes, _ = args
+        fake = FakeCamera(plan.config, dict(routes), plan.resume,
+                          node=self.camera_node.get(camera, "n0"))
+        return self._new("camera", camera, fake, placement)
 
     def start_detector(self, kind: str, args: Sequence[Any], placement: Placement) -> ActorRef:
         ref_id = f"detector-{next(self.ids)}"
-        return self._new("detector", kind, FakeDetector(kind, ref_id), placement, ref_id)
+        node = placement.node if placement.node and placement.node not in self.full_nodes \
+            else "n0"
+        return self._new("detector", kind, FakeDetector(kind, ref_id, node=node), placement,
+                         ref_id)
 
     def _new(self, role: str, name: str, obj: Any, placement: Placement,
              ref_id: str | None = None) -> ActorRef:

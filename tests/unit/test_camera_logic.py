@@ -80,6 +80,9 @@ class HeldDispatcher:
         with self.lock:
             return {"actor-1": len(self.held)} if self.held else {}
 
+    def locality(self):
+        return (0, 0, 0)
+
     def abandon(self):
         with self.lock:
             left, self.held = self.held, []

@@ -39,14 +39,53 @@ def camera(actors, controller, cid):
     return actors.obj(controller.cameras[cid])
 
 
-def test_start_pools_first_then_cameras_routed_to_ready_actors(fleet):
+def test_start_cameras_then_pools_beside_them_and_capture_once_routed_to_ready_actors(fleet):
     controller, actors = fleet
     roles = [r.role for r in actors.started]
-    assert roles == ["detector"] * 3 + ["camera"] * 2
+    assert roles == ["camera"] * 2 + ["detector"] * 3
     b = camera(actors, controller, "b")
     assert b.state == "up"
     assert b.routes["face"] == controller.pools["face"].handles() and len(b.routes["face"]) == 2
     assert set(camera(actors, controller, "a").routes) == {"face"}
+
+
+def test_detectors_start_beside_their_cameras_and_routes_say_where(tmp_path):
+    # given cameras a on node n1 and b on node n2, each with 1 face actor of 2 to place
+    actors = FakeActors(cpus=8)
+    actors.camera_node = {"a": "n1", "b": "n2"}
+    controller = FleetController(parse_fleet(FLEET, env={}), str(tmp_path), actors)
+    controller.start()
+    try:
+        # then one face actor was asked for on each camera's node, the person one beside b
+        pool = controller.pools["face"]
+        assert sorted(pool.handle_nodes()) == ["n1", "n2"]
+        assert controller.pools["person"].handle_nodes() == ["n2"]
+        # and every camera was told where each actor runs
+        b = camera(actors, controller, "b")
+        assert sorted(b.route_nodes["face"]) == ["n1", "n2"]
+        # when face scales to 3, the new actor goes where the cameras per actor are most
+        actors.camera_node["c"] = "n2"
+        pool.demand = {"n1": 1.0, "n2": 3.0}
+        pool.resize(3)
+        assert pool.nodes[pool.pending[-1].id] == "n2"
+        # and scaling back down retires the actor on the node with the fewest cameras per actor
+        pool.promote()
+        pool.resize(2)
+        assert [pool.nodes[a.id] for a in pool.draining] == ["n1"]
+    finally:
+        controller.stop()
+
+
+def test_a_detector_asked_for_on_a_full_node_lands_elsewhere_and_says_so(tmp_path):
+    actors = FakeActors(cpus=8)
+    actors.camera_node = {"a": "n1", "b": "n1"}
+    actors.full_nodes = {"n1"}
+    controller = FleetController(parse_fleet(FLEET, env={}), str(tmp_path), actors)
+    controller.start()
+    try:  # Ray's soft affinity put them on n0: the pool records where they really run
+        assert controller.pools["face"].handle_nodes() == ["n0", "n0"]
+    finally:
+        controller.stop()
 
 
 def test_a_fleet_that_does_not_fit_fails_at_once_naming_the_numbers(tmp_path):
@@ -117,7 +156,9 @@ def test_a_detector_that_fails_to_start_is_not_routed(tmp_path):
     controller = FleetController(parse_fleet(FLEET, env={}), str(tmp_path), actors)
     with pytest.raises(FleetError, match="person"):
         controller.start()
-    assert not any(r.role == "camera" for r in actors.started)
+    cameras = [r for r in actors.started if r.role == "camera"]
+    assert cameras and all(r.id in actors.killed for r in cameras)  # created, never started
+    assert all(actors.obj(r).state == "starting" for r in cameras)
     controller.stop()
 
 
