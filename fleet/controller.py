@@ -112,7 +112,7 @@ class FleetController:
                 spec = self.config.detectors[name]
                 self.pools[name] = DetectorPool(name, spec, self.actors, self.lease_s)
             self._place_by_cameras()
-            for name, pool in self.pools.items():
+            for pool in self.pools.values():
                 pool.start(pool.spec.actors)
             self._wait_ready()
         except BaseException:
