@@ -76,7 +76,7 @@ def test_frames_stay_on_their_node_and_a_short_node_crosses_counted(cluster, tmp
 
     try:
         wait_until(lambda: all(handoffs(f"{s}{k}") >= 40 for s in SITES for k in (1, 2)), 120,
-                   lambda: f"40 hand-offs per camera: {[(c, handoffs(c)) for c in controller.cameras]}")
+                   lambda: f"40 hand-offs a camera: {[(c, handoffs(c)) for c in controller.cameras]}")
     finally:
         halt.set()
         loop.join(timeout=30)
