@@ -74,9 +74,12 @@ def test_frames_stay_on_their_node_and_a_short_node_crosses_counted(cluster, tmp
         view = controller.latest.cameras.get(cid)
         return view.stats.handoffs_local + view.stats.handoffs_remote if view else 0
 
+    def final_ids() -> list[str]:
+        return list(controller.cameras)
+
     try:
         wait_until(lambda: all(handoffs(f"{s}{k}") >= 40 for s in SITES for k in (1, 2)), 120,
-                   lambda: f"40 hand-offs a camera: {[(c, handoffs(c)) for c in controller.cameras]}")
+                   lambda: f"40 hand-offs a camera: {[(c, handoffs(c)) for c in final_ids()]}")
     finally:
         halt.set()
         loop.join(timeout=30)
