@@ -70,6 +70,10 @@ class ControllerWorker:
     def ended(self) -> bool:
         return self.controller.ended()
 
+    def apply(self, config: FleetConfig) -> list[str]:
+        """A live change (``camfleet apply``): what changed, or FleetError changing nothing."""
+        return self.controller.apply(config)
+
     def stop(self) -> dict[str, CameraStats]:
         self.halt.set()
         if self.loop.is_alive():

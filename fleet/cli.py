@@ -17,23 +17,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fleet.config import FleetConfig, json_schema, load_fleet
-from fleet.errors import ConfigError, FleetError
+from fleet.config import FleetConfig, json_schema
+from fleet.errors import FleetError
+from fleet.live import add_parsers, load_or_report
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 LEASE_RENEW_S = 2.0  # the controller stops the fleet itself when the CLI is gone this long
 REATTACH_S = 60.0  # how long the CLI waits for a restarted controller
 
 
-def _load(path: str) -> FleetConfig | None:
-    try:
-        return load_fleet(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        n = len(exc.problems)
-        print(f"{path}: {n} problem{'s' * (n != 1)}; nothing was started", file=sys.stderr)
-        return None
+_load = load_or_report
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -99,6 +92,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop.install()  # again: ray.init puts in a SIGTERM handler of its own that exits
     print(f"camfleet: fleet '{config.name}', {len(config.active_cameras)} camera(s), "
           f"run folder {run_dir}", flush=True)
+    if embedded:
+        import ray
+
+        address = ray.get_runtime_context().gcs_address
+        print(f"camfleet: embedded Ray at {address}; camfleet status and camfleet apply on this "
+              "machine find it", flush=True)
     fleet = runtime.start_fleet(config, str(run_dir))
     try:
         if not _started(fleet, stop):
@@ -244,6 +243,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     schema.add_argument("--output", "-o", help="write to this file instead of stdout")
     schema.set_defaults(func=cmd_schema)
 
+    add_parsers(sub)
     _add_lazy(sub, "bench", "benchmarks (ratios against a baseline in the same run)", command)
     _add_lazy(sub, "report", "draw a finished run's panels to PNG", command)
     return parser

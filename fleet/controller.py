@@ -89,6 +89,9 @@ class FleetController:
         self.metrics_url: str | None = None
         self.recent: deque[dict[str, Any]] = deque(maxlen=20)
         self.lock = threading.Lock()
+        self.step_lock = threading.RLock()  # a control step and a live change never interleave
+        self.retired: list[DetectorPool] = []  # pools replaced by apply(), draining away
+        self.removed: dict[str, CameraStats] = {}  # cameras apply() removed: their last counters
         self.aborted = threading.Event()  # set by stop(): start-up waits give up
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # Open for the fleet's lifetime; closed by stop().
@@ -364,7 +367,8 @@ class FleetController:
                 log.warning("camera %s: routing update failed: %s", cid, outcome)
 
     def _reap(self) -> None:
-        if not any(p.draining for p in self.pools.values()):
+        self.retired = [p for p in self.retired if p.draining]
+        if not any(p.draining for p in [*self.pools.values(), *self.retired]):
             return
         calls = {cid: (ref, "outstanding", ()) for cid, ref in self.cameras.items()}
         outstanding: Counter[str] = Counter()
@@ -374,7 +378,7 @@ class FleetController:
             if isinstance(counts, BaseException):
                 return  # unknown: reap next time rather than kill an actor with frames
             outstanding.update(counts)
-        for pool in self.pools.values():
+        for pool in [*self.pools.values(), *self.retired]:
             pool.reap(outstanding)
 
     def _record(self, actions: tuple[policy.Action, ...]) -> None:
@@ -391,9 +395,50 @@ class FleetController:
     # ------------------------------------------------------------------------------------- loop
     def step(self) -> None:
         started = time.monotonic()
-        snapshot = self.collect()
-        self.autoscale(snapshot)
+        with self.step_lock:
+            snapshot = self.collect()
+            self.autoscale(snapshot)
         self.metrics.loop.observe(time.monotonic() - started)
+
+    # ------------------------------------------------------------------------------------ apply
+    def apply(self, new: FleetConfig) -> list[str]:
+        """Change the running fleet to ``new`` (:mod:`fleet.changes`); returns what changed."""
+        from fleet import changes
+
+        problem = changes.refusal(self.config, new)
+        if problem:
+            raise FleetError(problem)
+        with self.step_lock:
+            return changes.apply(self, new)
+
+    def retire(self, pool: DetectorPool) -> None:
+        """Every actor of ``pool`` drains: it leaves the routing, and is reaped when done."""
+        pool.resize(0)
+        self.retired.append(pool)
+
+    def stop_camera(self, cid: str) -> CameraStats:
+        """Drain one camera as at stop and end its actor; its last counters."""
+        ref = self.cameras.pop(cid)
+        try:
+            final: CameraStats = self.actors.call(ref, "stop", self.config.drain_timeout_s,
+                                                  timeout_s=self.config.drain_timeout_s + 20)
+        except FleetError as exc:
+            log.error("camera %s: did not stop cleanly: %s", cid, exc)  # noqa: TRY400 - expected
+            last = self.last.get(cid)
+            final = lost_with_actor(last, "crashed") if last else CameraStats(
+                cid, "crashed", 0, 0, 0, 0, 0, {}, 0, 0, 0, 0, 0, 0, {})
+        self.actors.kill(ref)
+        self.last[cid] = final
+        self.camera_nodes.pop(cid, None)
+        return final
+
+    def start_camera(self, cid: str, resume: CameraStats | None) -> None:
+        """Start one camera of ``self.configs`` (capturing at once)."""
+        self.cameras[cid] = self._start_camera(cid, list(self.kinds).index(cid), resume)
+        self.actors.send(self.cameras[cid], "start")
+
+    def route(self, name: str) -> None:
+        self._route(name)
 
     def run(self, stop: threading.Event) -> None:
         """The control loop: one step every ``stats_interval_s`` until ``stop`` is set."""
@@ -436,8 +481,9 @@ class FleetController:
                 final[cid] = lost_with_actor(last, "crashed")
         for ref in self.cameras.values():
             self.actors.kill(ref)
-        for pool in self.pools.values():
+        for pool in [*self.pools.values(), *self.retired]:
             pool.stop()
+        final = {**self.removed, **final}  # cameras removed on the way were part of the run
         counters = {cid: {k: v for k, v in asdict(s).items() if k != "latency_s"}
                     for cid, s in final.items()}
         with self.lock:

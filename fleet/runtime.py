@@ -124,6 +124,18 @@ class RunningFleet:
     def stop(self, timeout_s: float) -> dict[str, CameraStats]:
         return self._call("stop", timeout_s=timeout_s)  # type: ignore[no-any-return]
 
+    def apply(self, config: FleetConfig, timeout_s: float) -> list[str]:
+        """Change the running fleet to ``config``; FleetError (nothing changed) if refused."""
+        import ray
+
+        try:
+            return self._call("apply", config, timeout_s=timeout_s)  # type: ignore[no-any-return]
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(exc.cause, FleetError) else None
+            if cause is None:
+                raise
+            raise FleetError(str(cause)) from None
+
     def kill(self) -> None:
         import ray
 
@@ -166,6 +178,51 @@ def start_fleet(config: FleetConfig, run_dir: str) -> RunningFleet:
         name=name, lifetime="detached", max_restarts=CONTROLLER_RESTARTS, max_task_retries=0,
     ).remote(config, run_dir)
     return RunningFleet(handle, name)
+
+
+def join_ray(address: str | None) -> str:
+    """Join a running Ray (``address``, RAY_ADDRESS, else the one on this machine); never
+    start one. Returns the address asked for; FleetError when there is none."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or "auto"
+    try:
+        ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING,
+                 log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise FleetError(f"no Ray cluster to join at {address} ({str(exc).splitlines()[0]}); "
+                         "start a fleet with camfleet run, or give --address / RAY_ADDRESS"
+                         ) from None
+    return address
+
+
+def running_fleets() -> list[str]:
+    """The names of the fleets whose controller runs on the joined Ray."""
+    import ray
+
+    found = ray.util.list_named_actors(all_namespaces=True)
+    return sorted(a["name"].removeprefix("camfleet-") for a in found
+                  if a["namespace"] == NAMESPACE and a["name"].startswith("camfleet-")
+                  and "/" not in a["name"])
+
+
+def find_fleet(name: str | None) -> RunningFleet:
+    """The running fleet ``name``, or the only one; FleetError naming what is there."""
+    import ray
+
+    fleets = running_fleets()
+    if name is None:
+        if len(fleets) != 1:
+            listed = ", ".join(fleets) or "none"
+            raise FleetError(f"{len(fleets)} fleets are running here ({listed}); "
+                             "name one with --fleet" if fleets else
+                             "no fleet is running on this Ray cluster")
+        name = fleets[0]
+    if name not in fleets:
+        raise FleetError(f"no fleet named '{name}' is running here (running: "
+                         f"{', '.join(fleets) or 'none'})")
+    return RunningFleet(ray.get_actor(f"camfleet-{name}", namespace=NAMESPACE),
+                        f"camfleet-{name}")
 
 
 def end_fleet_actors(fleet: str) -> int:

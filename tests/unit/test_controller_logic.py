@@ -254,3 +254,65 @@ def test_detector_pools_ask_ray_for_their_gpus_and_resources(tmp_path):
     assert placement.num_gpus == 0.25 and dict(placement.resources) == {"edge_tpu": 1}
     assert actors.obj(person).batching == (4, 2.0)  # told its batch size when it joined
     controller.stop()
+
+
+# ------------------------------------------------------------------------------------ apply
+def test_apply_adds_removes_and_changes_cameras_and_leaves_the_others_running(fleet):
+    controller, actors = fleet
+    controller.collect()
+    a_before, b_before = controller.cameras["a"], controller.cameras["b"]
+    b_counters = controller.last["b"]
+    # given a file that removes a, changes b's fps, adds c
+    a_line = next(line for line in FLEET.splitlines(keepends=True) if "{id: a," in line)
+    text = FLEET.replace(a_line, "").replace("detect: [face, person]}",
+                                             "detect: [face, person], fps: 2}")
+    text = text.replace("detectors:", "  - {id: c, source: synthetic}\ndetectors:")
+    lines = controller.apply(parse_fleet(text, env={}))
+    # then it says what it did
+    assert any(line.startswith("camera a: removed") for line in lines), lines
+    assert "camera b: restarted with its new settings; counters go on" in lines
+    assert "camera c: added" in lines
+    # a drained and ended; b restarted from its counters; c started
+    assert a_before.id in actors.killed and "a" not in controller.cameras
+    resume = actors.obj(controller.cameras["b"]).resume  # its drained counters: they go on
+    assert controller.cameras["b"] != b_before and resume.captured >= b_counters.captured
+    assert resume.in_flight == 0 and resume.state == "stopped"
+    assert actors.obj(controller.cameras["c"]).state == "up"
+    assert actors.obj(controller.cameras["c"]).routes["face"]  # routed
+    # and the removed camera's counters are still in the run's summary
+    final = controller.stop()
+    assert set(final) == {"a", "b", "c"} and final["a"].state == "stopped"
+
+
+def test_apply_with_new_detector_settings_starts_a_new_pool_first_and_drains_the_old(fleet):
+    controller, actors = fleet
+    old_face = controller.pools["face"]
+    old_ids = {a.id for a in old_face.running}
+    untouched = controller.cameras["a"]
+    lines = controller.apply(parse_fleet(FLEET.replace("face: {actors: 2, num_cpus: 0.5}",
+                                                       "face: {actors: 1, num_cpus: 0.5, "
+                                                       "min_score: 0.7}"), env={}))
+    assert "detector face: new settings; 1 new actor(s), the old ones drain" in lines
+    new_face = controller.pools["face"]
+    assert new_face is not old_face and len(new_face.running) == 1
+    # cameras now send to the new actor only; the old ones drain and are reaped
+    assert actors.obj(untouched).routes["face"] == new_face.handles()
+    assert controller.cameras["a"] == untouched  # the cameras were not touched
+    controller.autoscale(controller.collect())
+    assert old_ids <= set(actors.killed)
+
+
+def test_apply_refuses_what_needs_a_restart_and_changes_nothing(fleet):
+    controller, actors = fleet
+    started = len(actors.started)
+    with pytest.raises(FleetError, match="sinks cannot change in a running fleet"):
+        controller.apply(parse_fleet(FLEET + "sinks: {jsonl: {frames: true}}\n", env={}))
+    assert len(actors.started) == started
+
+
+def test_apply_of_the_same_file_changes_nothing(fleet):
+    controller, actors = fleet
+    started = len(actors.started)
+    assert controller.apply(parse_fleet(FLEET, env={})) == [
+        "nothing to change: the running fleet already matches the file"]
+    assert len(actors.started) == started

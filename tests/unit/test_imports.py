@@ -3,7 +3,7 @@
     commands   fleet.cli, fleet.bench.*, fleet.report*      (cli may call bench; never back)
     wiring     fleet.runtime
     actors     actors.*
-    control    fleet.controller, fleet.pools, fleet.handoff, fleet.rayactors
+    control    fleet.controller, fleet.changes, fleet.pools, fleet.handoff, fleet.rayactors
     pipeline   fleet.camera, sinks, detectors, motion, sources, stats, policy, accounting, metrics,
                batching, tracking, zones, push, feed
     base       fleet.config*, fleet.frames, fleet.errors, fleet.redact, fleet.imaging,
@@ -25,10 +25,11 @@ import pytest
 from tests.conftest import REPO
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("commands", ("fleet.cli", "fleet.__main__", "fleet.bench", "fleet.report")),
+    ("commands", ("fleet.cli", "fleet.__main__", "fleet.bench", "fleet.report", "fleet.live")),
     ("wiring", ("fleet.runtime",)),
     ("actors", ("actors",)),
-    ("control", ("fleet.controller", "fleet.pools", "fleet.handoff", "fleet.rayactors")),
+    ("control", ("fleet.controller", "fleet.changes", "fleet.pools", "fleet.handoff",
+                 "fleet.rayactors")),
     ("pipeline", ("fleet.camera", "fleet.sinks", "fleet.detectors", "fleet.motion",
                   "fleet.sources", "fleet.stats", "fleet.policy", "fleet.accounting",
                   "fleet.metrics", "fleet.batching", "fleet.tracking", "fleet.zones",
@@ -38,7 +39,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 NO_RAY = ("fleet.config", "fleet.policy", "fleet.detectors", "fleet.camera", "fleet.controller",
           "fleet.pools", "fleet.actorsys", "fleet.frames", "fleet.accounting", "fleet.stats",
-          "fleet.batching", "fleet.tracking", "fleet.zones", "fleet.push", "fleet.sinks")
+          "fleet.batching", "fleet.tracking", "fleet.zones", "fleet.push", "fleet.sinks",
+          "fleet.changes")
 
 
 def module_name(path: Path) -> str:
