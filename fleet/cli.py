@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -51,14 +52,32 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+RUNS_ENV = "CAMFLEET_RUNS"  # where run folders go when the fleet file's output_dir would not last
+
+
 def _run_dir(config: FleetConfig, explicit: str | None) -> Path:
     if explicit:
         path = Path(explicit)
     else:
-        path = Path(config.output_dir) / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        base = Path(config.output_dir)
+        if not base.is_absolute() and _in_job_package(Path.cwd()):
+            # `ray job submit --working-dir`: the cwd is Ray's copy of the working dir, which
+            # Ray deletes with the job's package; a relative output_dir would vanish with it
+            base = Path(os.environ.get(RUNS_ENV, "~/camfleet-runs")).expanduser()
+            print(f"camfleet: running from a Ray job's working_dir, which Ray deletes after "
+                  f"the job: run folders go to {base} instead of {config.output_dir}/ (set "
+                  f"{RUNS_ENV}, an absolute output_dir, or --run-dir to choose)", flush=True)
+        path = base / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = path.resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _in_job_package(cwd: Path) -> bool:
+    """Whether ``cwd`` is a working_dir package Ray unpacked for a job."""
+    parts = cwd.resolve().parts
+    return "runtime_resources" in parts and any(p.startswith("working_dir_files") or
+                                                p.startswith("_ray_pkg_") for p in parts)
 
 
 class _StopFlag:

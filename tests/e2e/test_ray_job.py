@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MEGAMIND
+from tests.conftest import MEGAMIND, REPO
 from tests.helpers import camfleet, check_run_folder, free_port, wait_until
 from tests.servers import fixtures
 
@@ -31,7 +32,11 @@ def ray_head(tmp_path):
     It keeps Ray's default `ray job stop` wait (3 s), and holds a camera password in its own
     environment, where the job's driver reads it: the job's metadata never has it."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_free_objects_batch_size": "1",
-           "CAM_PASSWORD": SECRET}
+           "CAM_PASSWORD": SECRET,
+           # a node's `python` is camfleet's, as in an image with camfleet installed
+           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+           # where a job's run folder goes (default ~/camfleet-runs): inside the test's folder
+           "CAMFLEET_RUNS": str(tmp_path / "runs")}
     env.pop("RAY_JOB_STOP_WAIT_TIME_S", None)
     dashboard = free_port()
     log = open(tmp_path / "head.log", "w")  # noqa: SIM115 - closed in teardown
@@ -154,3 +159,39 @@ detectors:
     # and nothing of the fleet is left running
     wait_until(lambda: "camfleet-slowdrain" not in ray_job(address, env, "list"), 5,
                "the job list", interval_s=1)
+
+
+def readme_recipe() -> list[str]:
+    """The `ray job submit` block of the README's "On a cluster" section, as argv."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## On a cluster"):]
+    block = section[section.index("```bash\n") + 8:]
+    block = block[:block.index("```")]
+    return shlex.split(block.replace("\\\n", " "))
+
+
+@pytest.mark.slow
+def test_the_readmes_job_recipe_runs_the_demo_and_its_run_folder_outlives_the_job(
+        ray_head, tmp_path, footage):
+    address, env = ray_head
+    # given the README's recipe, its placeholders filled in: the head, the models, a duration
+    recipe = readme_recipe()
+    assert recipe[:3] == ["ray", "job", "submit"] and "--working-dir" in recipe
+    argv = [RAY, *recipe[1:]]
+    argv[argv.index("http://HEAD:8265")] = address
+    argv = [a.replace("/opt/camfleet/models", str(REPO / "models")) for a in argv]
+    runs = tmp_path / "runs"  # CAMFLEET_RUNS in the head's environment (the fixture)
+    # when it is submitted from the repository (--working-dir .) and runs for 20 s
+    proc = subprocess.run([*argv, "--duration", "20", "--every", "5"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=240, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "succeeded" in out, out[-3000:]
+    # then the job said where its run folder went, and it is there after the job's package is
+    # gone: outside Ray's working_dir copy, with every frame accounted for and real objects
+    assert "running from a Ray job's working_dir" in out, out[-3000:]
+    (run_dir,) = runs.iterdir()
+    assert "_ray_pkg_" not in str(run_dir)
+    summary = check_run_folder(run_dir)
+    assert set(summary) == {"megamind", "town-square", "lobby-1080p", "yard-720p"}
+    assert summary["megamind"]["object_events"]["start"] > 0
