@@ -97,6 +97,8 @@ class FleetController:
         # Open for the fleet's lifetime; closed by stop().
         self.stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.decisions_file = open(self.run_dir / "decisions.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self.stats_file_every_s = stats_file_every(config)
+        self.stats_file_due = 0.0
 
     # ------------------------------------------------------------------------------------ start
     def start(self) -> None:
@@ -242,7 +244,9 @@ class FleetController:
         self.metrics.update(snapshot, self.decisions)
         with self.lock:
             self.latest = snapshot
-            if not self.stats_file.closed:
+            due = now >= self.stats_file_due
+            if due and not self.stats_file.closed:
+                self.stats_file_due = now + self.stats_file_every_s - 0.05
                 self.stats_file.write(json.dumps(snapshot.record(), separators=(",", ":")) + "\n")
                 self.stats_file.flush()
         return snapshot
@@ -496,6 +500,14 @@ class FleetController:
         summary.write_text(json.dumps(counters, indent=2) + "\n", encoding="utf-8")
         self.metrics.close()
         return final
+
+
+def stats_file_every(config: FleetConfig) -> float:
+    """Seconds between stats.jsonl lines: a line holds every camera (about 300 bytes each)."""
+    if config.stats_file_interval_s is not None:
+        return config.stats_file_interval_s
+    extra = max(0, len(config.active_cameras) - 100) / 100
+    return config.stats_interval_s + extra
 
 
 def lost_with_actor(last: CameraStats, state: str) -> CameraStats:

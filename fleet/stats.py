@@ -11,7 +11,7 @@ counters as they arrive, and ``camfleet report`` replays a recorded run's counte
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -249,14 +249,23 @@ def format_actions(actions: list[dict], since: float) -> list[str]:
     ]
 
 
+def _trouble(view: CameraView) -> tuple[int, float, float]:
+    """Sort key, most troubled first: not up, then lowest hit-rate, then slowest p95."""
+    return (view.stats.state == "up", view.hit_rate, -(view.p95_ms or 0.0))
+
+
 def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None,
-                 since: float = 0.0) -> str:
-    """The live per-camera table the CLI prints, with the scaling actions since ``since``."""
+                 since: float = 0.0, limit: int = 40) -> str:
+    """The live per-camera table the CLI prints, with the scaling actions since ``since``.
+    Past ``limit`` cameras it shows the ``limit`` most troubled and sums up the rest: a table
+    of a thousand rows every few seconds is one nobody reads."""
     head = f"{'camera':<16} {'state':<8} {'in fps':>6} {'out fps':>7} {'hit':>5} {'infl':>4} " \
            f"{'buf':>3} {'p50 ms':>6} {'p95 ms':>6} {'objs':>4} {'xnode':>5} " \
            f"{'drops (reason=n)':<28} detections"
     lines = [head, "-" * len(head)]
-    for view in snapshot.cameras.values():
+    views = list(snapshot.cameras.values())
+    shown = views if len(views) <= limit else sorted(views, key=_trouble)[:limit]
+    for view in shown:
         s = view.stats
         drops = " ".join(f"{k}={v}" for k, v in sorted(s.dropped.items()) if v) or "-"
         dets = " ".join(f"{k}={v}" for k, v in sorted(s.detections.items())) or "-"
@@ -268,6 +277,12 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None,
         )
         if s.last_error and s.state == "down":
             lines.append(f"{'':<16} ! {s.last_error[:100]}")
+    if len(shown) < len(views):
+        rest = [v for v in views if v not in shown]
+        states = Counter(v.stats.state for v in rest)
+        lines.append(f"... and {len(rest)} more camera(s), the least troubled ("
+                     + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+                     + f"; lowest hit-rate {min(v.hit_rate for v in rest):.2f})")
     for d in snapshot.detectors.values():
         extra = "".join(f", {n} {what}" for n, what in (
             (d.pending, "starting"), (d.draining, "draining"), (d.queued, "frames queued")) if n)

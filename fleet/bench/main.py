@@ -19,7 +19,17 @@ from types import ModuleType
 from typing import Any
 
 from fleet import runtime
-from fleet.bench import accuracy, autoscale, capacity, raydata, serve, soak, tracking, transport
+from fleet.bench import (
+    accuracy,
+    autoscale,
+    capacity,
+    raydata,
+    scale,
+    serve,
+    soak,
+    tracking,
+    transport,
+)
 
 MODES: dict[str, tuple[ModuleType, str]] = {
     "transport": (transport, "camera -> detector hand-off vs memcpy"),
@@ -29,6 +39,7 @@ MODES: dict[str, tuple[ModuleType, str]] = {
     "soak": (soak, "minutes of a fleet: RSS, fds, threads, object store, accounting"),
     "accuracy": (accuracy, "face recall/precision by size on composites (no Ray)"),
     "serve": (serve, "Ray Serve handle vs a direct actor call, same frames"),
+    "scale": (scale, "one controller's fan-in, memory and metrics as the fleet grows"),
     "tracking": (tracking, "tracking + object events vs frame lines: cost, volume (no Ray)"),
 }
 

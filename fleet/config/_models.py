@@ -886,6 +886,12 @@ class FleetConfig(StrictModel):
     stats_interval_s: float = Field(
         default=1.0, ge=0.1, le=60, description="How often stats are gathered."
     )
+    stats_file_interval_s: float | None = Field(
+        default=None, ge=0.1, le=3600,
+        description="How often a line goes to stats.jsonl (none: stats_interval_s, and one "
+        "more second for every 100 cameras beyond the first 100, so a big fleet's file grows "
+        "about 30 KiB a second, not 300).",
+    )
     drain_timeout_s: float = Field(
         default=10.0, ge=0, le=600, description="Wait for in-flight frames at stop."
     )

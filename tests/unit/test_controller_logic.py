@@ -316,3 +316,15 @@ def test_apply_of_the_same_file_changes_nothing(fleet):
     assert controller.apply(parse_fleet(FLEET, env={})) == [
         "nothing to change: the running fleet already matches the file"]
     assert len(actors.started) == started
+
+
+def test_a_big_fleet_writes_stats_lines_less_often():
+    from fleet.controller import stats_file_every
+
+    def fleet_of(n: int, extra: str = "") -> object:
+        rows = "".join(f"  - {{id: c{i}, source: synthetic}}\n" for i in range(n))
+        return parse_fleet(f"stats_interval_s: 1\n{extra}cameras:\n{rows}", env={})
+
+    assert stats_file_every(fleet_of(50)) == 1.0
+    assert stats_file_every(fleet_of(1000)) == 10.0  # one line holds every camera
+    assert stats_file_every(fleet_of(1000, "stats_file_interval_s: 2\n")) == 2.0

@@ -10,7 +10,7 @@ import numpy as np
 from fleet.config import SinksConfig
 from fleet.frames import CameraStats, Detection, DetectionResult, FrameMeta
 from fleet.sinks import EventSink
-from fleet.stats import FleetStats, format_summary, format_table
+from fleet.stats import FleetSnapshot, FleetStats, format_summary, format_table
 
 
 def result(boxes: int) -> DetectionResult:
@@ -118,3 +118,16 @@ def test_offered_rate_follows_a_step_within_seconds_and_hit_rate_uses_the_window
             assert view.offered_fps == 15  # three seconds after the step
     assert view is not None and view.offered_fps == 15
     assert 0.45 < view.hit_rate < 0.6  # admitted / offered over the last 10 s
+
+
+def test_a_big_fleets_table_shows_the_most_troubled_cameras_and_sums_up_the_rest():
+    views = {}
+    for i in range(100):
+        s = replace(stats(10.0, 100, 100), camera=f"cam-{i:03d}",
+                    state="down" if i == 57 else "up")
+        views[s.camera] = FleetStats().update_camera(s)
+    snapshot = FleetSnapshot(10.0, cameras=views)
+    text = format_table(snapshot, limit=10)
+    rows = [line for line in text.splitlines() if line.startswith("cam-")]
+    assert len(rows) == 10 and rows[0].startswith("cam-057")  # the down camera first
+    assert "... and 90 more camera(s), the least troubled (90 up;" in text
