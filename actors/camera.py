@@ -40,6 +40,10 @@ class CameraWorker:
         self.lease.renew()
         return self.camera.stats()
 
+    def keepalive(self) -> None:
+        """Renews the lease without taking stats (the controller is busy, e.g. applying)."""
+        self.lease.renew()
+
     def set_pool(self, kind: str, handles: list[Any],
                  nodes: list[str | None] | None = None) -> None:
         self.dispatcher.set_pool(kind, handles, nodes)

@@ -67,6 +67,11 @@ class ControllerWorker:
         self.lease.renew()
         return self.controller.latest
 
+    def view(self) -> FleetSnapshot:
+        """The latest snapshot for an onlooker (`camfleet status`): it renews no lease, so a
+        watcher never keeps a fleet whose own CLI is gone alive."""
+        return self.controller.latest
+
     def ended(self) -> bool:
         return self.controller.ended()
 

@@ -79,6 +79,10 @@ class DetectorWorker:
                 "node": ray.get_runtime_context().get_node_id()}
 
     @ray.method(concurrency_group="control")
+    async def keepalive(self) -> None:
+        """Renews the lease without a health check (the controller is busy, e.g. applying)."""
+        self.lease.renew()
+
     async def set_lease(self, timeout_s: float) -> None:
         self.lease.set(timeout_s)
 

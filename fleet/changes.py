@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 FIXED = ("name", "output_dir", "stats_interval_s", "drain_timeout_s", "orphan_timeout_s",
          "sinks", "metrics")
 POOL_START_S = 60.0
+LEASE_RENEW_S = 2.0  # well inside orphan_timeout_s (at least 5 s)
 
 
 class FleetController(Protocol):
@@ -49,6 +51,10 @@ class FleetController(Protocol):
 
     def route(self, name: str) -> None: ...
 
+    def keep_leases(self) -> None: ...
+
+    def after_apply(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -60,7 +66,7 @@ class Plan:
     kinds_new: list[str]
     kinds_changed: list[str]
     kinds_gone: list[str]
-    bounds: list[str]  # kinds whose min/max actors changed (the autoscaler follows)
+    bounds: list[str]  # kinds whose min/max or actors changed, nothing else
 
 
 def refusal(old: FleetConfig, new: FleetConfig) -> str | None:
@@ -86,7 +92,7 @@ def plan(old: FleetConfig, running: dict[str, object], new: FleetConfig) -> Plan
         kinds_changed=[n for n in kept if _pool_spec(new, n) != running[n]],
         kinds_gone=[n for n in running if n not in used],
         bounds=[n for n in kept if _pool_spec(new, n) == running[n]
-                and _bounds(new, n) != _bounds(old, n)],
+                and _bounds(new, n) != _bounds(old, n)],  # min, max or actors
     )
 
 
@@ -96,14 +102,15 @@ def _pool_spec(config: FleetConfig, name: str) -> object:
     return spec.model_copy(update={"min_actors": 0, "max_actors": 1, "actors": 0})
 
 
-def _bounds(config: FleetConfig, name: str) -> tuple[int, int]:
+def _bounds(config: FleetConfig, name: str) -> tuple[int, int, int]:
     spec = config.detectors[name]
-    return spec.min_actors, spec.max_actors
+    return spec.min_actors, spec.max_actors, spec.actors
 
 
 def apply(controller: FleetController, new: FleetConfig) -> list[str]:
     """Change ``controller``'s fleet to ``new``. The caller holds its step lock."""
     running = {name: _pool_spec(controller.config, name) for name in controller.pools}
+    old_actors = {name: controller.config.detectors[name].actors for name in controller.pools}
     diff = plan(controller.config, running, new)
     lines = _start_pools(controller, new, diff)
     controller.config = new
@@ -112,11 +119,15 @@ def apply(controller: FleetController, new: FleetConfig) -> list[str]:
         controller.retire(controller.pools.pop(name))
         lines.append(f"detector {name}: no camera uses it; its actors drain")
     for name in diff.bounds:
-        controller.pools[name].spec = new.detectors[name]
-        lines.append(f"detector {name}: autoscaling bounds now "
-                     f"{new.detectors[name].min_actors}..{new.detectors[name].max_actors}")
+        pool, spec = controller.pools[name], new.detectors[name]
+        pool.spec = spec
+        if spec.actors != old_actors.get(name, spec.actors):
+            pool.resize(spec.actors)  # the autoscaler goes on from here, within the bounds
+        lines.append(f"detector {name}: {spec.actors} actor(s), autoscaling bounds "
+                     f"{spec.min_actors}..{spec.max_actors}")
     for name in controller.pools:
         controller.route(name)
+    controller.after_apply()
     if not lines:
         lines.append("nothing to change: the running fleet already matches the file")
     for line in lines:
@@ -133,7 +144,7 @@ def _start_pools(controller: FleetController, new: FleetConfig, diff: Plan) -> l
         old = controller.pools.get(name)
         fresh[name].demand = dict(old.demand) if old else {}
         fresh[name].start(spec.actors)
-    _wait(list(fresh.values()))
+    _wait(list(fresh.values()), controller.keep_leases)
     lines = []
     for name, pool in fresh.items():
         if name in controller.pools:
@@ -149,6 +160,7 @@ def _start_pools(controller: FleetController, new: FleetConfig, diff: Plan) -> l
 def _change_cameras(controller: FleetController, new: FleetConfig, diff: Plan) -> list[str]:
     lines = []
     for cid in diff.removed + diff.changed:  # drained as at stop: in-flight frames finish
+        controller.keep_leases()  # each drain may take drain_timeout_s
         final = controller.stop_camera(cid)
         if cid in diff.removed:
             controller.removed[cid] = final
@@ -166,11 +178,15 @@ def _change_cameras(controller: FleetController, new: FleetConfig, diff: Plan) -
     return lines
 
 
-def _wait(pools: list[DetectorPool]) -> None:
+def _wait(pools: list[DetectorPool], keep_leases: Callable[[], None]) -> None:
     deadline = time.monotonic() + POOL_START_S
+    renew = time.monotonic() + LEASE_RENEW_S
     while any(p.pending for p in pools) and time.monotonic() < deadline:
         for pool in pools:
             pool.promote(timeout_s=0.2)
+        if time.monotonic() >= renew:  # no stats calls meanwhile: the leases need renewing
+            keep_leases()
+            renew = time.monotonic() + LEASE_RENEW_S
     short = [p for p in pools if not p.running]
     if short:
         for pool in pools:

@@ -308,6 +308,7 @@ class FleetController:
         log.error("camera %s: actor died (%s); restarting it (restart %d)", cid, why,
                   self.restarts[cid])
         self.actors.kill(self.cameras[cid])
+        self.camera_nodes.pop(cid, None)  # its node may be gone: placement waits for the new one
         offset = list(self.kinds).index(cid)
         self.cameras[cid] = ref = self._start_camera(cid, offset, self.last.get(cid))
         self.actors.send(ref, "start")
@@ -443,6 +444,19 @@ class FleetController:
 
     def route(self, name: str) -> None:
         self._route(name)
+
+    def keep_leases(self) -> None:
+        """Renew every actor's lease while a long change holds the loop (no stats taken)."""
+        for ref in list(self.cameras.values()):
+            self.actors.send(ref, "keepalive")
+        for pool in [*self.pools.values(), *self.retired]:
+            for actor in pool.live():
+                self.actors.send(actor, "keepalive")
+
+    def after_apply(self) -> None:
+        """What follows the new config: the stats file's spacing, the look-back window."""
+        self.stats_file_every_s = stats_file_every(self.config)
+        self.stats.window_s = self.config.autoscaling.look_back_s
 
     def run(self, stop: threading.Event) -> None:
         """The control loop: one step every ``stats_interval_s`` until ``stop`` is set."""

@@ -38,7 +38,7 @@ def cmd_status(args: argparse.Namespace) -> int:
               + (f", metrics at {info['metrics_url']}" if info.get("metrics_url") else ""),
               flush=True)
         while True:
-            snapshot = fleet.snapshot()
+            snapshot = fleet.view()
             print(format_table(snapshot, time.time() - info["started"]), "\n", flush=True)
             if not args.watch:
                 return EXIT_OK

@@ -22,6 +22,7 @@ from fleet.errors import FleetError
 
 log = logging.getLogger(__name__)
 UNHEALTHY_AFTER = 3  # missed health checks (stats calls) in a row before an actor is replaced
+START_RETRIES = 3  # actors that fail to start in a row are started again, anywhere, this often
 
 
 class DetectorPool:
@@ -40,6 +41,7 @@ class DetectorPool:
         self.missed: dict[str, int] = {}  # actor id -> health checks missed in a row
         self.replaced = 0  # actors replaced because they died or hung
         self.start_failures = 0
+        self.failed_in_row = 0
         self.last_error = ""  # why the last actor failed to start, for the start-up message
         self.nodes: dict[str, str | None] = {}  # actor id -> node (asked for, then where it runs)
         self.demand: dict[str, float] = {}  # node -> cameras of this kind there (the controller)
@@ -52,11 +54,13 @@ class DetectorPool:
         """Start ``count`` actors, each on the node whose cameras have fewest of this kind's
         actors per camera (Ray's soft node affinity: elsewhere if that node is full)."""
         for _ in range(count):
-            node = self._emptiest()
-            actor = self.actors.start_detector(self.name, (self.name, self.spec),
-                                               with_fields(self.placement, node=node))
-            self.nodes[actor.id] = node
-            self.pending.append(actor)
+            self._start_one(self._emptiest())
+
+    def _start_one(self, node: str | None) -> None:
+        actor = self.actors.start_detector(self.name, (self.name, self.spec),
+                                           with_fields(self.placement, node=node))
+        self.nodes[actor.id] = node
+        self.pending.append(actor)
 
     def _per_node(self) -> dict[str | None, int]:
         counts: dict[str | None, int] = {}
@@ -98,10 +102,15 @@ class DetectorPool:
             outcome = outcomes[actor.id]
             if isinstance(outcome, BaseException):
                 self.start_failures += 1
+                self.failed_in_row += 1
                 self.last_error = _cause(outcome)
                 log.error("detector %s: an actor failed to start: %s", self.name, outcome)
                 self.actors.kill(actor)
+                self.nodes.pop(actor.id, None)
+                if self.failed_in_row <= START_RETRIES:  # its node may have just gone: anywhere
+                    self._start_one(None)
             else:
+                self.failed_in_row = 0
                 self.running.append(actor)
                 self._locate(actor)
                 if self.lease_s > 0:

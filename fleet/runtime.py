@@ -118,6 +118,10 @@ class RunningFleet:
     def snapshot(self) -> Any:
         return self._call("snapshot")
 
+    def view(self) -> Any:
+        """The latest snapshot without renewing the controller's lease (an onlooker's)."""
+        return self._call("view")
+
     def ended(self) -> bool:
         return bool(self._call("ended"))
 

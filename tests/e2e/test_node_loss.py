@@ -85,8 +85,14 @@ def test_the_fleet_survives_the_loss_of_a_node(cluster, tmp_path):
         wait_until(lambda: all(processed(c) >= before[c] + 5 for c in before), 120,
                    lambda: f"every camera analysing again after losing {count} actor(s): "
                            f"{ {c: processed(c) for c in before} } vs {before}")
+        pool = controller.pools["face"]
+        wait_until(lambda: len(pool.running) == 2, 60,
+                   lambda: f"the lost detector's replacement running: asked for "
+                           f"{[pool.nodes.get(a.id) for a in pool.pending]} (lost {busiest}), "
+                           f"demand {pool.demand}, cameras on {controller.camera_nodes}; "
+                           f"replaced {pool.replaced}, failures {pool.start_failures} "
+                           f"{pool.last_error}, draining {len(pool.draining)}")
         assert busiest not in placement(controller).values()
-        assert len(controller.pools["face"].running) == 2
     finally:
         halt.set()
         loop.join(timeout=30)

@@ -62,6 +62,9 @@ class FakeCamera:
     def info(self) -> dict[str, Any]:
         return {"camera": self.config.id, "node": self.node}
 
+    def keepalive(self) -> None:
+        self.keepalives = getattr(self, "keepalives", 0) + 1
+
     def set_pool(self, kind: str, handles: list[Any], nodes: list[Any] | None = None) -> None:
         self.routes[kind] = list(handles)
         self.route_nodes[kind] = list(nodes or [])
@@ -92,6 +95,9 @@ class FakeDetector:
     def info(self) -> dict[str, Any]:
         return {"node": self.node}
 
+    def keepalive(self) -> None:
+        self.keepalives = getattr(self, "keepalives", 0) + 1
+
     def set_batching(self, max_batch_size: int, wait_ms: float) -> None:
         self.batching = (max_batch_size, wait_ms)
 
@@ -115,6 +121,7 @@ class FakeActors:
         self.dead: set[str] = set()
         self.hung: set[str] = set()
         self.failing_start: set[str] = set()  # detector kinds whose constructor raises
+        self.failing_once: set[str] = set()  # ... once (its node went away as it started)
         self.killed: list[str] = []
         self.started: list[ActorRef] = []
         self.asked_ready: set[str] = set()
@@ -159,7 +166,11 @@ class FakeActors:
             if self.slow_start and ref.id not in self.asked_ready:
                 self.asked_ready.add(ref.id)
                 continue
-            if ref.name in self.failing_start:
+            if ref.name in self.failing_once:
+                self.failing_once.discard(ref.name)
+                self.dead.add(ref.id)
+                out[ref.id] = ActorLostError("the actor died unexpectedly")
+            elif ref.name in self.failing_start:
                 self.dead.add(ref.id)
                 out[ref.id] = ActorLostError("the actor died in its constructor")
             else:

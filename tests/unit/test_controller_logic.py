@@ -328,3 +328,36 @@ def test_a_big_fleet_writes_stats_lines_less_often():
     assert stats_file_every(fleet_of(50)) == 1.0
     assert stats_file_every(fleet_of(1000)) == 10.0  # one line holds every camera
     assert stats_file_every(fleet_of(1000, "stats_file_interval_s: 2\n")) == 2.0
+
+
+def test_an_actor_that_dies_as_it_starts_is_started_again_elsewhere(tmp_path):
+    # given a person actor asked for on a node that is lost as it starts
+    actors = FakeActors(cpus=4)
+    actors.failing_once.add("person")
+    controller = FleetController(parse_fleet(FLEET, env={}), str(tmp_path), actors)
+    controller.start()
+    try:  # then the pool started another one, with no node asked for, and it runs
+        pool = controller.pools["person"]
+        assert len(pool.running) == 1 and pool.start_failures == 1
+        assert actors.placements[pool.running[0].id].node is None
+    finally:
+        controller.stop()
+
+
+def test_apply_of_a_new_actor_count_resizes_the_pool(fleet):
+    controller, actors = fleet
+    lines = controller.apply(parse_fleet(FLEET.replace("face: {actors: 2, num_cpus: 0.5}",
+                                                       "face: {actors: 3, num_cpus: 0.5}"),
+                                         env={}))
+    assert any(line.startswith("detector face: 3 actor(s), autoscaling bounds") for line in lines)
+    assert controller.pools["face"].target == 3
+
+
+def test_a_long_change_renews_the_leases_it_keeps_from_the_stats_calls(fleet):
+    controller, actors = fleet
+    controller.apply(parse_fleet(FLEET.replace("detect: [face, person]}",
+                                               "detect: [face, person], fps: 2}"), env={}))
+    # b drained and restarted: a, untouched, got a keepalive meanwhile, as did the detectors
+    assert getattr(camera(actors, controller, "a"), "keepalives", 0) >= 1
+    assert all(getattr(actors.obj(a), "keepalives", 0) >= 1
+               for a in controller.pools["face"].running)
