@@ -18,7 +18,7 @@ from dataclasses import replace as with_fields
 
 from fleet.actorsys import ActorRef, Actors, Placement
 from fleet.config import DetectorConfig
-from fleet.errors import FleetError
+from fleet.errors import DetectorError, FleetError
 
 log = logging.getLogger(__name__)
 UNHEALTHY_AFTER = 3  # missed health checks (stats calls) in a row before an actor is replaced
@@ -107,8 +107,8 @@ class DetectorPool:
                 log.error("detector %s: an actor failed to start: %s", self.name, outcome)
                 self.actors.kill(actor)
                 self.nodes.pop(actor.id, None)
-                if self.failed_in_row <= START_RETRIES:  # its node may have just gone: anywhere
-                    self._start_one(None)
+                if self.failed_in_row <= START_RETRIES and not _raised(outcome):
+                    self._start_one(None)  # it died, not its constructor: its node may be gone
             else:
                 self.failed_in_row = 0
                 self.running.append(actor)
@@ -208,6 +208,12 @@ class DetectorPool:
     def handle_nodes(self) -> list[str | None]:
         """Where each of :meth:`handles` runs, in the same order."""
         return [self.nodes.get(a.id) for a in self.running]
+
+
+def _raised(exc: BaseException) -> bool:
+    """Whether the actor's constructor raised (a bad setting: starting it again fails again),
+    as opposed to the actor dying while it started (its node lost, the OOM killer)."""
+    return "creation task" in str(exc) or isinstance(exc, DetectorError)
 
 
 def _cause(exc: BaseException) -> str:

@@ -172,7 +172,8 @@ class FakeActors:
                 out[ref.id] = ActorLostError("the actor died unexpectedly")
             elif ref.name in self.failing_start:
                 self.dead.add(ref.id)
-                out[ref.id] = ActorLostError("the actor died in its constructor")
+                out[ref.id] = ActorLostError("The actor died because of an error raised in its "
+                                             "creation task: the actor died in its constructor")
             else:
                 out[ref.id] = True
         return out

@@ -361,3 +361,13 @@ def test_a_long_change_renews_the_leases_it_keeps_from_the_stats_calls(fleet):
     assert getattr(camera(actors, controller, "a"), "keepalives", 0) >= 1
     assert all(getattr(actors.obj(a), "keepalives", 0) >= 1
                for a in controller.pools["face"].running)
+
+
+def test_an_actor_whose_constructor_raises_is_not_started_again(tmp_path):
+    actors = FakeActors(cpus=4)
+    actors.failing_start.add("person")
+    controller = FleetController(parse_fleet(FLEET, env={}), str(tmp_path), actors)
+    with pytest.raises(FleetError, match="person"):
+        controller.start()
+    assert controller.pools["person"].start_failures == 1  # once: it would fail the same again
+    controller.stop()
