@@ -104,7 +104,7 @@ class DetectorPool:
                 self.start_failures += 1
                 self.failed_in_row += 1
                 self.last_error = _cause(outcome)
-                log.error("detector %s: an actor failed to start: %s", self.name, outcome)
+                log.error("detector %s: an actor failed to start: %s", self.name, self.last_error)
                 self.actors.kill(actor)
                 self.nodes.pop(actor.id, None)
                 if self.failed_in_row <= START_RETRIES and not _raised(outcome):
