@@ -9,8 +9,10 @@ batch is done.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -61,6 +63,17 @@ class DetectorWorker:
         # ``frame`` is a read-only view on the object store; nothing here may keep it.
         return await self.queue.submit((frame, meta))
 
+    async def detect_group(self, frames: np.ndarray, metas: list[FrameMeta]
+                           ) -> list[DetectionResult | BaseException]:
+        """Several frames of one camera, stacked in one object (``put_frames``): each goes to
+        the batch queue as a view of its own; one result per frame (the caller asked for as
+        many returns), a frame that failed as its exception, the others unaffected."""
+        results = await asyncio.gather(
+            *(self.queue.submit((frames[i], meta)) for i, meta in enumerate(metas)),
+            return_exceptions=True)
+        del frames
+        return [r if not isinstance(r, BaseException) else _portable(r) for r in results]
+
     @ray.method(concurrency_group="control")
     async def stats(self) -> DetectorStats:
         self.lease.renew()  # the controller's health check
@@ -85,6 +98,15 @@ class DetectorWorker:
 
     async def set_lease(self, timeout_s: float) -> None:
         self.lease.set(timeout_s)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception a frame failed with, as a value the camera can unpickle."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - a detector's own exception class may not pickle
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 # Health checks and stats answer in their own group, never queued behind frames.

@@ -188,6 +188,12 @@ def fleet_cameras() -> list[list[Json]]:
                    "nodes pulled across the network, all cameras.",
                    [(f"sum({rate('camfleet_handoff_remote_bytes_total', FLEET)})", "crossed")],
                    "Bps", min=0),
+        timeseries("Frames per put", "Frames a camera hands off per object-store put and "
+                   "detector call (put_frames groups; 1 without). Ray's cost per object and "
+                   "per call is shared among them.",
+                   [(f"sum by (camera) ({rate('camfleet_frames_admitted_total', FLEET)}) / "
+                     f"sum by (camera) ({rate('camfleet_puts_total', FLEET)})", "{{camera}}")],
+                   min=0, links=[CAMERA_LINK]),
     ]]
 
 

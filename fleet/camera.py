@@ -101,6 +101,13 @@ class Camera:
         self.shape = (0, 0)
         self.small: np.ndarray | None = None  # put_width: the reused buffer frames shrink into
         self.put_bytes = 0  # bytes of the last frame put into the object store
+        self.puts = resume.puts if resume is not None else 0  # objects put (groups count once)
+        # put_frames > 1: frames admitted and decoded into ``stack`` (reused), not yet sent
+        self.stack: np.ndarray | None = None
+        self.group: list[tuple[FrameMeta, float]] = []
+        self.group_closed = False  # stop() sent the group while capture was stuck
+        self.gap_s = 1.0 / config.fps  # time between admitted frames (moving average)
+        self.last_admit: float | None = None
         self.in_source_since: float | None = None  # monotonic start of a source call under way
         self.capture_stop = threading.Event()
         self.collect_stop = threading.Event()
@@ -144,6 +151,8 @@ class Camera:
         if self.threads[0].is_alive():  # stuck inside the source: the actor ends anyway
             log.error("camera %s: capture did not stop within %g s (stuck in the source for "
                       "%g s); stopping without it", self.config.id, STOP_JOIN_S, self.stuck_s())
+            self.group_closed = True
+            self._send_group()  # what capture decoded before it got stuck
         with self.lock:
             if self.waiting is not None:
                 self.ledger.drop(self.waiting[1].index, "shutdown")
@@ -193,7 +202,7 @@ class Camera:
             state=self.state, buffers=self.buffers, last_error=self.last_error,
             source_fps=self.source.native_fps, width=self.shape[1], height=self.shape[0],
             outstanding=self.dispatcher.outstanding(), stuck_s=self.stuck_s(),
-            put_bytes=self.put_bytes, sinks=tuple(sinks), handoffs_local=local,
+            put_bytes=self.put_bytes, puts=self.puts, sinks=tuple(sinks), handoffs_local=local,
             handoffs_remote=remote, remote_bytes=crossed, node=self.node, **objects,
         )
 
@@ -227,6 +236,7 @@ class Camera:
             except Exception as exc:  # a bug or an OpenCV error must not kill the camera silently
                 log.exception("camera %s: unexpected error", self.config.id)
                 opened = self._source_failed(exc)
+        self._send_group()  # end of stream or stop: the frames decoded so far go
         self.source.close()
 
     def _pace(self, next_read: float, fps: float) -> float:
@@ -238,6 +248,7 @@ class Camera:
         return next_read + 1.0 / fps
 
     def _source_failed(self, exc: Exception) -> bool:
+        self._send_group()  # frames decoded before the failure are good: they go
         self.state = "down"
         self.last_error = redact_url(str(exc))
         log.warning("%s", self.last_error)
@@ -270,21 +281,121 @@ class Camera:
             self.ledger.drop(index, "fps")
             return buf
         if self._full_and_dropping(index):
+            self._send_group_if_due()
             return buf  # dropped before decoding: no CPU spent on a frame nobody will analyse
+        grouped = self.config.put_frames > 1 and self._slot_for_group()
+        if not grouped:
+            self._send_group_if_due()
+        direct = grouped and not self.config.put_width  # decode straight into the group
         with self._in_source():
-            frame = self.source.retrieve(buf)
+            frame = self.source.retrieve(self._group_slot() if direct else buf)
         self.shape = (frame.shape[0], frame.shape[1])
         if self.gate is not None and not self.gate.moving(frame):
             self.ledger.drop(index, "no_motion")
-            return frame
+            return buf if direct else frame
         meta = FrameMeta(self.config.id, index, wall, frame.shape[1], frame.shape[0],
                          self.config.detect_width, stream_time=t if self.media_time else None)
+        if grouped:
+            self._join_group(frame, meta, started)
+            return buf if direct else frame
         if self.config.put_width and self.config.put_width < frame.shape[1]:
             small = self._shrink(frame)
             meta = replace(meta, put_scale=frame.shape[1] / small.shape[1])
             self.small = self._offer(small, meta, started)  # the small buffer to reuse next
             return frame  # nothing holds the full frame: decode the next one into it
         return self._offer(frame, meta, started)
+
+    # ------------------------------------------------------------------------- put_frames groups
+    def _slot_for_group(self) -> bool:
+        """Whether the frame can join the group (a slot is free). With ``drop_policy: wait``
+        it waits for one first (sending the group when it is due)."""
+        while True:
+            with self.lock:
+                if self.ledger.slots_used < self.buffers:
+                    return True
+                if self.config.drop_policy != "wait" or self.capture_stop.is_set():
+                    return False
+                if not self._group_due():
+                    self.slot_freed.wait(0.1)
+                    continue
+            self._send_group()
+
+    def _group_due(self) -> bool:
+        """Whether the pending group must go although it is not full: no other frame is in
+        flight (none will free a slot for it to grow), or its first frame would wait longer
+        than ``put_wait_ms``."""
+        if not self.group:
+            return False
+        if len(self.group) >= self.config.put_frames:
+            return True
+        if self.ledger.slots_used <= len(self.group):
+            return True
+        waited = time.monotonic() - self.group[0][1]
+        return waited + self.gap_s > self.config.put_wait_ms / 1000
+
+    def _send_group_if_due(self) -> None:
+        with self.lock:
+            due = self._group_due()
+        if due:
+            self._send_group()
+
+    def _put_shape(self, frame: np.ndarray) -> tuple[int, ...]:
+        width = self.config.put_width
+        if not width or width >= frame.shape[1]:
+            return frame.shape
+        return (max(1, round(frame.shape[0] * width / frame.shape[1])), width, *frame.shape[2:])
+
+    def _group_slot(self) -> np.ndarray | None:
+        """Where the next frame of the group is decoded to (None: no stack yet)."""
+        return self.stack[len(self.group)] if self.stack is not None else None
+
+    def _join_group(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
+        """Admit a decoded frame into the pending group (it takes a slot now) and send the
+        group when it is full or its first frame would wait longer than ``put_wait_ms``."""
+        if self.group_closed:
+            return  # capture was stuck when stop() ended the groups; stop() settled this frame
+        shape = self._put_shape(frame)
+        if self.stack is None or self.stack.shape[1:] != shape or self.stack.dtype != frame.dtype:
+            self._send_group()  # the frame size changed: what is pending goes as it is
+            self.stack = np.empty((self.config.put_frames, *shape), frame.dtype)
+        slot = self.stack[len(self.group)]
+        if shape != frame.shape:  # put_width: shrink into the group
+            cv2.resize(frame, (shape[1], shape[0]), dst=slot, interpolation=cv2.INTER_AREA)
+            meta = replace(meta, put_scale=frame.shape[1] / shape[1])
+        elif frame.ctypes.data != slot.ctypes.data:  # decoded elsewhere (first frame, a source
+            np.copyto(slot, frame)  # that allocates): one copy into the group
+        self.put_bytes = slot.nbytes
+        self.ledger.offer()
+        self.ledger.admit(meta.index)
+        self.group.append((meta, started))
+        if self.tracker is not None:
+            self.tracker.expect(meta)
+        now = time.monotonic()
+        if self.last_admit is not None:
+            self.gap_s = 0.8 * self.gap_s + 0.2 * (now - self.last_admit)
+        self.last_admit = now
+        waited = now - self.group[0][1]  # the next frame is due in about gap_s
+        if (len(self.group) >= self.config.put_frames
+                or waited + self.gap_s > self.config.put_wait_ms / 1000):
+            self._send_group()
+
+    def _send_group(self) -> None:
+        """Hand the pending group off: one put, one call per detector kind. Capture thread
+        only (or stop(), once capture has left): it alone writes the stack."""
+        if not self.group:
+            return
+        group, self.group = self.group, []
+        assert self.stack is not None
+        metas, started = [m for m, _ in group], [t for _, t in group]
+        self.puts += 1
+        try:
+            self.dispatcher.submit_group(self.stack[:len(group)], metas, started)
+        except Exception as exc:  # noqa: BLE001 - whatever Ray raised, the frames are settled
+            log.warning("camera %s: hand-off of %d frames failed: %s", self.config.id,
+                        len(group), exc)
+            for meta in metas:
+                self.ledger.settle(meta.index, "failed")
+                self._track(meta.index, None)
 
     def _shrink(self, frame: np.ndarray) -> np.ndarray:
         """The frame at ``put_width``, resized into a buffer of the camera's, reused."""
@@ -351,6 +462,7 @@ class Camera:
 
     def _dispatch(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
         self.put_bytes = frame.nbytes
+        self.puts += 1
         self.ledger.admit(meta.index)
         if self.tracker is not None:
             self.tracker.expect(meta)  # before its result can come back

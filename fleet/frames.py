@@ -101,6 +101,7 @@ class CameraStats:
     stuck_s: float = 0.0  # how long capture has been inside one source call (the watchdog's)
     audit_problems: tuple[str, ...] = ()  # what the per-frame audit found (fleet.accounting)
     put_bytes: int = 0  # bytes of the last frame put into the object store (see put_width)
+    puts: int = 0  # objects put into the store: one per frame, one per group with put_frames
     tracks_active: dict[str, int] = field(default_factory=dict)  # live objects per label
     object_events: dict[str, int] = field(default_factory=dict)  # object events by type
     frames_late: int = 0  # results too late for the tracker's reorder window (not tracked)
@@ -158,6 +159,11 @@ class Completion:
 class Dispatcher(Protocol):
     def submit(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
         """Copy the frame once into shared memory and send it to one detector of each kind."""
+
+    def submit_group(self, frames: np.ndarray, metas: list[FrameMeta],
+                     started: list[float]) -> None:
+        """Copy several frames (stacked, ``frames[i]`` is ``metas[i]``'s) once into shared
+        memory as one object and send them in one call to one detector of each kind."""
 
     def wait(self, timeout_s: float) -> list[Completion]:
         """Frames finished since the last call, waiting up to ``timeout_s`` for the first."""

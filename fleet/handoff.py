@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,7 @@ class RayDispatcher:
         self.local = 0  # hand-offs to an actor on the camera's node (or of unknown node)
         self.remote = 0  # hand-offs to an actor on another node
         self.remote_bytes = 0  # frame bytes those pulled across the network
+        self.puts = 0  # objects put (one per frame, or per group with put_frames)
 
     def set_pool(self, kind: str, handles: list[Any],
                  nodes: list[str | None] | None = None) -> None:
@@ -101,7 +103,7 @@ class RayDispatcher:
         ordered = routes[start:] + routes[:start]  # ties go round-robin
         return min(ordered, key=lambda r: r.outstanding + REMOTE_PENALTY * self._remote(r))
 
-    def submit(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
+    def _picks(self) -> dict[str, _Route]:
         with self.lock:  # choose every kind's actor first: a frame is sent whole or not at all
             picks = {kind: self._pick(kind) for kind in self.routes}
         missing = sorted(kind for kind, route in picks.items() if route is None)
@@ -109,21 +111,55 @@ class RayDispatcher:
             names = ", ".join(missing)
             raise RuntimeError(f"no live detector actor of kind(s) {names}; the controller "
                                "is replacing it")
+        return {kind: route for kind, route in picks.items() if route is not None}
+
+    def _count(self, route: _Route, frames: int, nbytes: int) -> None:
+        route.outstanding += frames
+        if self._remote(route):
+            self.remote += frames
+            self.remote_bytes += nbytes
+        else:
+            self.local += frames
+
+    def submit(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
+        picks = self._picks()
         frame_ref = ray.put(frame)
         completion = Completion(meta, started, view=lambda: ray.get(frame_ref))
         ticket = _Ticket(completion, frame_ref)
         with self.lock:
+            self.puts += 1
             for route in picks.values():
-                assert route is not None
-                route.outstanding += 1
-                if self._remote(route):
-                    self.remote += 1
-                    self.remote_bytes += frame.nbytes
-                else:
-                    self.local += 1
+                self._count(route, 1, frame.nbytes)
                 result_ref = route.handle.detect.remote(frame_ref, meta)
                 ticket.waiting[result_ref] = route
                 self.tickets[result_ref] = ticket
+        self.submitted.set()
+
+    def submit_group(self, frames: np.ndarray, metas: list[FrameMeta],
+                     started: list[float]) -> None:
+        """``frames`` stacked (``frames[i]`` is ``metas[i]``'s), put as one object and sent in
+        one ``detect_group`` call per kind, which returns one result per frame (its own
+        ObjectRef): each frame is then settled on its own, as if it had come alone."""
+        if len(metas) == 1:
+            self.submit(frames[0], metas[0], started[0])
+            return
+        picks = self._picks()
+        group_ref = ray.put(frames)
+
+        def view(i: int) -> Callable[[], np.ndarray]:
+            return lambda: ray.get(group_ref)[i]
+
+        tickets = [_Ticket(Completion(meta, t0, view=view(i)), group_ref)
+                   for i, (meta, t0) in enumerate(zip(metas, started, strict=True))]
+        with self.lock:
+            self.puts += 1
+            for route in picks.values():
+                self._count(route, len(metas), frames.nbytes)
+                refs = route.handle.detect_group.options(num_returns=len(metas)).remote(
+                    group_ref, metas)
+                for ticket, result_ref in zip(tickets, refs, strict=True):
+                    ticket.waiting[result_ref] = route
+                    self.tickets[result_ref] = ticket
         self.submitted.set()
 
     def wait(self, timeout_s: float) -> list[Completion]:
@@ -154,6 +190,8 @@ class RayDispatcher:
         error: BaseException | None
         try:
             result, error = ray.get(ref), None
+            if isinstance(result, BaseException):  # one frame of a group failed, not the call
+                result, error = None, result
         except _LOST as exc:
             result, error = None, exc
         except Exception as exc:  # noqa: BLE001 - the detector raised: the frame failed

@@ -124,12 +124,16 @@ def _object_metrics(views: list[Any]) -> Iterator[Metric]:
     crossed = CounterMetricFamily("camfleet_handoff_remote_bytes",
                                   "Frame bytes detectors on other nodes pulled across.",
                                   labels=["camera"])
+    puts = CounterMetricFamily("camfleet_puts", "Objects a camera put into the object store: "
+                               "one per frame, one per group of frames with put_frames.",
+                               labels=["camera"])
     for view in views:
         stats = view.stats
         handoffs.add_metric([stats.camera, "local"], stats.handoffs_local)
         handoffs.add_metric([stats.camera, "remote"], stats.handoffs_remote)
         crossed.add_metric([stats.camera], stats.remote_bytes)
-    yield from (handoffs, crossed)
+        puts.add_metric([stats.camera], stats.puts)
+    yield from (handoffs, crossed, puts)
 
 
 def _gauges(views: list[Any]) -> Iterator[Metric]:

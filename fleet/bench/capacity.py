@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from fleet import runtime
-from fleet.bench import plotting
+from fleet.bench import cpu, plotting
 from fleet.bench.autoscale import background_image
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
@@ -54,31 +54,47 @@ def scene_frames(width: int, height: int, background: str | None,
     return frames
 
 
-def _tight_loop(frames: list[np.ndarray], detect_width: int, seconds: float, out: Any) -> None:
+def _tight_loop(frames: list[np.ndarray], detect_width: int, seconds: float, out: Any,
+                scene: tuple[int, int, str | None] | None = None) -> None:
     import cv2
 
-    from fleet.config import BlazeFaceDetectorConfig
+    from fleet.config import BlazeFaceDetectorConfig, SyntheticSource
     from fleet.detectors import build_detector
     from fleet.frames import FrameMeta
+    from fleet.sources import SyntheticScene
 
     cv2.setNumThreads(1)
     detector = build_detector(BlazeFaceDetectorConfig(num_cpus=1))
     h, w = frames[0].shape[:2]
+    source = None
+    if scene is not None:  # the script bound: draw each frame as a camera does, then detect
+        source = SyntheticScene("bound", SyntheticSource(width=scene[0], height=scene[1],
+                                                         objects=1, background=scene[2]))
+        source.open()
+    buf = None
     done, deadline = 0, time.perf_counter() + seconds
     start = time.perf_counter()
     while time.perf_counter() < deadline:
         meta = FrameMeta("bound", done, 0.0, w, h, detect_width)
-        detector.detect(frames[done % len(frames)], meta)
+        if source is not None:
+            source.grab()
+            frame = buf = source.retrieve(buf)
+        else:
+            frame = frames[done % len(frames)]
+        detector.detect(frame, meta)
         done += 1
     out.put((done, time.perf_counter() - start))
 
 
 def compute_bound(frames: list[np.ndarray], detect_width: int, seconds: float,
-                  cores: int) -> dict[str, float]:
-    """Frames per second of ``cores`` processes each detecting in a tight loop, all at once."""
+                  cores: int, scene: tuple[int, int, str | None] | None = None
+                  ) -> dict[str, float]:
+    """Frames per second of ``cores`` processes each detecting in a tight loop, all at once
+    (with ``scene``, each also draws its frames as a synthetic camera does: a script's
+    bound, frames included)."""
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Ray
     out = ctx.Queue()
-    workers = [ctx.Process(target=_tight_loop, args=(frames, detect_width, seconds, out))
+    workers = [ctx.Process(target=_tight_loop, args=(frames, detect_width, seconds, out, scene))
                for _ in range(cores)]
     for w in workers:
         w.start()
@@ -98,7 +114,8 @@ def _cpu_busy() -> tuple[float, float]:
 
 
 def fleet_yaml(cameras: int, fps: float, width: int, height: int, background: str | None,
-               actors: int, detect_width: int, max_batch_size: int = 1) -> str:
+               actors: int, detect_width: int, max_batch_size: int = 1,
+               put_frames: int = 1) -> str:
     scene = f", background: {background}" if background else ""
     rows = "\n".join(
         f"  - {{id: cam-{i}, source: {{type: synthetic, width: {width}, height: {height}, "
@@ -109,8 +126,9 @@ name: bench-fleet
 stats_interval_s: 0.5
 metrics: {{enabled: false}}
 sinks: {{jsonl: {{enabled: false}}}}
-defaults: {{fps: {fps}, buffers: 4, drop_policy: drop_newest, detect: [face],
-           detect_width: {detect_width}, num_cpus: 0.01}}
+defaults: {{fps: {fps}, buffers: {max(4, 2 * put_frames)}, drop_policy: drop_newest,
+           detect: [face], detect_width: {detect_width}, num_cpus: 0.01,
+           put_frames: {put_frames}}}
 cameras:
 {rows}
 detectors:
@@ -144,12 +162,14 @@ def run_point(yaml_text: str, seconds: float, warmup_s: float, folder: Path) -> 
         time.sleep(warmup_s)
         first = controller.collect()
         busy0, total0 = _cpu_busy()
+        procs0, t0 = cpu.snapshot(), time.monotonic()
         deadline = time.monotonic() + seconds
         last = first
         while time.monotonic() < deadline:
             time.sleep(0.5)
             last = controller.collect()
         busy1, total1 = _cpu_busy()
+        cores = cpu.cores_by_role(procs0, cpu.snapshot(), time.monotonic() - t0)
     finally:
         final = controller.stop()
     elapsed = last.time - first.time
@@ -167,6 +187,7 @@ def run_point(yaml_text: str, seconds: float, warmup_s: float, folder: Path) -> 
         "p95_ms": round(float(np.percentile(samples, 95)) * 1000, 1) if samples else None,
         "p99_ms": round(float(np.percentile(samples, 99)) * 1000, 1) if samples else None,
         "cpu_busy": round((busy1 - busy0) / (total1 - total0), 3),
+        "cores": cores,  # cores each role used (this run's processes only)
         "accounted": all(s.accounted for s in final.values()),
     }
 
@@ -212,6 +233,9 @@ def _median_point(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for key in MEDIAN_KEYS:
         values = [r[key] for r in runs if r[key] is not None]
         out[key] = round(statistics.median(values), 3) if values else None
+    roles = sorted({k for r in runs for k in r.get("cores", {})})
+    out["cores"] = {k: round(statistics.median(r.get("cores", {}).get(k, 0.0) for r in runs), 3)
+                    for k in roles}
     out["accounted"] = all(r["accounted"] for r in runs)
     out["runs"] = runs
     return out
@@ -234,22 +258,35 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
         bound["runs_fps"] = [b["fps"] for b in bounds]
         progress(f"compute bound: median {bound['fps']} fps of {bound['runs_fps']} "
                  f"({bound['ms_per_frame']} ms a frame per core)")
+        scripts = []
+        for i in range(args.runs):
+            progress(f"script bound {i + 1}/{args.runs}: the same loop, each process drawing "
+                     f"its frames as a synthetic camera does, {args.bound_s:g} s")
+            scripts.append(compute_bound(frames, args.detect_width, args.bound_s, cores,
+                                         (width, height, background)))
+        script: dict[str, Any] = dict(sorted(scripts, key=lambda b: b["fps"])[len(scripts) // 2])
+        script["runs_fps"] = [b["fps"] for b in scripts]
+        progress(f"script bound: median {script['fps']} fps of {script['runs_fps']}")
         points = []
-        for batch in args.batch_sizes:
+        for batch, group in variants(args):
             for cameras in args.cameras:
                 for fps in args.fps:
                     runs = []
                     for i in range(args.runs):
-                        progress(f"fleet: max_batch_size {batch}, {cameras} camera(s) x "
-                                 f"{fps:g} fps, run {i + 1}/{args.runs}, {args.point_s:g} s")
+                        progress(f"fleet: max_batch_size {batch}, put_frames {group}, {cameras} "
+                                 f"camera(s) x {fps:g} fps, run {i + 1}/{args.runs}, "
+                                 f"{args.point_s:g} s")
                         yaml_text = fleet_yaml(cameras, fps, width, height, background, cores,
-                                               args.detect_width, batch)
-                        runs.append(run_point(yaml_text, args.point_s, args.warmup_s,
-                                              folder / f"b{batch}-c{cameras}-f{fps}-{i}"))
+                                               args.detect_width, batch, group)
+                        runs.append(run_point(yaml_text, args.point_s, args.warmup_s, folder
+                                              / f"b{batch}-p{group}-c{cameras}-f{fps}-{i}"))
                     point = _median_point(runs)
                     point.update(cameras=cameras, fps_per_camera=fps, max_batch_size=batch,
+                                 put_frames=group, variant=variant_name(batch, group),
                                  efficiency=round(point["analysed_fps"] / bound["fps"], 3),
-                                 saturated=point["offered_fps"] > bound["fps"])
+                                 saturated=(point["offered_fps"] > bound["fps"]
+                                            or point["drop_rate"] >= SATURATED_DROP_RATE),
+                                 **cost_split(point, bound, script))
                     points.append(point)
                     progress(f"  median analysed {point['analysed_fps']} of "
                              f"{point['offered_fps']} fps offered, p95 {point['p95_ms']} ms, "
@@ -260,17 +297,24 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
             table = case_study_table(background, args.detect_width, args.table_s, cores,
                                      handoff["ms"], progress)
     by_batch: dict[str, Any] = {}
-    for batch in args.batch_sizes:
-        saturated = [p for p in points if p["max_batch_size"] == batch and p["saturated"]]
+    for batch, group in variants(args):
+        name = variant_name(batch, group)
+        saturated = [p for p in points if p["variant"] == name and p["saturated"]]
         best = max(saturated, key=lambda p: p["efficiency"]) if saturated else None
-        by_batch[str(batch)] = {
+        by_batch[name] = {
+            "max_batch_size": batch, "put_frames": group,
             "efficiency_at_saturation": best["efficiency"] if best else None,
+            "efficiency_vs_script": best["efficiency_vs_script"] if best else None,
+            "detector_efficiency": best["detector_efficiency"] if best else None,
             "analysed_fps": best["analysed_fps"] if best else None,
             "p95_ms": best["p95_ms"] if best else None,
             "point": f"{best['cameras']}x{best['fps_per_camera']:g}" if best else None}
-    batched = [b for b in args.batch_sizes if b > 1]
-    on = by_batch[str(batched[0])]["efficiency_at_saturation"] if batched else None
-    results = {"compute_bound": bound, "points": points, "case_study": table,
+    batched = [v for v in by_batch.values()
+               if (v["max_batch_size"] > 1 or v["put_frames"] > 1)
+               and v["efficiency_at_saturation"] is not None]
+    on = max((v["efficiency_at_saturation"] for v in batched), default=None)
+    results = {"compute_bound": bound, "script_bound": script, "points": points,
+               "case_study": table,
                "handoff": handoff, "by_batch_size": by_batch, "runs": args.runs,
                "efficiency_at_saturation": on,
                "target_0_90_with_batching_met": (on >= 0.90) if on is not None else None,
@@ -282,25 +326,71 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
     return results
 
 
+SATURATED_DROP_RATE = 0.05  # frames dropped for want of a buffer: the fleet is at capacity
+
+
+def variants(args: argparse.Namespace) -> list[tuple[int, int]]:
+    """(max_batch_size, put_frames) pairs to run, batching on first."""
+    return [(b, p) for b in args.batch_sizes for p in args.put_frames]
+
+
+def variant_name(batch: int, group: int) -> str:
+    if batch == 1 and group == 1:
+        return "batching off"
+    return f"max_batch_size {batch}, put_frames {group}"
+
+
+def cost_split(point: dict[str, Any], bound: dict[str, Any],
+               script: dict[str, Any]) -> dict[str, Any]:
+    """Where the fleet's CPU went, per analysed frame, and two efficiencies beside the
+    issue's: against a script that draws and detects each frame in a loop per core (the best
+    any system can do with these sources on this machine), and of the detector actors alone
+    (frames per CPU-second they used, against the tight loop's frames per CPU-second)."""
+    fps = point["analysed_fps"] or 0.0
+    cores = point.get("cores", {})
+    ms = {k: round(v * 1000 / fps, 2) for k, v in cores.items()} if fps else {}
+    per_core = bound["fps"] / bound["cores"]
+    used = cores.get("detectors", 0.0)
+    return {"cpu_ms_per_frame": ms,
+            "efficiency_vs_script": round(fps / script["fps"], 3) if script["fps"] else None,
+            "detector_efficiency": round(fps / used / per_core, 3) if used else None}
+
+
 def fleet_table(results: dict[str, Any]) -> str:
     bound = results["compute_bound"]
+    script = results.get("script_bound") or {}
     lines = [(f"compute bound: {bound['fps']} fps on {bound['cores']} core(s) "
-              f"({bound['ms_per_frame']} ms a frame per core)"), "",
+              f"({bound['ms_per_frame']} ms a frame per core); script bound (drawing each "
+              f"frame too): {script.get('fps')} fps"), "",
              f"medians of {results['runs']} run(s) per point", "",
-             ("| max_batch_size | cameras | fps each | offered fps | analysed fps | drop rate | "
-              "p50 ms | p95 ms | p99 ms | CPU busy | efficiency |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             ("| max_batch_size | put_frames | cameras | fps each | offered fps | analysed fps | "
+              "drop rate | p50 ms | p95 ms | p99 ms | CPU busy | efficiency | vs script | "
+              "detector actors |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in results["points"]:
         mark = " (saturated)" if p["saturated"] else ""
-        lines.append(f"| {p['max_batch_size']} | {p['cameras']} | {p['fps_per_camera']:g} | "
+        lines.append(f"| {p['max_batch_size']} | {p.get('put_frames', 1)} | {p['cameras']} | "
+                     f"{p['fps_per_camera']:g} | "
                      f"{p['offered_fps']} | {p['analysed_fps']} | {p['drop_rate']} | "
                      f"{p['p50_ms']} | {p['p95_ms']} | {p['p99_ms']} | {p['cpu_busy']} | "
-                     f"{p['efficiency']}{mark} |")
-    lines += ["", "| max_batch_size | best efficiency at saturation | analysed fps | p95 ms | "
-                  "point |", "|---|---|---|---|---|"]
-    for batch, b in results["by_batch_size"].items():
-        lines.append(f"| {batch} | {b['efficiency_at_saturation']} | {b['analysed_fps']} | "
-                     f"{b['p95_ms']} | {b['point']} |")
+                     f"{p['efficiency']}{mark} | {p.get('efficiency_vs_script')} | "
+                     f"{p.get('detector_efficiency')} |")
+    roles = sorted({k for p in results["points"] for k in p.get("cpu_ms_per_frame", {})})
+    if roles:
+        lines += ["", "CPU ms per analysed frame, by process (this run's processes only):", "",
+                  "| max_batch_size | put_frames | cameras | " + " | ".join(roles) + " | total |",
+                  "|---|---|---|" + "---|" * (len(roles) + 1)]
+        for p in results["points"]:
+            ms = p.get("cpu_ms_per_frame", {})
+            lines.append(f"| {p['max_batch_size']} | {p.get('put_frames', 1)} | {p['cameras']} | "
+                         + " | ".join(str(ms.get(k, "")) for k in roles)
+                         + f" | {round(sum(ms.values()), 2)} |")
+    lines += ["", "| variant | best efficiency at saturation | vs script | detector actors | "
+                  "analysed fps | p95 ms | point |", "|---|---|---|---|---|---|---|"]
+    for name, b in results["by_batch_size"].items():
+        lines.append(f"| {name} | {b['efficiency_at_saturation']} | "
+                     f"{b.get('efficiency_vs_script')} | {b.get('detector_efficiency')} | "
+                     f"{b['analysed_fps']} | {b['p95_ms']} | {b['point']} |")
     lines.append(f"target >= 0.90 with batching: {results['target_0_90_with_batching_met']}")
     if results["case_study"]:
         lines += ["", f"hand-off: {results['handoff']['source']}", "",
@@ -322,11 +412,11 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     bound = results["compute_bound"]["fps"]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     everything = [p["offered_fps"] for p in results["points"]]
-    for batch in sorted({p["max_batch_size"] for p in results["points"]}, reverse=True):
-        points = sorted((p for p in results["points"] if p["max_batch_size"] == batch),
+    names = list(dict.fromkeys(p.get("variant", "") for p in results["points"]))
+    for label in names:
+        points = sorted((p for p in results["points"] if p.get("variant", "") == label),
                         key=lambda p: p["offered_fps"])
         offered = [p["offered_fps"] for p in points]
-        label = f"max_batch_size {batch}" if batch > 1 else "batching off"
         top.plot(offered, [p["analysed_fps"] for p in points], "o-",
                  label=f"analysed fps, {label}")
         bottom.plot(offered, [p["efficiency"] for p in points], "o-", label=label)
@@ -363,5 +453,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(its 4-in-flight ms/frame); default: measure it in this run")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 1],
                         help="detectors.face.batching.max_batch_size values (1: batching off)")
+    parser.add_argument("--put-frames", type=int, nargs="+", default=[4, 1],
+                        help="cameras' put_frames values (1: one frame per put and call)")
     parser.add_argument("--runs", type=int, default=3, help="runs per point (median reported)")
     parser.add_argument("--plot", default="bench-fleet.png", help="PNG plot path ('' for none)")

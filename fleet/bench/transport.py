@@ -99,15 +99,8 @@ class PoolSource:
         pass
 
 
-def _timed_dispatcher(pools: dict[str, list[Any]], wake_on_submit: bool = False) -> Any:
-    """fleet.handoff.RayDispatcher, timing each frame from ``submit`` to its completion.
-
-    ``wake_on_submit`` measures a proposed change, not camfleet as it is: with nothing in flight
-    ``RayDispatcher.wait`` sleeps its whole timeout (50 ms in the camera's collect loop), so a
-    frame submitted meanwhile waits for the sleep to end; here the sleep ends on a submit.
-    """
-    import threading
-
+def _timed_dispatcher(pools: dict[str, list[Any]]) -> Any:
+    """fleet.handoff.RayDispatcher, timing each frame from ``submit`` to its completion."""
     from fleet.handoff import RayDispatcher
 
     class TimedDispatcher(RayDispatcher):
@@ -116,24 +109,18 @@ def _timed_dispatcher(pools: dict[str, list[Any]], wake_on_submit: bool = False)
             self.sent: dict[int, float] = {}
             self.latencies: list[float] = []
             self.done_at: list[float] = []
-            self.submitted = threading.Event()
 
         def submit(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
             self.sent[meta.index] = time.perf_counter()
             super().submit(frame, meta, started)
-            self.submitted.set()
+
+        def submit_group(self, frames: np.ndarray, metas: list[FrameMeta],
+                         started: list[float]) -> None:
+            now = time.perf_counter()
+            self.sent.update((meta.index, now) for meta in metas)
+            super().submit_group(frames, metas, started)
 
         def wait(self, timeout_s: float) -> list[Any]:
-            if wake_on_submit:
-                with self.lock:
-                    idle = not self.tickets
-                if idle:
-                    self.submitted.clear()
-                    with self.lock:
-                        idle = not self.tickets
-                    if idle:
-                        self.submitted.wait(timeout_s)
-                        return []
             done = super().wait(timeout_s)
             now = time.perf_counter()
             for completion in done:
@@ -144,6 +131,46 @@ def _timed_dispatcher(pools: dict[str, list[Any]], wake_on_submit: bool = False)
             return done
 
     return TimedDispatcher(pools)
+
+
+def ray_floor(detectors: list[Any], pool: list[np.ndarray], frames: int, in_flight: int,
+              warmup: int = 10) -> dict[str, float]:
+    """What Ray itself costs per frame, with none of camfleet's code: a bare loop doing
+    ``ray.put`` and ``detect.remote(ref, meta)`` on the same DetectorActors, ``in_flight``
+    frames outstanding (ms per frame, steady); and ``ray.put`` alone, keeping as many refs.
+    No design that puts each frame into the object store and calls an actor with it can be
+    cheaper on this machine than ``put_call_ms``."""
+    import ray
+
+    def put_call(count: int) -> float:
+        pending: list[Any] = []
+        start = time.perf_counter()
+        for i in range(count):
+            frame = pool[i % len(pool)]
+            meta = FrameMeta("floor", i, 0.0, frame.shape[1], frame.shape[0], frame.shape[1])
+            ref = ray.put(frame)
+            pending.append(detectors[i % len(detectors)].detect.remote(ref, meta))
+            del ref
+            if len(pending) >= in_flight:
+                done, pending = ray.wait(pending, num_returns=1)
+                ray.get(done)
+        ray.get(pending)
+        return (time.perf_counter() - start) / count * 1000
+
+    def put_only(count: int) -> float:
+        held: list[Any] = []
+        start = time.perf_counter()
+        for i in range(count):
+            held.append(ray.put(pool[i % len(pool)]))
+            if len(held) > in_flight:
+                held.pop(0)
+        elapsed = time.perf_counter() - start
+        held.clear()
+        return elapsed / count * 1000
+
+    put_call(warmup)
+    put_only(warmup)
+    return {"put_call_ms": round(put_call(frames), 3), "put_ms": round(put_only(frames), 3)}
 
 
 CAMERA_YAML = """
@@ -157,13 +184,14 @@ cameras:
     buffers: {buffers}
     drop_policy: wait
     detect: [face]
+    put_frames: {put_frames}
 {put_width}
 """
 
 
 def camera_run(detectors: list[Any], pool: list[np.ndarray], frames: int, buffers: int,
                put_width: int | None = None, warmup: int = 10,
-               timeout_s: float = 120.0, wake_on_submit: bool = False) -> dict[str, Any]:
+               timeout_s: float = 120.0, put_frames: int = 1) -> dict[str, Any]:
     """A real :class:`fleet.camera.Camera` with a real RayDispatcher on real DetectorActors.
 
     The camera reads ``pool`` as a file read as fast as possible (its own timeline, so the fps
@@ -176,9 +204,10 @@ def camera_run(detectors: list[Any], pool: list[np.ndarray], frames: int, buffer
     from fleet.sinks import EventSink
 
     width = f"    put_width: {put_width}" if put_width else ""
-    fleet = parse_fleet(CAMERA_YAML.format(buffers=buffers, put_width=width), env={})
+    fleet = parse_fleet(CAMERA_YAML.format(buffers=buffers, put_width=width,
+                                           put_frames=put_frames), env={})
     config = fleet.cameras[0]
-    dispatcher = _timed_dispatcher({"touch": detectors}, wake_on_submit)
+    dispatcher = _timed_dispatcher({"touch": detectors})
     with tempfile.TemporaryDirectory(prefix="camfleet-bench-") as tmp:
         camera = Camera(config, PoolSource(pool, native_fps=config.fps), dispatcher,
                         EventSink(fleet.sinks, tmp, config.id))
@@ -193,7 +222,8 @@ def camera_run(detectors: list[Any], pool: list[np.ndarray], frames: int, buffer
     steady = done[warmup:]
     return {"latencies": latencies[warmup:],
             "ms_per_frame": (steady[-1] - steady[0]) / (len(steady) - 1) * 1000,
-            "put_bytes": stats.put_bytes, "frames": len(steady), "accounted": stats.accounted}
+            "put_bytes": stats.put_bytes, "frames": len(steady), "accounted": stats.accounted,
+            "frames_per_put": round(stats.admitted / stats.puts, 2) if stats.puts else 0.0}
 
 
 def touch_detectors(count: int = 2) -> list[Any]:
@@ -291,11 +321,17 @@ def measure_size(args: argparse.Namespace, name: str, pool: list[np.ndarray],
     single = camera_run(detectors, pool, args.repeats, buffers=1)
     progress(f"{name}: camera hand-off x{args.frames}, {args.in_flight} in flight")
     piped = camera_run(detectors, pool, args.frames, buffers=args.in_flight)
-    progress(f"{name}: the same, 1 and {args.in_flight} in flight, collect loop woken on "
-             "submit (a proposed fleet/handoff.py change)")
-    wake1 = camera_run(detectors, pool, args.repeats, buffers=1, wake_on_submit=True)
-    waken = camera_run(detectors, pool, args.frames, buffers=args.in_flight,
-                       wake_on_submit=True)
+    progress(f"{name}: Ray's floor: bare ray.put + actor call x{args.frames}, "
+             f"{args.in_flight} in flight; ray.put alone")
+    floor = ray_floor(detectors, pool, args.frames, args.in_flight)
+    grouped: dict[str, Any] = {}
+    if args.put_frames > 1:
+        k = args.put_frames
+        progress(f"{name}: camera hand-off x{args.frames} with put_frames {k} "
+                 f"({2 * k} buffers), and without at {2 * k} buffers")
+        grouped = {"frames": k, "buffers": 2 * k,
+                   "run": camera_run(detectors, pool, args.frames, buffers=2 * k, put_frames=k),
+                   "alone": camera_run(detectors, pool, args.frames, buffers=2 * k)}
     handoff = single["latencies"]
     copy_ms = statistics.median(memcpy) * 1000
     progress(f"{name}: detector-side read x{args.repeats}; baselines: HTTP+base64+JSON, "
@@ -322,16 +358,29 @@ def measure_size(args: argparse.Namespace, name: str, pool: list[np.ndarray],
         "baselines": {m: _baseline_row(r, best_ms, copy_ms) for m, r in others.items()},
     }
     http_ms = others["http_base64_json"].median_s * 1000
-    wake1_ms = statistics.median(wake1["latencies"]) * 1000
-    row["wake_on_submit"] = {
-        "handoff_median_ms": round(wake1_ms, 3),
-        "handoff_p99_ms": round(_percentile(wake1["latencies"], 99) * 1000, 3),
-        "pipelined_ms_per_frame": round(waken["ms_per_frame"], 3),
-        "handoff_vs_memcpy": round(wake1_ms / copy_ms, 2),
-        "pipelined_vs_memcpy": round(waken["ms_per_frame"] / copy_ms, 2),
-        "http_x_single": round(http_ms / wake1_ms, 2),
-        "http_x_pipelined": round(http_ms / waken["ms_per_frame"], 2),
+    row["ray_floor"] = {
+        **floor,
+        "put_call_vs_memcpy": round(floor["put_call_ms"] / copy_ms, 2),
+        "http_x_put_call": round(http_ms / floor["put_call_ms"], 2),
+        "http_x_put": round(http_ms / floor["put_ms"], 2),
+        "camfleet_over_floor": round(piped["ms_per_frame"] / floor["put_call_ms"], 2),
+        "budget_20x_http_ms": round(http_ms / 20, 3),
+        "budget_10x_memcpy_ms": round(copy_ms * 10, 3),
     }
+    if grouped:
+        run, alone = grouped["run"], grouped["alone"]
+        row["put_frames"] = {
+            "frames": grouped["frames"], "buffers": grouped["buffers"],
+            "ms_per_frame": round(run["ms_per_frame"], 3),
+            "latency_median_ms": round(statistics.median(run["latencies"]) * 1000, 3),
+            "frames_per_put": run["frames_per_put"],
+            "accounted": run["accounted"] and alone["accounted"],
+            "vs_memcpy": round(run["ms_per_frame"] / copy_ms, 2),
+            "http_x": round(http_ms / run["ms_per_frame"], 2),
+            "alone_ms_per_frame": round(alone["ms_per_frame"], 3),
+            "alone_latency_median_ms": round(statistics.median(alone["latencies"]) * 1000, 3),
+            "alone_http_x": round(http_ms / alone["ms_per_frame"], 2),
+        }
     row["http_x_single"] = round(http_ms / handoff_ms, 2)
     row["http_x_pipelined"] = round(http_ms / piped["ms_per_frame"], 2)
     if args.put_width and w > args.put_width:
@@ -398,19 +447,24 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     for name, r in results["sizes"].items():
         best_x_memcpy = min(r["handoff_vs_memcpy"], r["pipelined_vs_memcpy"])
         best_x_http = max(r["http_x_single"], r["http_x_pipelined"])
+        grouped = r.get("put_frames")
+        if grouped:  # a camera option (put_frames): it counts, and is named in the result
+            best_x_memcpy = min(best_x_memcpy, grouped["vs_memcpy"])
+            best_x_http = max(best_x_http, grouped["http_x"])
         out[name] = {"x_faster_than_http_single": r["http_x_single"],
                      "x_faster_than_http_pipelined": r["http_x_pipelined"],
                      "x_memcpy_single": r["handoff_vs_memcpy"],
                      "x_memcpy_pipelined": r["pipelined_vs_memcpy"],
+                     "x_faster_than_http_put_frames": grouped["http_x"] if grouped else None,
+                     "x_memcpy_put_frames": grouped["vs_memcpy"] if grouped else None,
                      "at_least_20x_faster_than_http": best_x_http >= 20,
                      "within_10x_of_memcpy": best_x_memcpy <= 10}
-        wake = r.get("wake_on_submit")
-        if wake:
-            out[name]["with_wake_on_submit"] = {
-                "at_least_20x_faster_than_http":
-                    max(wake["http_x_single"], wake["http_x_pipelined"]) >= 20,
-                "within_10x_of_memcpy":
-                    min(wake["handoff_vs_memcpy"], wake["pipelined_vs_memcpy"]) <= 10}
+        floor = r.get("ray_floor")
+        if floor:  # could any put-per-frame design meet it here? (Ray's own cost, no camfleet)
+            out[name]["ray_floor"] = {
+                "at_least_20x_faster_than_http": floor["http_x_put_call"] >= 20,
+                "within_10x_of_memcpy": floor["put_call_vs_memcpy"] <= 10,
+                "put_alone_within_20x_budget": floor["put_ms"] <= floor["budget_20x_http_ms"]}
     sizes = results["sizes"]
     if "720p" in sizes and "4k" in sizes:
         ratio = sizes["4k"]["read_median_ms"] / sizes["720p"]["read_median_ms"]
@@ -422,6 +476,44 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
 METHODS = ("memcpy", "handoff", "pickled_pipe", "http_base64_json", "process_per_frame")
 LABELS = {"memcpy": "memcpy", "handoff": "camfleet (d)", "pickled_pipe": "pipe+pickle (c)",
           "http_base64_json": "HTTP+base64+JSON (a)", "process_per_frame": "process/frame (b)"}
+
+
+def _floor_lines(results: dict[str, Any]) -> list[str]:
+    n = results["in_flight"]
+    lines: list[str] = []
+    floors = {name: r["ray_floor"] for name, r in results["sizes"].items() if "ray_floor" in r}
+    if floors:
+        lines += ["", (f"Ray's own floor, no camfleet code: a bare loop of ray.put + actor call, "
+                       f"{n} in flight, and ray.put alone; against the targets' budgets:"), "",
+                  (f"| frame | camfleet {n} in flight ms/frame | bare put + call ms/frame | "
+                   "put alone ms | camfleet / floor | floor x memcpy | HTTP / floor | "
+                   "budget for 20x HTTP ms | budget for 10x memcpy ms |"),
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for name, f in floors.items():
+            r = results["sizes"][name]
+            lines.append(f"| {name} | {r['pipelined_ms_per_frame']} | {f['put_call_ms']} | "
+                         f"{f['put_ms']} | {f['camfleet_over_floor']} | "
+                         f"{f['put_call_vs_memcpy']} | {f['http_x_put_call']} | "
+                         f"{f['budget_20x_http_ms']} | {f['budget_10x_memcpy_ms']} |")
+    return lines
+
+
+def _group_lines(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    groups = {name: r["put_frames"] for name, r in results["sizes"].items() if "put_frames" in r}
+    if groups:
+        lines += ["", "put_frames: several frames per put and per call (buffers = 2 x put_frames), "
+                      "and the same buffers without it:", "",
+                  ("| frame | put_frames | buffers | ms/frame | x memcpy | x faster than HTTP | "
+                   "latency median ms | frames per put | without: ms/frame | x HTTP | "
+                   "latency median ms |"),
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, g in groups.items():
+            lines.append(f"| {name} | {g['frames']} | {g['buffers']} | {g['ms_per_frame']} | "
+                         f"{g['vs_memcpy']} | {g['http_x']} | {g['latency_median_ms']} | "
+                         f"{g['frames_per_put']} | {g['alone_ms_per_frame']} | "
+                         f"{g['alone_http_x']} | {g['alone_latency_median_ms']} |")
+    return lines
 
 
 def transport_table(results: dict[str, Any]) -> str:
@@ -440,18 +532,7 @@ def transport_table(results: dict[str, Any]) -> str:
             f"{r['pipelined_ms_per_frame']} | {r['pipelined_vs_memcpy']} | "
             f"{r['http_x_pipelined']} | {r['read_median_ms']} |"
         )
-    woken = {name: r["wake_on_submit"] for name, r in results["sizes"].items()
-             if "wake_on_submit" in r}
-    if woken:
-        lines += ["", "the same camera, its collect loop woken on submit (proposed change):", "",
-                  (f"| frame | 1 in flight median ms | p99 ms | x memcpy | x faster than HTTP | "
-                   f"{n} in flight ms/frame | x memcpy | x faster than HTTP |"),
-                  "|---|---|---|---|---|---|---|---|"]
-        for name, wk in woken.items():
-            lines.append(f"| {name} | {wk['handoff_median_ms']} | {wk['handoff_p99_ms']} | "
-                         f"{wk['handoff_vs_memcpy']} | {wk['http_x_single']} | "
-                         f"{wk['pipelined_ms_per_frame']} | {wk['pipelined_vs_memcpy']} | "
-                         f"{wk['http_x_pipelined']} |")
+    lines += _floor_lines(results) + _group_lines(results)
     small = {name: r["put_width"] for name, r in results["sizes"].items() if "put_width" in r}
     if small:
         lines += ["", (f"| frame | put | 1 in flight median ms | {n} in flight ms/frame | "
@@ -545,6 +626,8 @@ def add_arguments(transport: argparse.ArgumentParser) -> None:
                            help="frames for the process-per-frame baseline (a spawn each)")
     transport.add_argument("--runs", type=int, default=3,
                            help="runs per size; the tables give medians over them")
+    transport.add_argument("--put-frames", type=int, default=4,
+                           help="also run each size with put_frames (1: skip)")
     transport.add_argument("--put-width", type=int, default=640,
                            help="also run the largest size with put_width (0: skip)")
     transport.add_argument("--memory-table", action=argparse.BooleanOptionalAction, default=True,

@@ -263,6 +263,21 @@ class CameraSettings(ObjectSettings):
         "to detect_width when every detector of the camera works at that width or less. Boxes "
         "still come back in original-frame pixels; snapshots are drawn from the smaller frame.",
     )
+    put_frames: int = Field(
+        default=1, ge=1, le=32,
+        description="Frames per object-store put and per detector call: the camera decodes "
+        "up to this many consecutive admitted frames into one reused buffer and hands them "
+        "off as one object (each frame still copied once, read by the detector as a "
+        "zero-copy view), which divides Ray's fixed cost per object and per call among them. "
+        "A group goes when full, when the next frame would make its first wait longer than "
+        "put_wait_ms, or when no buffer is free. Each frame of a group takes one of the "
+        "camera's buffers: give it buffers of at least twice put_frames.",
+    )
+    put_wait_ms: float = Field(
+        default=50.0, ge=0, le=5000,
+        description="Longest the first frame of a put_frames group waits for the rest (live "
+        "sources: the latency it adds).",
+    )
     motion: MotionConfig = Field(default_factory=MotionConfig, description="Motion gate.")
     buffers: int = Field(
         default=4, ge=1, le=64, description="Frames in flight at most (initial slots)."

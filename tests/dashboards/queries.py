@@ -25,6 +25,7 @@ _COUNTERS = {
     "camfleet_object_events_total": {"camera", "event"},
     "camfleet_handoffs_total": {"camera", "locality"},
     "camfleet_handoff_remote_bytes_total": {"camera"},
+    "camfleet_puts_total": {"camera"},
     "camfleet_frames_late_total": {"camera"},
     "camfleet_sink_sent_total": {"camera", "sink"},
     "camfleet_sink_dropped_total": {"camera", "sink", "reason"},

@@ -27,7 +27,7 @@ EXPECTED = {
     "camfleet_detector_queued_frames", "camfleet_detector_service_seconds",
     "camfleet_autoscaler_decisions", "camfleet_controller_loop_seconds", "camfleet_fleet_info",
     "camfleet_object_events", "camfleet_frames_late", "camfleet_handoffs",
-    "camfleet_handoff_remote_bytes",
+    "camfleet_handoff_remote_bytes", "camfleet_puts",
 }
 
 

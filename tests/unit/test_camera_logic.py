@@ -394,3 +394,107 @@ def test_boxes_from_a_smaller_put_frame_come_back_in_original_pixels():
     result = DetectorService("face", Fixed()).detect(np.zeros((360, 640, 3), np.uint8), meta)
     box = result.detections[0]
     assert (box.x, box.y, box.w, box.h) == (30, 60, 90, 120)
+
+
+# ------------------------------------------------------------------------------ put_frames
+class GroupDispatcher(HeldDispatcher):
+    """Records each hand-off's size and what every frame of it held when it was put; answers
+    at once (``answer``) or holds the frames like a busy detector."""
+
+    def __init__(self, answer: bool = True):
+        super().__init__()
+        self.answer = answer
+        self.groups: list[int] = []
+        self.pixels: list[tuple[int, int]] = []  # (frame index, its first pixel when put)
+
+    def submit(self, frame, meta: FrameMeta, started: float) -> None:
+        self.groups.append(1)
+        self._take(frame, meta, started)
+
+    def submit_group(self, frames, metas, started) -> None:
+        assert len(frames) == len(metas) == len(started) and frames.base is not None
+        self.groups.append(len(metas))
+        for frame, meta, t in zip(frames, metas, started, strict=True):
+            self._take(frame, meta, t)
+
+    def _take(self, frame, meta, started) -> None:
+        self.pixels.append((meta.index, int(frame[0, 0, 0])))  # ray.put copies it now
+        HeldDispatcher.submit(self, frame, meta, started)
+        if self.answer:
+            self.release_all()
+
+
+def group_camera(policy: str, buffers: int, frames: int, put_frames: int,
+                 answer: bool = True, wait_ms: float = 5000, fps: float = 240.0):
+    config = parse_fleet(f"""
+cameras: [{{id: cam, source: synthetic, fps: {fps}, buffers: {buffers}, drop_policy: {policy},
+            put_frames: {put_frames}, put_wait_ms: {wait_ms}}}]
+""", env={}).cameras[0]
+    dispatcher = GroupDispatcher(answer)
+    cam = Camera(config, ListSource(frames), dispatcher, NullSink())
+    cam.media_time = True
+    return cam, dispatcher
+
+
+def test_put_frames_hands_off_groups_and_loses_no_frame_of_a_file():
+    # given a file-like camera (wait) putting 4 frames at a time with 8 buffers, 30 frames
+    cam, dispatcher = group_camera("wait", buffers=8, frames=30, put_frames=4)
+    cam.start()
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
+    final = cam.stop(drain_timeout_s=2)
+    # then every frame went once, in order, in groups of 4 (the last one what was left)
+    assert [i for i, _ in dispatcher.pixels] == list(range(30))
+    assert sum(dispatcher.groups) == 30 and max(dispatcher.groups) == 4
+    assert dispatcher.groups.count(4) >= 6
+    # each frame held its own pixels when put: no frame of a group overwrote another
+    assert all(value == index % 255 for index, value in dispatcher.pixels)
+    assert final.processed == 30 and final.accounted and final.puts == len(dispatcher.groups)
+
+
+def test_put_frames_with_fewer_buffers_than_frames_sends_partial_groups_and_never_stalls():
+    cam, dispatcher = group_camera("wait", buffers=2, frames=20, put_frames=4)
+    cam.start()
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
+    final = cam.stop(drain_timeout_s=2)
+    assert final.processed == 20 and final.accounted
+    assert max(dispatcher.groups) == 2  # a group can only be as large as the free buffers
+
+
+def test_put_frames_under_drop_newest_holds_the_group_while_others_are_in_flight():
+    # given busy detectors: 8 buffers, groups of 4, the detector answers nothing
+    cam, dispatcher = group_camera("drop_newest", buffers=8, frames=40, put_frames=4,
+                                   answer=False)
+    cam.start()
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
+    # then two full groups went out and the rest were dropped before decoding
+    assert dispatcher.groups == [4, 4]
+    stats = cam.stats()
+    assert stats.dropped == {"no_buffer": 32} and stats.accounted
+    dispatcher.release_all()
+    final = cam.stop(drain_timeout_s=2)
+    assert final.processed == 8 and final.accounted
+
+
+def test_put_frames_sends_a_group_that_would_wait_longer_than_put_wait_ms():
+    # given frames arriving every ~20 ms and put_wait_ms 10: a group would wait too long
+    cam, dispatcher = group_camera("wait", buffers=8, frames=10, put_frames=4, wait_ms=10)
+    cam.source.retrieve = _slow(cam.source.retrieve, 0.02)
+    cam.start()
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
+    final = cam.stop(drain_timeout_s=2)
+    assert dispatcher.groups == [1] * 10 and final.processed == 10
+
+
+def test_put_frames_end_of_stream_sends_what_is_pending():
+    cam, dispatcher = group_camera("wait", buffers=16, frames=6, put_frames=8)
+    cam.start()
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
+    final = cam.stop(drain_timeout_s=2)
+    assert dispatcher.groups == [6] and final.processed == 6 and final.accounted
+
+
+def _slow(retrieve, delay_s):
+    def slow(into):
+        time.sleep(delay_s)
+        return retrieve(into)
+    return slow
