@@ -55,8 +55,12 @@ def scene_frames(width: int, height: int, background: str | None,
 
 
 def _tight_loop(frames: list[np.ndarray], detect_width: int, seconds: float, out: Any,
-                scene: tuple[int, int, str | None] | None = None) -> None:
+                scene: tuple[int, int, str | None] | None = None,
+                core: int | None = None, model: str = "front") -> None:
     import cv2
+
+    if core is not None:
+        os.sched_setaffinity(0, {core})
 
     from fleet.config import BlazeFaceDetectorConfig, SyntheticSource
     from fleet.detectors import build_detector
@@ -64,7 +68,8 @@ def _tight_loop(frames: list[np.ndarray], detect_width: int, seconds: float, out
     from fleet.sources import SyntheticScene
 
     cv2.setNumThreads(1)
-    detector = build_detector(BlazeFaceDetectorConfig(num_cpus=1))
+    detector = build_detector(BlazeFaceDetectorConfig.model_validate({"num_cpus": 1,
+                                                                      "model": model}))
     h, w = frames[0].shape[:2]
     source = None
     if scene is not None:  # the script bound: draw each frame as a camera does, then detect
@@ -87,14 +92,15 @@ def _tight_loop(frames: list[np.ndarray], detect_width: int, seconds: float, out
 
 
 def compute_bound(frames: list[np.ndarray], detect_width: int, seconds: float,
-                  cores: int, scene: tuple[int, int, str | None] | None = None
-                  ) -> dict[str, float]:
+                  cores: int, scene: tuple[int, int, str | None] | None = None,
+                  core: int | None = None, model: str = "front") -> dict[str, float]:
     """Frames per second of ``cores`` processes each detecting in a tight loop, all at once
     (with ``scene``, each also draws its frames as a synthetic camera does: a script's
     bound, frames included)."""
     ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Ray
     out = ctx.Queue()
-    workers = [ctx.Process(target=_tight_loop, args=(frames, detect_width, seconds, out, scene))
+    workers = [ctx.Process(target=_tight_loop,
+                           args=(frames, detect_width, seconds, out, scene, core, model))
                for _ in range(cores)]
     for w in workers:
         w.start()
@@ -115,7 +121,7 @@ def _cpu_busy() -> tuple[float, float]:
 
 def fleet_yaml(cameras: int, fps: float, width: int, height: int, background: str | None,
                actors: int, detect_width: int, max_batch_size: int = 1,
-               put_frames: int = 1) -> str:
+               put_frames: int = 1, model: str = "front") -> str:
     scene = f", background: {background}" if background else ""
     rows = "\n".join(
         f"  - {{id: cam-{i}, source: {{type: synthetic, width: {width}, height: {height}, "
@@ -132,7 +138,8 @@ defaults: {{fps: {fps}, buffers: {max(4, 2 * put_frames)}, drop_policy: drop_new
 cameras:
 {rows}
 detectors:
-  face: {{type: blazeface, actors: {actors}, min_actors: {actors}, max_actors: {actors},
+  face: {{type: blazeface, model: {model}, actors: {actors}, min_actors: {actors},
+         max_actors: {actors},
          num_cpus: 0.9, batching: {{max_batch_size: {max_batch_size}}}}}
 autoscaling: {{enabled: false}}
 """
@@ -150,15 +157,22 @@ def wait_for_free_cpus(timeout_s: float = 60.0) -> None:
         time.sleep(0.2)
 
 
-def run_point(yaml_text: str, seconds: float, warmup_s: float, folder: Path) -> dict[str, Any]:
-    """One fleet on real Ray: warm up, then sample its counters for ``seconds``."""
+def run_point(yaml_text: str, seconds: float, warmup_s: float, folder: Path,
+              split: bool = False) -> dict[str, Any]:
+    """One fleet on real Ray: warm up, then sample its counters for ``seconds``. ``split``:
+    the detector actors get the last core to themselves and everything else (cameras, Ray's
+    raylet and GCS, the controller) the others, as a camera node and a detector node."""
     from fleet.config import parse_fleet
 
     wait_for_free_cpus()  # the last point's actors may still be ending
 
     controller = runtime.build_controller(parse_fleet(yaml_text, env={}), str(folder))
     controller.start()
+    every = set(range(os.cpu_count() or 1))
     try:
+        if split:
+            detector_core = {max(every)}
+            cpu.pin(cpu.snapshot(), {"detectors": detector_core}, every - detector_core)
         time.sleep(warmup_s)
         first = controller.collect()
         busy0, total0 = _cpu_busy()
@@ -172,6 +186,8 @@ def run_point(yaml_text: str, seconds: float, warmup_s: float, folder: Path) -> 
         cores = cpu.cores_by_role(procs0, cpu.snapshot(), time.monotonic() - t0)
     finally:
         final = controller.stop()
+        if split:
+            cpu.pin(cpu.snapshot(), {}, every)  # Ray's processes serve the next point too
     elapsed = last.time - first.time
     totals = {k: sum(getattr(v.stats, k) - getattr(first.cameras[c].stats, k)
                      for c, v in last.cameras.items())
@@ -241,67 +257,65 @@ def _median_point(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
-    cores = args.cores or os.cpu_count() or 1
+def _median_bound(args: argparse.Namespace, progress: Callable[[str], None], what: str,
+                  frames: list[np.ndarray], cores: int, **kwargs: Any) -> dict[str, Any]:
+    bounds = []
+    for i in range(args.runs):
+        progress(f"{what} {i + 1}/{args.runs}: BlazeFace ({args.model}), {args.resolution} at "
+                 f"{args.detect_width} wide, {cores} process(es) in a tight loop for "
+                 f"{args.bound_s:g} s")
+        bounds.append(compute_bound(frames, args.detect_width, args.bound_s, cores,
+                                    model=args.model, **kwargs))
+    bound: dict[str, Any] = dict(sorted(bounds, key=lambda b: b["fps"])[len(bounds) // 2])
+    bound["runs_fps"] = [b["fps"] for b in bounds]
+    progress(f"{what}: median {bound['fps']} fps of {bound['runs_fps']} "
+             f"({bound['ms_per_frame']} ms a frame per core)")
+    return bound
+
+
+def _sweep(args: argparse.Namespace, progress: Callable[[str], None], folder: Path,
+           background: str | None, bound: dict[str, Any], script: dict[str, Any] | None,
+           split: bool) -> list[dict[str, Any]]:
+    """Every variant x cameras x fps, ``--runs`` times each; the medians."""
     width, height = RESOLUTIONS[args.resolution]
-    with tempfile.TemporaryDirectory(prefix="camfleet-bench-") as tmp:
-        folder = Path(tmp)
-        background = background_image(folder)
-        frames = scene_frames(width, height, background)
-        bounds = []
-        for i in range(args.runs):
-            progress(f"compute bound {i + 1}/{args.runs}: BlazeFace, {args.resolution} at "
-                     f"{args.detect_width} wide, {cores} process(es) in a tight loop for "
-                     f"{args.bound_s:g} s")
-            bounds.append(compute_bound(frames, args.detect_width, args.bound_s, cores))
-        bound: dict[str, Any] = dict(sorted(bounds, key=lambda b: b["fps"])[len(bounds) // 2])
-        bound["runs_fps"] = [b["fps"] for b in bounds]
-        progress(f"compute bound: median {bound['fps']} fps of {bound['runs_fps']} "
-                 f"({bound['ms_per_frame']} ms a frame per core)")
-        scripts = []
-        for i in range(args.runs):
-            progress(f"script bound {i + 1}/{args.runs}: the same loop, each process drawing "
-                     f"its frames as a synthetic camera does, {args.bound_s:g} s")
-            scripts.append(compute_bound(frames, args.detect_width, args.bound_s, cores,
-                                         (width, height, background)))
-        script: dict[str, Any] = dict(sorted(scripts, key=lambda b: b["fps"])[len(scripts) // 2])
-        script["runs_fps"] = [b["fps"] for b in scripts]
-        progress(f"script bound: median {script['fps']} fps of {script['runs_fps']}")
-        points = []
-        for batch, group in variants(args):
-            for cameras in args.cameras:
-                for fps in args.fps:
-                    runs = []
-                    for i in range(args.runs):
-                        progress(f"fleet: max_batch_size {batch}, put_frames {group}, {cameras} "
-                                 f"camera(s) x {fps:g} fps, run {i + 1}/{args.runs}, "
-                                 f"{args.point_s:g} s")
-                        yaml_text = fleet_yaml(cameras, fps, width, height, background, cores,
-                                               args.detect_width, batch, group)
-                        runs.append(run_point(yaml_text, args.point_s, args.warmup_s, folder
-                                              / f"b{batch}-p{group}-c{cameras}-f{fps}-{i}"))
-                    point = _median_point(runs)
-                    point.update(cameras=cameras, fps_per_camera=fps, max_batch_size=batch,
-                                 put_frames=group, variant=variant_name(batch, group),
-                                 efficiency=round(point["analysed_fps"] / bound["fps"], 3),
-                                 saturated=(point["offered_fps"] > bound["fps"]
-                                            or point["drop_rate"] >= SATURATED_DROP_RATE),
-                                 **cost_split(point, bound, script))
-                    points.append(point)
-                    progress(f"  median analysed {point['analysed_fps']} of "
-                             f"{point['offered_fps']} fps offered, p95 {point['p95_ms']} ms, "
-                             f"efficiency {point['efficiency']}")
-        table, handoff = [], {}
-        if args.table_s > 0:
-            handoff = handoff_ms(args, progress)
-            table = case_study_table(background, args.detect_width, args.table_s, cores,
-                                     handoff["ms"], progress)
-    by_batch: dict[str, Any] = {}
+    actors = 1 if split else bound["cores"]
+    points = []
+    for batch, group in variants(args):
+        for cameras in (args.split_cameras if split else args.cameras):
+            for fps in (args.split_fps if split else args.fps):
+                runs = []
+                for i in range(args.runs):
+                    where = "split: cameras | detector core, " if split else ""
+                    progress(f"fleet: {where}max_batch_size {batch}, put_frames {group}, "
+                             f"{cameras} camera(s) x {fps:g} fps, run {i + 1}/{args.runs}, "
+                             f"{args.point_s:g} s")
+                    yaml_text = fleet_yaml(cameras, fps, width, height, background, actors,
+                                           args.detect_width, batch, group, args.model)
+                    name = f"{'s' if split else 'a'}-b{batch}-p{group}-c{cameras}-f{fps}-{i}"
+                    runs.append(run_point(yaml_text, args.point_s, args.warmup_s,
+                                          folder / name, split=split))
+                point = _median_point(runs)
+                point.update(cameras=cameras, fps_per_camera=fps, max_batch_size=batch,
+                             put_frames=group, variant=variant_name(batch, group),
+                             efficiency=round(point["analysed_fps"] / bound["fps"], 3),
+                             saturated=(point["offered_fps"] > bound["fps"]
+                                        or point["drop_rate"] >= SATURATED_DROP_RATE),
+                             **cost_split(point, bound, script or bound))
+                points.append(point)
+                progress(f"  median analysed {point['analysed_fps']} of "
+                         f"{point['offered_fps']} fps offered, p95 {point['p95_ms']} ms, "
+                         f"efficiency {point['efficiency']}")
+    return points
+
+
+def summarise(args: argparse.Namespace, points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per variant, the best efficiency at saturation; and the best with batching on."""
+    by_variant: dict[str, Any] = {}
     for batch, group in variants(args):
         name = variant_name(batch, group)
         saturated = [p for p in points if p["variant"] == name and p["saturated"]]
         best = max(saturated, key=lambda p: p["efficiency"]) if saturated else None
-        by_batch[name] = {
+        by_variant[name] = {
             "max_batch_size": batch, "put_frames": group,
             "efficiency_at_saturation": best["efficiency"] if best else None,
             "efficiency_vs_script": best["efficiency_vs_script"] if best else None,
@@ -309,15 +323,44 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
             "analysed_fps": best["analysed_fps"] if best else None,
             "p95_ms": best["p95_ms"] if best else None,
             "point": f"{best['cameras']}x{best['fps_per_camera']:g}" if best else None}
-    batched = [v for v in by_batch.values()
+    batched = [v for v in by_variant.values()
                if (v["max_batch_size"] > 1 or v["put_frames"] > 1)
                and v["efficiency_at_saturation"] is not None]
     on = max((v["efficiency_at_saturation"] for v in batched), default=None)
+    return {"by_variant": by_variant, "efficiency_at_saturation": on,
+            "target_0_90_with_batching_met": (on >= 0.90) if on is not None else None}
+
+
+def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
+    cores = args.cores or os.cpu_count() or 1
+    width, height = RESOLUTIONS[args.resolution]
+    split: dict[str, Any] | None = None
+    with tempfile.TemporaryDirectory(prefix="camfleet-bench-") as tmp:
+        folder = Path(tmp)
+        background = background_image(folder)
+        frames = scene_frames(width, height, background)
+        bound = _median_bound(args, progress, "compute bound", frames, cores)
+        script = _median_bound(args, progress, "script bound (drawing each frame too)",
+                               frames, cores, scene=(width, height, background))
+        points = _sweep(args, progress, folder, background, bound, script, split=False)
+        if args.split and cores > 1:
+            core = cores - 1
+            one = _median_bound(args, progress, f"one-core bound (core {core})", frames, 1,
+                                core=core)
+            split_points = _sweep(args, progress, folder, background, one, None, split=True)
+            split = {"compute_bound": one, "points": split_points, "detector_core": core,
+                     **summarise(args, split_points)}
+        table, handoff = [], {}
+        if args.table_s > 0:
+            handoff = handoff_ms(args, progress)
+            table = case_study_table(background, args.detect_width, args.table_s, cores,
+                                     handoff["ms"], progress)
+    summary = summarise(args, points)
     results = {"compute_bound": bound, "script_bound": script, "points": points,
-               "case_study": table,
-               "handoff": handoff, "by_batch_size": by_batch, "runs": args.runs,
-               "efficiency_at_saturation": on,
-               "target_0_90_with_batching_met": (on >= 0.90) if on is not None else None,
+               "case_study": table, "handoff": handoff, "by_batch_size": summary["by_variant"],
+               "runs": args.runs, "efficiency_at_saturation": summary["efficiency_at_saturation"],
+               "target_0_90_with_batching_met": summary["target_0_90_with_batching_met"],
+               "split": split, "model": args.model,
                "real_footage": background is not None, "resolution": args.resolution,
                "detect_width": args.detect_width, "detector": "blazeface"}
     print(fleet_table(results))
@@ -392,6 +435,24 @@ def fleet_table(results: dict[str, Any]) -> str:
                      f"{b.get('efficiency_vs_script')} | {b.get('detector_efficiency')} | "
                      f"{b['analysed_fps']} | {b['p95_ms']} | {b['point']} |")
     lines.append(f"target >= 0.90 with batching: {results['target_0_90_with_batching_met']}")
+    split = results.get("split")
+    if split:
+        one = split["compute_bound"]
+        lines += ["", (f"split: the detector actor alone on core {split['detector_core']}, "
+                       "cameras, Ray and the controller on the others (a camera node and a "
+                       f"detector node); bound: the same loop on that core, {one['fps']} fps"),
+                  "", ("| max_batch_size | put_frames | cameras | fps each | offered fps | "
+                       "analysed fps | drop rate | p50 ms | p95 ms | detector core busy | "
+                       "efficiency |"),
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for p in split["points"]:
+            mark = " (saturated)" if p["saturated"] else ""
+            lines.append(f"| {p['max_batch_size']} | {p['put_frames']} | {p['cameras']} | "
+                         f"{p['fps_per_camera']:g} | {p['offered_fps']} | {p['analysed_fps']} | "
+                         f"{p['drop_rate']} | {p['p50_ms']} | {p['p95_ms']} | "
+                         f"{p['cores'].get('detectors')} | {p['efficiency']}{mark} |")
+        lines.append(f"split target >= 0.90 with batching: "
+                     f"{split['target_0_90_with_batching_met']}")
     if results["case_study"]:
         lines += ["", f"hand-off: {results['handoff']['source']}", "",
                   ("| resolution | detect ms | hand-off ms | per frame ms | fps per core | "
@@ -453,7 +514,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(its 4-in-flight ms/frame); default: measure it in this run")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 1],
                         help="detectors.face.batching.max_batch_size values (1: batching off)")
-    parser.add_argument("--put-frames", type=int, nargs="+", default=[4, 1],
+    parser.add_argument("--model", choices=["front", "back"], default="front",
+                        help="the BlazeFace model (front: the default face detector)")
+    parser.add_argument("--split", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run with the detector actor alone on the last core and "
+                        "everything else on the others (a camera node and a detector node)")
+    parser.add_argument("--split-cameras", type=int, nargs="+", default=[4])
+    parser.add_argument("--split-fps", type=float, nargs="+", default=[120.0])
+    parser.add_argument("--put-frames", type=int, nargs="+", default=[8, 1],
                         help="cameras' put_frames values (1: one frame per put and call)")
     parser.add_argument("--runs", type=int, default=3, help="runs per point (median reported)")
     parser.add_argument("--plot", default="bench-fleet.png", help="PNG plot path ('' for none)")

@@ -66,3 +66,24 @@ def cores_by_role(before: dict[int, tuple[str, float]], after: dict[int, tuple[s
     for pid, (label, cpu) in after.items():
         used[label] = used.get(label, 0.0) + cpu - before.get(pid, (label, 0.0))[1]
     return {label: round(value / seconds, 3) for label, value in sorted(used.items())}
+
+
+def pin(tree: dict[int, tuple[str, float]], cores_for: dict[str, set[int]],
+        default: set[int]) -> int:
+    """Pin every thread of every process in ``tree`` to the cores of its role (``default``
+    for roles not named); returns how many threads were pinned. A process that has ended is
+    skipped. Threads started later inherit their creator's cores."""
+    pinned = 0
+    for pid, (label, _) in tree.items():
+        cores = cores_for.get(label, default)
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                os.sched_setaffinity(tid, cores)
+                pinned += 1
+            except OSError:
+                pass
+    return pinned

@@ -591,6 +591,10 @@ def plot_transport(results: dict[str, Any], path: Path) -> bool:
         pipelined = results["sizes"][name]["pipelined_ms_per_frame"]
         ax.plot(methods.index("handoff") + 1, pipelined, "r^",
                 label=f"{results['in_flight']} in flight (ms/frame)")
+        if "put_frames" in results["sizes"][name]:
+            group = results["sizes"][name]["put_frames"]
+            ax.plot(methods.index("handoff") + 1, group["ms_per_frame"], "bs",
+                    label=f"put_frames {group['frames']} ({group['buffers']} buffers)")
         if "put_width" in results["sizes"][name]:
             small = results["sizes"][name]["put_width"]
             ax.plot(methods.index("handoff") + 1, small["pipelined_ms_per_frame"], "gv",
@@ -626,7 +630,7 @@ def add_arguments(transport: argparse.ArgumentParser) -> None:
                            help="frames for the process-per-frame baseline (a spawn each)")
     transport.add_argument("--runs", type=int, default=3,
                            help="runs per size; the tables give medians over them")
-    transport.add_argument("--put-frames", type=int, default=4,
+    transport.add_argument("--put-frames", type=int, default=8,
                            help="also run each size with put_frames (1: skip)")
     transport.add_argument("--put-width", type=int, default=640,
                            help="also run the largest size with put_width (0: skip)")

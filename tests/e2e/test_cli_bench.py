@@ -66,14 +66,15 @@ def test_bench_fleet_smoke(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "fleet", "bench", "fleet", "--cameras", "1", "--fps", "5",
          "--bound-s", "2", "--point-s", "3", "--warmup-s", "2", "--table-s", "0", "--runs", "1",
-         "--batch-sizes", "4", "1", "--num-cpus", "2", "--object-store-mb", "200",
+         "--batch-sizes", "4", "--put-frames", "2", "1", "--split-cameras", "1",
+         "--split-fps", "5", "--num-cpus", "2", "--object-store-mb", "200",
          "--json", str(out), "--plot", str(plot)],
         check=False, capture_output=True, text=True, timeout=170,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     results = json.loads(out.read_text())
     assert results["compute_bound"]["fps"] > 0
-    assert [p["max_batch_size"] for p in results["points"]] == [4, 1]
+    assert [p["put_frames"] for p in results["points"]] == [2, 1]
     for point in results["points"]:
         assert point["accounted"] is True and point["analysed_fps"] > 0
         assert len(point["runs"]) == 1 and point["p95_ms"] is not None
@@ -83,7 +84,14 @@ def test_bench_fleet_smoke(tmp_path):
         assert point["cores"]["detectors"] > 0 and point["cores"]["cameras"] > 0
         assert point["cpu_ms_per_frame"]["detectors"] > 0 and point["detector_efficiency"] > 0
     assert results["script_bound"]["fps"] > 0
-    assert set(results["by_batch_size"]) == {"4", "1"} and results["detector"] == "blazeface"
+    # the split run: the detector actor alone on the last core, with its own one-core bound
+    split = results["split"]
+    assert split["compute_bound"]["cores"] == 1 and len(split["points"]) == 2
+    for point in split["points"]:
+        assert point["accounted"] is True and point["cores"]["detectors"] > 0
+    assert set(results["by_batch_size"]) == {"max_batch_size 4, put_frames 2",
+                                             "max_batch_size 4, put_frames 1"}
+    assert results["detector"] == "blazeface"
     assert "compute bound:" in proc.stdout and plot.stat().st_size > 1000
 
 

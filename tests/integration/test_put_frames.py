@@ -115,3 +115,34 @@ detectors:
     assert final.captured == 270 and final.processed == 270 and final.dropped == {}
     assert final.puts < 270 / 2  # mostly groups of 4
     assert final.detections.get("face", 0) > 20
+
+
+def test_groups_keep_the_camera_within_its_buffers_and_the_store_bounded(
+    ray_ready, tmp_path, plasma_objects
+):
+    # given a detector far slower than a 30 fps 1080p camera grouping 4 frames, 8 buffers
+    from actors.detector import DetectorActor as Actor
+    from tests.integration.probes import ProbedDetectorActor
+
+    slow = functools.partial(ProbeDetector, out_dir=str(tmp_path), delay_s=0.1)
+    controller = start_fleet("""
+defaults: {buffers: 8, put_frames: 4, fps: 30, detect_width: 320, drop_policy: drop_newest}
+cameras:
+  - {id: cam, source: {type: synthetic, width: 1920, height: 1080, fps: 30}}
+detectors:
+  face: {actors: 1, num_cpus: 0.5}
+""", tmp_path, ProbedDetectorActor(Actor, slow))
+    samples = []
+    for _ in range(12):
+        time.sleep(0.5)
+        controller.collect()
+        samples.append(plasma_objects())
+    final = controller.stop()["cam"]
+    # then the camera never had more than its buffers in flight, and dropped the rest
+    assert final.peak_slots_used <= 8 and final.dropped.get("no_buffer", 0) > 0
+    assert final.accounted and final.puts < final.admitted
+    # and the store held whole groups only while their frames were out: at most the frames in
+    # flight rounded up to groups, plus what the tracker holds in capture order (<= buffers)
+    frame_mib = 1920 * 1080 * 3 / 2**20
+    for _, mib in samples:
+        assert mib <= (8 + 4 + 8) * frame_mib + 1, samples
