@@ -279,7 +279,10 @@ def run_transport(args: argparse.Namespace, progress: Callable[[str], None]) -> 
             progress(f"{name}: run {i + 1}/{args.runs}")
             rows.append(measure_size(args, name, pool, detectors, reader, progress))
         row = median_row(rows)
-        row["runs"] = [{k: r[k] for k in RUN_KEYS} for r in rows]
+        row["runs"] = [{**{k: r[k] for k in RUN_KEYS},
+                        **({f"put_frames_{k}": r["put_frames"][k] for k in ("ms_per_frame",
+                                                                           "http_x", "vs_memcpy")}
+                           if "put_frames" in r else {})} for r in rows]
         results["sizes"][name] = row
     for actor in [*detectors, reader]:
         ray.kill(actor)
