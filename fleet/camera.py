@@ -106,6 +106,9 @@ class Camera:
         self.stack: np.ndarray | None = None
         self.group: list[tuple[FrameMeta, float]] = []
         self.group_closed = False  # stop() sent the group while capture was stuck
+        # guards group and stack rows 0..len(group)-1: the collect thread sends a group whose
+        # first frame has waited past put_wait_ms while capture waits for the next frame
+        self.group_lock = threading.Lock()
         self.gap_s = 1.0 / config.fps  # time between admitted frames (moving average)
         self.last_admit: float | None = None
         self.in_source_since: float | None = None  # monotonic start of a source call under way
@@ -324,13 +327,14 @@ class Camera:
         """Whether the pending group must go although it is not full: no other frame is in
         flight (none will free a slot for it to grow), or its first frame would wait longer
         than ``put_wait_ms``."""
-        if not self.group:
+        group = self.group  # replaced, never emptied, when sent: this stays readable
+        if not group:
             return False
-        if len(self.group) >= self.config.put_frames:
+        if len(group) >= self.config.put_frames:
             return True
-        if self.ledger.slots_used <= len(self.group):
+        if self.ledger.slots_used <= len(group):
             return True
-        waited = time.monotonic() - self.group[0][1]
+        waited = time.monotonic() - group[0][1]
         return waited + self.gap_s > self.config.put_wait_ms / 1000
 
     def _send_group_if_due(self) -> None:
@@ -346,42 +350,57 @@ class Camera:
         return (max(1, round(frame.shape[0] * width / frame.shape[1])), width, *frame.shape[2:])
 
     def _group_slot(self) -> np.ndarray | None:
-        """Where the next frame of the group is decoded to (None: no stack yet)."""
-        return self.stack[len(self.group)] if self.stack is not None else None
+        """Where the next frame of the group is decoded to (None: no stack yet). Rows from
+        len(group) on are the capture thread's alone; a group sent meanwhile (by the collect
+        thread) only copies rows before it."""
+        with self.group_lock:
+            return self.stack[len(self.group)] if self.stack is not None else None
 
     def _join_group(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
         """Admit a decoded frame into the pending group (it takes a slot now) and send the
         group when it is full or its first frame would wait longer than ``put_wait_ms``."""
-        if self.group_closed:
-            return  # capture was stuck when stop() ended the groups; stop() settled this frame
-        shape = self._put_shape(frame)
-        if self.stack is None or self.stack.shape[1:] != shape or self.stack.dtype != frame.dtype:
-            self._send_group()  # the frame size changed: what is pending goes as it is
-            self.stack = np.empty((self.config.put_frames, *shape), frame.dtype)
-        slot = self.stack[len(self.group)]
-        if shape != frame.shape:  # put_width: shrink into the group
-            cv2.resize(frame, (shape[1], shape[0]), dst=slot, interpolation=cv2.INTER_AREA)
-            meta = replace(meta, put_scale=frame.shape[1] / shape[1])
-        elif frame.ctypes.data != slot.ctypes.data:  # decoded elsewhere (first frame, a source
-            np.copyto(slot, frame)  # that allocates): one copy into the group
-        self.put_bytes = slot.nbytes
-        self.ledger.offer()
-        self.ledger.admit(meta.index)
-        self.group.append((meta, started))
-        if self.tracker is not None:
-            self.tracker.expect(meta)
-        now = time.monotonic()
-        if self.last_admit is not None:
-            self.gap_s = 0.8 * self.gap_s + 0.2 * (now - self.last_admit)
-        self.last_admit = now
-        waited = now - self.group[0][1]  # the next frame is due in about gap_s
-        if (len(self.group) >= self.config.put_frames
-                or waited + self.gap_s > self.config.put_wait_ms / 1000):
-            self._send_group()
+        with self.group_lock:
+            if self.group_closed:
+                return  # capture was stuck when stop() ended the groups; stop() settled it
+            shape = self._put_shape(frame)
+            stack = self.stack
+            if stack is None or stack.shape[1:] != shape or stack.dtype != frame.dtype:
+                self._send_locked()  # the frame size changed: what is pending goes as it is
+                stack = self.stack = np.empty((self.config.put_frames, *shape), frame.dtype)
+            slot = stack[len(self.group)]
+            if shape != frame.shape:  # put_width: shrink into the group
+                cv2.resize(frame, (shape[1], shape[0]), dst=slot, interpolation=cv2.INTER_AREA)
+                meta = replace(meta, put_scale=frame.shape[1] / shape[1])
+            elif frame.ctypes.data != slot.ctypes.data:  # decoded elsewhere (first frame, a
+                np.copyto(slot, frame)  # source that allocates, a group sent meanwhile)
+            self.put_bytes = slot.nbytes
+            self.ledger.offer()
+            self.ledger.admit(meta.index)
+            self.group.append((meta, started))
+            if self.tracker is not None:
+                self.tracker.expect(meta)
+            now = time.monotonic()
+            if self.last_admit is not None:
+                self.gap_s = 0.8 * self.gap_s + 0.2 * (now - self.last_admit)
+            self.last_admit = now
+            waited = now - self.group[0][1]  # the next frame is due in about gap_s
+            if (len(self.group) >= self.config.put_frames
+                    or waited + self.gap_s > self.config.put_wait_ms / 1000):
+                self._send_locked()
 
     def _send_group(self) -> None:
-        """Hand the pending group off: one put, one call per detector kind. Capture thread
-        only (or stop(), once capture has left): it alone writes the stack."""
+        """Hand the pending group off: one put, one call per detector kind."""
+        with self.group_lock:
+            self._send_locked()
+
+    def _send_stale_group(self) -> None:
+        """From the collect loop: a group whose first frame has waited past ``put_wait_ms``
+        goes, even if no frame comes to send it (a stalled stream)."""
+        group = self.group
+        if group and time.monotonic() - group[0][1] > self.config.put_wait_ms / 1000:
+            self._send_group()
+
+    def _send_locked(self) -> None:
         if not self.group:
             return
         group, self.group = self.group, []
@@ -481,6 +500,8 @@ class Camera:
                 while finished:
                     self._settle(finished.pop())  # pop: keep no reference to a settled frame
                 self._dispatch_waiting()
+                if self.config.put_frames > 1:
+                    self._send_stale_group()
                 if self.tracker is not None and not self.media_time:
                     self._objects(self.tracker.tick(time.time()))  # a quiet or down camera
                 self.sink.tick()

@@ -498,3 +498,50 @@ def _slow(retrieve, delay_s):
         time.sleep(delay_s)
         return retrieve(into)
     return slow
+
+
+def test_put_frames_sends_a_pending_group_when_the_stream_stalls():
+    # given a camera grouping 4 frames, put_wait_ms 50, whose stream stalls after 2 frames
+    cam, dispatcher = group_camera("wait", buffers=8, frames=10, put_frames=4, wait_ms=50)
+    stalled, resume = threading.Event(), threading.Event()
+    grab = cam.source.grab
+
+    def stalling_grab():
+        if cam.source.i == 1:  # the third grab blocks, as a frozen RTSP stream does
+            stalled.set()
+            resume.wait(10)
+        grab()
+
+    cam.source.grab = stalling_grab
+    cam.start()
+    assert stalled.wait(5)
+    # then the 2 frames already decoded go within about put_wait_ms, not when the stream resumes
+    wait_until(lambda: dispatcher.groups == [2], 2, lambda: f"groups {dispatcher.groups}")
+    assert all(value == index % 255 for index, value in dispatcher.pixels)
+    resume.set()
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
+    final = cam.stop(drain_timeout_s=2)
+    assert final.processed == 10 and final.accounted
+    assert [i for i, _ in dispatcher.pixels] == list(range(10))
+    assert all(value == index % 255 for index, value in dispatcher.pixels)
+
+
+def test_put_frames_groups_sent_by_either_thread_keep_every_frame_intact():
+    # given frames that take 0-4 ms to decode and put_wait_ms 3: the collect thread sends
+    # stale groups while capture is decoding into the next row
+    cam, dispatcher = group_camera("wait", buffers=8, frames=300, put_frames=4, wait_ms=3)
+    rng = random.Random(7)
+    retrieve = cam.source.retrieve
+
+    def jittery(into):
+        time.sleep(rng.uniform(0, 0.004))
+        return retrieve(into)
+
+    cam.source.retrieve = jittery
+    cam.start()
+    wait_until(lambda: cam.ended, 30, "the camera to reach the end of its frames")
+    final = cam.stop(drain_timeout_s=2)
+    # then every frame went once, in order, holding its own pixels
+    assert [i for i, _ in dispatcher.pixels] == list(range(300))
+    assert all(value == index % 255 for index, value in dispatcher.pixels)
+    assert final.processed == 300 and final.accounted and len(set(dispatcher.groups)) > 1
