@@ -102,6 +102,8 @@ class Camera:
         self.small: np.ndarray | None = None  # put_width: the reused buffer frames shrink into
         self.put_bytes = 0  # bytes of the last frame put into the object store
         self.puts = resume.puts if resume is not None else 0  # objects put (groups count once)
+        self.puts_lock = threading.Lock()  # both threads put: capture, and collect (waiting
+        # frames, stale groups)
         # put_frames > 1: frames admitted and decoded into ``stack`` (reused), not yet sent
         self.stack: np.ndarray | None = None
         self.group: list[tuple[FrameMeta, float]] = []
@@ -406,7 +408,7 @@ class Camera:
         group, self.group = self.group, []
         assert self.stack is not None
         metas, started = [m for m, _ in group], [t for _, t in group]
-        self.puts += 1
+        self._count_put()
         try:
             self.dispatcher.submit_group(self.stack[:len(group)], metas, started)
         except Exception as exc:  # noqa: BLE001 - whatever Ray raised, the frames are settled
@@ -415,6 +417,10 @@ class Camera:
             for meta in metas:
                 self.ledger.settle(meta.index, "failed")
                 self._track(meta.index, None)
+
+    def _count_put(self) -> None:
+        with self.puts_lock:
+            self.puts += 1
 
     def _shrink(self, frame: np.ndarray) -> np.ndarray:
         """The frame at ``put_width``, resized into a buffer of the camera's, reused."""
@@ -481,7 +487,7 @@ class Camera:
 
     def _dispatch(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
         self.put_bytes = frame.nbytes
-        self.puts += 1
+        self._count_put()
         self.ledger.admit(meta.index)
         if self.tracker is not None:
             self.tracker.expect(meta)  # before its result can come back
