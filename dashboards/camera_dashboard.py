@@ -91,7 +91,8 @@ def camera_objects() -> list[list[Json]]:
                    [(f"sum by (label) ({sel('camfleet_tracks_active', CAMERA)})", "{{label}}")],
                    stack=True, steps=True, min=0),
         timeseries("Object events /s by type", "This camera's object events per second: "
-                   "start and end of a track, update, zone enter and leave, loiter.",
+                   "start and end of a track, update, stationary, zone enter and leave, "
+                   "loiter.",
                    [(f"sum by (event) ({rate('camfleet_object_events_total', CAMERA)})",
                      "{{event}}")], PER_S, min=0),
     ], [

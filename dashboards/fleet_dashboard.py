@@ -94,7 +94,7 @@ def fleet_objects() -> list[list[Json]]:
                    [(f"sum by (label) ({sel('camfleet_tracks_active', FLEET)})", "{{label}}")],
                    stack=True, steps=True, min=0),
         timeseries("Object events /s", "Object events per second by type: start and end of a "
-                   "track, update, zone enter and leave, loiter.",
+                   "track, update, stationary, zone enter and leave, loiter.",
                    [(f"sum by (event) ({rate('camfleet_object_events_total', FLEET)})",
                      "{{event}}")], PER_S, min=0),
     ], [

@@ -120,7 +120,7 @@ class Camera:
         media_time = isinstance(config.source, FileSource) and not config.source.realtime
         self.media_time = media_time  # as-fast-as-possible files are limited on their own timeline
         self.tracker = (
-            ObjectTracker(config, sink.fleet, sink.object_snapshots)
+            ObjectTracker(config, sink.fleet, sink.object_snapshots, track_lines=sink.track_lines)
             if config.tracking.enabled else None
         )
         self.lost_objects: list[dict] = []  # a dead predecessor's live objects: their end events
@@ -542,6 +542,14 @@ class Camera:
             log.exception("camera %s: tracking frame %d failed", self.config.id, index)
 
     def _objects(self, events: list[dict]) -> None:
+        """The tracker's output to the sinks: the track lines of the frames it fed (in capture
+        order, before the events those frames caused), then the object events."""
+        tracker = self.tracker
+        if tracker is not None and tracker.lines:  # only with jsonl.tracks
+            try:
+                self.sink.tracks(tracker.take_lines())
+            except Exception:
+                log.exception("camera %s: track lines failed", self.config.id)
         if events:
             try:
                 self.sink.objects(events)

@@ -18,8 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fleet.config import FleetConfig, json_schema
+from fleet.config import FleetConfig, SyntheticSource, json_schema
 from fleet.errors import FleetError
+from fleet.facesize import face_notes
 from fleet.live import add_parsers, load_or_report
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -40,7 +41,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
         active = config.active_cameras
         print(f"{path}: ok ({len(active)} camera(s) enabled of {len(config.cameras)}; "
               f"detectors: {', '.join(sorted(config.detectors)) or 'none'})")
+        for note in _size_notes(config):
+            print(f"{path}: note: {note}")
     return status
+
+
+def _size_notes(config: FleetConfig) -> list[str]:
+    """What face detectors will miss on cameras whose frame size the file gives (synthetic
+    sources); the others are noted in the log when their first frame comes."""
+    return [note for camera in config.active_cameras if isinstance(camera.source, SyntheticSource)
+            for note in face_notes(camera, config.detectors, camera.source.width,
+                                   camera.source.height)]
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

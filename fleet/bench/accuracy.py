@@ -1,8 +1,9 @@
 """``camfleet bench accuracy``: recall and precision by face size, for each face detector kind.
 
 The frames are composites (:mod:`fleet.bench.composites`): real faces pasted at known places and
-heights (20 to 200 px) into real 1080p surveillance frames, clean or degraded (tilted faces, low
-light, blur, JPEG at quality 20). Every detector kind analyses the same frames (same seed) in
+heights (20 to 200 px) into real 1080p surveillance frames (``--frame-size``: another size, such
+as the clip's own 768x576), clean or degraded (tilted faces, low light, blur, JPEG at quality
+20). Every detector kind analyses the same frames (same seed) in
 this process, through :func:`fleet.detectors.build_detector` as a detector actor builds it, on a
 read-only frame as the object store hands it over. A detection is a true positive when its IoU
 with a face's box is at least ``MATCH_IOU`` (one detection a face, best score first); the rest
@@ -52,7 +53,7 @@ class Kind:
 
 
 def kinds(detect_width: int, grids: Sequence[str], native_haar: bool,
-          fixture: Path = FIXTURE) -> list[Kind]:
+          fixture: Path = FIXTURE, frame_width: int = composites.FRAME_SIZE[0]) -> list[Kind]:
     """Every kind camfleet can run for faces, plain and then tiled (one set a grid); the YOLO
     test fixture only when its file is here (AGPL-3.0: a test fixture, never shipped)."""
     plain = [
@@ -66,7 +67,7 @@ def kinds(detect_width: int, grids: Sequence[str], native_haar: bool,
     tiled = [Kind(f"{k.name}+tiles:{grid}", {**k.config, "tiles": {"enabled": True,
                                                                    "grid": parse_grid(grid)}},
                   detect_width, k.note) for grid in grids for k in plain]
-    native = [Kind("haar@native", {"type": "haar"}, None, "legacy, full 1920 px")]
+    native = [Kind("haar@native", {"type": "haar"}, None, f"legacy, full {frame_width} px")]
     return plain + (native if native_haar else []) + tiled
 
 
@@ -174,7 +175,7 @@ class Tally:
         self.cpu = [0.0] * runs  # CPU time of this process, per run
         self.frames = 0
         self.calls = 1.0  # model calls a frame
-        self.grid = "-"  # the tile grid used at 1080p
+        self.grid = "-"  # the tile grid used at the composites' size
 
     def cell(self, variant: str, size: int) -> Counts:
         return self.counts.setdefault((variant, size), Counts())
@@ -217,7 +218,8 @@ def _detect(detector: Any, composite: Composite, detect_width: int | None
 
 
 def measure(chosen: Sequence[Kind], built: dict[str, Any], frames: Iterable[Composite],
-            sizes: Sequence[int], runs: int, progress: Callable[[str], None]
+            sizes: Sequence[int], runs: int, progress: Callable[[str], None],
+            frame_size: tuple[int, int] = composites.FRAME_SIZE
             ) -> tuple[dict[str, Tally], bool]:
     """Every kind on every composite, ``runs`` times (timing only: the boxes of every run must
     equal the first run's). Returns the tallies and whether every run agreed."""
@@ -245,7 +247,7 @@ def measure(chosen: Sequence[Kind], built: dict[str, Any], frames: Iterable[Comp
             progress(f"frame {n + 1} ({composite.variant}, background {composite.index})")
     for k in chosen:
         tallies[k.name].calls = calls_per_frame(built[k.name])
-        tallies[k.name].grid = grid_used(built[k.name], k.detect_width)
+        tallies[k.name].grid = grid_used(built[k.name], k.detect_width, frame_size)
     return tallies, same
 
 
@@ -353,7 +355,7 @@ def plot_accuracy(results: dict[str, Any], path: Path) -> bool:
         ax.set_xticks(sizes, [str(s) for s in sizes])
         ax.minorticks_off()
         ax.set_title(v)
-        ax.set_xlabel("face height, 1080p frame (px)")
+        ax.set_xlabel(f"face height, {results['frame_size'][1]}p frame (px)")
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
         if ax is not axes[0][0]:
@@ -381,40 +383,66 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
 
 
 def _run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
-    chosen = [k for k in kinds(args.detect_width, args.grids, args.native_haar)
+    frame_size: tuple[int, int] = args.frame_size
+    chosen = [k for k in kinds(args.detect_width, args.grids, args.native_haar,
+                               frame_width=frame_size[0])
               if not args.kinds or any(fnmatch.fnmatchcase(k.name, p) for p in args.kinds)]
     if not chosen:
         raise SystemExit(f"no kind among {args.kinds}")
     built = {k.name: build(k) for k in chosen}
-    chosen = [k for k in chosen if not k.tiled or _cuts(built[k.name], k)]
-    progress(f"{len(chosen)} kinds, {args.frames} frames x {len(args.variants)} variants, "
-             f"faces of {args.sizes} px, {args.runs} run(s)")
-    frames = composites.composites(args.frames, args.variants, args.sizes, args.seed)
+    sizes = args.sizes or default_sizes(frame_size)
+    chosen = [k for k in chosen if not k.tiled or _cuts(built[k.name], k, frame_size)]
+    progress(f"{len(chosen)} kinds, {args.frames} frames x {len(args.variants)} variants of "
+             f"{frame_size[0]}x{frame_size[1]}, faces of {sizes} px, {args.runs} run(s)")
+    frames = composites.composites(args.frames, args.variants, sizes, args.seed,
+                                   size=frame_size)
     start = time.perf_counter()
-    tallies, same = measure(chosen, built, frames, args.sizes, args.runs, progress)
-    results = {"match_iou": MATCH_IOU, "seed": args.seed, "sizes": list(args.sizes),
+    tallies, same = measure(chosen, built, frames, sizes, args.runs, progress, frame_size)
+    results = {"match_iou": MATCH_IOU, "seed": args.seed, "frame_size": list(frame_size),
+               "sizes": list(sizes),
                "variants": list(args.variants), "frames_per_variant": args.frames,
                "detect_width": args.detect_width, "runs": args.runs, "deterministic": same,
                "faces": [f.name for f in composites.faces()],
                "seconds": round(time.perf_counter() - start, 1),
-               "kinds": summarise(chosen, tallies, args.variants, args.sizes)}
+               "kinds": summarise(chosen, tallies, args.variants, sizes)}
     print(report(results))
     if args.plot and plot_accuracy(results, Path(args.plot)):
         print(f"\nplot: {args.plot}")
     return results
 
 
-def _cuts(detector: Any, kind: Kind) -> bool:
-    """Whether a tiled kind cuts a 1080p frame at all (``auto`` leaves Haar at 640 px whole,
-    which would only repeat the plain row)."""
-    return grid_used(detector, kind.detect_width) != "1x1"
+def _cuts(detector: Any, kind: Kind, size: tuple[int, int]) -> bool:
+    """Whether a tiled kind cuts a frame of ``size`` at all (``auto`` leaves Haar at 640 px
+    whole at 1080p, and BlazeFace back whole at 768x576: that would only repeat the plain
+    row)."""
+    return grid_used(detector, kind.detect_width, size) != "1x1"
+
+
+def parse_frame_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (``768x576``) as (width, height)."""
+    width, _, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 768x576") from None
+    if min(size) < 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: a frame of at least 64x64 px")
+    return size
+
+
+def default_sizes(frame_size: tuple[int, int]) -> list[int]:
+    """The face heights of :data:`composites.SIZES` (20-200 px of a 1080p frame), scaled to a
+    frame ``frame_size`` high: the same scene seen by a camera of that resolution."""
+    scale = frame_size[1] / composites.FRAME_SIZE[1]
+    return sorted({max(8, round(s * scale)) for s in composites.SIZES})
 
 
 def report(results: dict[str, Any]) -> str:
     sizes, variants = results["sizes"], results["variants"]
     return "\n\n".join([
         f"Match: IoU >= {results['match_iou']}; seed {results['seed']}; "
-        f"{results['frames_per_variant']} frames per variant; boxes identical in every run: "
+        f"{results['frames_per_variant']} frames per variant of "
+        f"{'x'.join(map(str, results['frame_size']))}; boxes identical in every run: "
         f"{results['deterministic']}",
         cost_table(results["kinds"]),
         "Recall by face height:\n\n" + recall_table(results["kinds"], sizes, variants),
@@ -424,8 +452,13 @@ def report(results: dict[str, Any]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=16, help="composites per variant")
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(composites.SIZES),
-                        help="face heights in px of a 1920x1080 frame")
+    parser.add_argument("--frame-size", type=parse_frame_size,
+                        default=composites.FRAME_SIZE,
+                        help="composite frame size, WIDTHxHEIGHT (default 1920x1080; the "
+                        "clip's own is 768x576)")
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        help="face heights in px of the frame (default: 20 30 40 60 90 140 200 "
+                        "at 1920x1080, scaled to another frame height)")
     parser.add_argument("--variants", nargs="+", choices=composites.VARIANTS,
                         default=list(composites.VARIANTS))
     parser.add_argument("--kinds", nargs="+",

@@ -23,14 +23,14 @@ import numpy as np
 
 OPENCV_DOC = Path("/usr/share/doc/opencv-doc")
 BACKGROUND_VIDEO = OPENCV_DOC / "examples/data/vtest.avi"
-FRAME_SIZE = (1920, 1080)  # width, height: a "40 px face" means 40 px of a 1080p frame
+FRAME_SIZE = (1920, 1080)  # width, height by default: a "40 px face" is 40 px of a 1080p frame
 VARIANTS = ("clean", "tilt", "low_light", "blur", "jpeg")
 SIZES = (20, 30, 40, 60, 90, 140, 200)  # face heights in frame pixels
 MARGIN = 0.5  # context cut around the face box (hair, neck, the photo's background), per side
 SOLID = 0.15  # of the margin's inner part, kept at full opacity; the rest fades out
 TILT_DEG = 15.0
 JPEG_QUALITY = 20
-BLUR_SIGMA = 2.0  # px at 1080p: a slightly soft lens, or motion at a long exposure
+BLUR_SIGMA = 2.0  # frame px (any size): a slightly soft lens, or motion at a long exposure
 PLATE_STEP = 8  # every 8th frame of the clip goes into the empty-scene median
 PEOPLE_DIFF = 35  # a pixel this far (0-255, any channel) from the empty scene is a pedestrian
 
@@ -127,9 +127,9 @@ def faces(sources: Sequence[FaceSource] | None = None) -> list[Face]:
 
 @dataclass(frozen=True)
 class Background:
-    """A frame of the clip at 1080p, and where its own pedestrians are (``people``, a boolean
-    mask): their faces are real but carry no ground truth, so a box on them is neither a hit
-    nor a false alarm (an "ignore" region, as COCO and WIDER FACE have)."""
+    """A frame of the clip at the composites' size, and where its own pedestrians are
+    (``people``, a boolean mask): their faces are real but carry no ground truth, so a box on
+    them is neither a hit nor a false alarm (an "ignore" region, as COCO and WIDER FACE have)."""
 
     frame: np.ndarray
     people: np.ndarray
@@ -137,12 +137,14 @@ class Background:
 
 def background_frames(count: int, path: Path = BACKGROUND_VIDEO,
                       size: tuple[int, int] = FRAME_SIZE) -> list[Background]:
-    """``count`` frames spread over the video, cut to 16:9 (the middle rows) and upscaled.
+    """``count`` frames spread over the video, cut to the aspect of ``size`` (the middle rows)
+    and scaled to it.
 
     768x576 is 4:3; the middle 768x432 scaled by 2.5 is exactly 1920x1080, so nothing is
-    stretched and a face height in the composite is a face height in a 1080p camera. The
-    camera is fixed, so the per-pixel median of frames spread over the clip is the empty
-    scene, and whatever differs from it in a frame is a pedestrian.
+    stretched and a face height in the composite is a face height in a 1080p camera; at
+    ``size`` 768x576 the clip's frames are used as they are. The camera is fixed, so the
+    per-pixel median of frames spread over the clip is the empty scene, and whatever differs
+    from it in a frame is a pedestrian.
     """
     picked, sampled = _read(path, count)
     plate = np.median(np.stack(sampled), axis=0).astype(np.uint8)
@@ -278,37 +280,69 @@ def paste(frame: np.ndarray, pixels: np.ndarray, alpha: np.ndarray, at: tuple[in
 
 # ------------------------------------------------------------------------------------- layout
 def _place(sizes: Sequence[tuple[int, int]], frame_size: tuple[int, int],
-           rng: np.random.Generator, tries: int = 400) -> list[tuple[int, int]]:
-    """Top-left corners for rectangles (w, h) that do not overlap, largest first."""
+           rng: np.random.Generator, tries: int = 400,
+           inner: Sequence[tuple[int, int, int, int]] | None = None,
+           layouts: int = 20) -> list[tuple[int, int]]:
+    """Top-left corners for rectangles (w, h) inside the frame, largest first, such that no
+    two overlap; with ``inner`` (x, y, w, h in each rectangle), only those parts must not. A
+    layout that leaves no room for the next rectangle is started again, ``layouts`` times."""
+    for _ in range(layouts):
+        corners = _layout(sizes, frame_size, rng, tries, inner)
+        if corners is not None:
+            return corners
+    width, height = frame_size
+    raise ValueError(f"no room for faces of {sorted(sizes)} (w, h) in a {width}x{height} frame")
+
+
+def _layout(sizes: Sequence[tuple[int, int]], frame_size: tuple[int, int],
+            rng: np.random.Generator, tries: int,
+            inner: Sequence[tuple[int, int, int, int]] | None) -> list[tuple[int, int]] | None:
     width, height = frame_size
     taken: list[tuple[int, int, int, int]] = []
     corners: dict[int, tuple[int, int]] = {}
     for i in sorted(range(len(sizes)), key=lambda k: -sizes[k][0] * sizes[k][1]):
         w, h = sizes[i]
+        dx, dy, iw, ih = inner[i] if inner else (0, 0, w, h)
         for _ in range(tries):
             x = int(rng.integers(0, max(1, width - w)))
             y = int(rng.integers(0, max(1, height - h)))
-            if all(x + w <= a or a + c <= x or y + h <= b or b + d <= y for a, b, c, d in taken):
+            if all(x + dx + iw <= a or a + c <= x + dx or y + dy + ih <= b or b + d <= y + dy
+                   for a, b, c, d in taken):
                 break
         else:
-            raise ValueError(f"no room for a {w}x{h} face in a {width}x{height} frame")
-        taken.append((x, y, w, h))
+            return None
+        taken.append((x + dx, y + dy, iw, ih))
         corners[i] = (x, y)
     return [corners[i] for i in range(len(sizes))]
+
+
+def _shown(pixels: np.ndarray, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The part of a pasted crop that shows: the face box and its margin (x, y, w, h), clipped
+    to the crop; outside it the crop is its transparent border (or, turned, nearly so)."""
+    x, y, w, h = box
+    m = round(h * MARGIN)
+    x0, y0 = max(0, x - m), max(0, y - m)
+    x1, y1 = min(pixels.shape[1], x + w + m), min(pixels.shape[0], y + h + m)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def compose(background: Background, faces_: Sequence[Face], sizes: Sequence[int], variant: str,
             rng: np.random.Generator, index: int = 0) -> Composite:
     """One composite: a face of each size (photograph chosen at random) pasted into a copy of
-    ``background`` without overlap, then ``variant`` applied to the whole frame. A pasted face
+    ``background`` without overlap (of the whole crops, or, where the frame has no room for
+    that, of the parts that show), then ``variant`` applied to the whole frame. A pasted face
     hides the pedestrians under it, so it is taken out of ``people``."""
     frame, people = background.frame.copy(), background.people.copy()
     chosen = [faces_[int(rng.integers(len(faces_)))] for _ in sizes]
     turns = rng.choice((-TILT_DEG, TILT_DEG), len(sizes))  # drawn for every variant: same places
     angles = [float(t) if variant == "tilt" else 0.0 for t in turns]
     made = [scaled_face(f, s, a) for f, s, a in zip(chosen, sizes, angles, strict=True)]
-    corners = _place([(p.shape[1], p.shape[0]) for p, _, _ in made],
-                     (frame.shape[1], frame.shape[0]), rng)
+    crops, frame_size = [(p.shape[1], p.shape[0]) for p, _, _ in made], (frame.shape[1],
+                                                                        frame.shape[0])
+    try:
+        corners = _place(crops, frame_size, rng)
+    except ValueError:  # a small frame (768x576): the crops' transparent borders may overlap
+        corners = _place(crops, frame_size, rng, inner=[_shown(p, b) for p, _, b in made])
     truths = []
     for (pixels, alpha, box), (x, y), face, size in zip(made, corners, chosen, sizes,
                                                         strict=True):
@@ -340,12 +374,15 @@ def degrade(frame: np.ndarray, variant: str, rng: np.random.Generator) -> np.nda
 
 def composites(frames: int, variants: Sequence[str], sizes: Sequence[int], seed: int,
                faces_: Sequence[Face] | None = None,
-               backgrounds: Sequence[Background] | None = None) -> Iterator[Composite]:
-    """``frames`` composites per variant, the same ones for the same arguments on any machine:
-    frame ``i`` of every variant uses the same background, faces and places (only the tilt and
-    the degradation differ), so variants compare like with like."""
+               backgrounds: Sequence[Background] | None = None,
+               size: tuple[int, int] = FRAME_SIZE) -> Iterator[Composite]:
+    """``frames`` composites per variant of ``size`` (width, height), the same ones for the
+    same arguments on any machine: frame ``i`` of every variant uses the same background,
+    faces and places (only the tilt and the degradation differ), so variants compare like
+    with like."""
     chosen = list(faces_) if faces_ is not None else faces()
-    bases = list(backgrounds) if backgrounds is not None else background_frames(frames)
+    bases = (list(backgrounds) if backgrounds is not None
+             else background_frames(frames, size=size))
     for i in range(frames):
         for variant in variants:
             rng = np.random.default_rng([seed, i])

@@ -23,6 +23,7 @@ from fleet.bench import (
     accuracy,
     autoscale,
     capacity,
+    mot,
     raydata,
     scale,
     serve,
@@ -41,6 +42,7 @@ MODES: dict[str, tuple[ModuleType, str]] = {
     "serve": (serve, "Ray Serve handle vs a direct actor call, same frames"),
     "scale": (scale, "one controller's fan-in, memory and metrics as the fleet grows"),
     "tracking": (tracking, "tracking + object events vs frame lines: cost, volume (no Ray)"),
+    "mot": (mot, "a clip's tracks through the fleet vs MOTChallenge ground truth"),
 }
 
 

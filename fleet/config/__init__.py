@@ -7,6 +7,7 @@ from fleet.config._objects import MaskConfig, TrackingConfig, ZoneConfig
 from fleet.config._push import MqttSinkConfig, WebhookSinkConfig
 from fleet.config._scene import ScenePath
 from fleet.config._models import (
+    DEFAULT_DETECTOR_CLASSES,
     DEFAULT_DETECTOR_TYPES,
     DETECTOR_KINDS,
     AutoscalingConfig,
@@ -25,6 +26,7 @@ from fleet.config._models import (
     JsonlSinkConfig,
     MetricsConfig,
     MotionConfig,
+    NanoDetDetectorConfig,
     OnnxDetectorConfig,
     OnnxModelConfig,
     OnnxRuntimeSettings,
@@ -51,6 +53,7 @@ def json_schema() -> dict[str, Any]:
 
 
 __all__ = [
+    "DEFAULT_DETECTOR_CLASSES",
     "DEFAULT_DETECTOR_TYPES",
     "DETECTOR_KINDS",
     "AutoscalingConfig",
@@ -73,6 +76,7 @@ __all__ = [
     "MetricsConfig",
     "MqttSinkConfig",
     "MotionConfig",
+    "NanoDetDetectorConfig",
     "OnnxDetectorConfig",
     "OnnxModelConfig",
     "OnnxRuntimeSettings",

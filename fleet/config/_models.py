@@ -30,7 +30,7 @@ from fleet.config._scene import BlobSettings, ScenePath
 from fleet.redact import redact_url
 
 # Detector names that exist without being defined (their type: DEFAULT_DETECTOR_TYPES).
-DETECTOR_KINDS = ("face", "person")
+DETECTOR_KINDS = ("face", "person", "objects")
 SafeId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
@@ -362,7 +362,12 @@ class CameraConfig(CameraSettings):
 
 # --------------------------------------------------------------------------------------- detectors
 # What a detector named like a kind (DETECTOR_KINDS) runs when it names no ``type:``.
-DEFAULT_DETECTOR_TYPES = {"face": "blazeface", "person": "hog"}
+DEFAULT_DETECTOR_TYPES = {"face": "blazeface", "person": "nanodet", "objects": "nanodet"}
+# ... and the classes it keeps, when it names none.
+DEFAULT_DETECTOR_CLASSES = {
+    "person": ["person"],
+    "objects": ["person", "bicycle", "car", "motorcycle", "bus", "truck", "cat", "dog"],
+}
 _PROVIDER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*ExecutionProvider$")
 _FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*/\s*([0-9]*\.?[0-9]+)\s*$")
 
@@ -642,11 +647,16 @@ class OnnxDetectorConfig(OnnxRuntimeSettings):
         "YOLO11, or a model with NMS inside)."
     )
     model: OnnxModelConfig = Field(description="The model file and what its input expects.")
-    family: Literal["auto", "yolov5", "yolov8", "nms"] = Field(
+    family: Literal["auto", "yolov5", "yolov8", "nms", "yolox", "detr", "nanodet"] = Field(
         default="auto",
-        description="How to read the output: yolov5 [batch, boxes, 5 + classes] with objectness; "
-        "yolov8 [batch, 4 + classes, boxes] (also YOLO11); nms [batch, boxes, 6] = x1, y1, x2, "
-        "y2, score, class with NMS in the model; auto tells them apart by the output's shape.",
+        description="How to read the outputs: yolov5 [batch, boxes, 5 + classes] with "
+        "objectness; yolov8 [batch, 4 + classes, boxes] (also YOLO11); nms [batch, boxes, 6] = "
+        "x1, y1, x2, y2, score, class with NMS in the model; yolox [batch, cells, 5 + classes], "
+        "one row a grid cell of strides 8, 16, 32 (YOLOX, decode_in_inference off); detr "
+        "[batch, queries, 4] boxes in 0..1 and [batch, queries, classes] logits, no NMS "
+        "(RT-DETR, D-FINE, RF-DETR); nanodet a pair of outputs a stride, [batch, cells, "
+        "classes] scores and [batch, cells, 4 x bins] box distributions; auto tells them apart "
+        "by the outputs' shapes, the input size and the number of class names.",
     )
     min_score: float = Field(default=0.25, ge=0, le=1, description="Lowest score kept.")
     nms_iou: float = Field(
@@ -681,9 +691,12 @@ class BlazeFaceDetectorConfig(OnnxRuntimeSettings):
         description="MediaPipe BlazeFace, a CNN face detector on ONNX Runtime (default for face).",
     )
     model: Literal["front", "back"] = Field(
-        default="front",
-        description="front: 128x128 input, faces near the camera; back: 256x256 input, smaller "
-        "and farther faces, about 4x the compute.",
+        default="back",
+        description="back: 256x256 input, finds faces from about 1/17 of the frame's longer "
+        "side (45 px at 768x576, 112 px at 1920x1080; recall 0.96 on the 768x576 composites "
+        "of camfleet bench accuracy), 5.4 ms a 768x576 frame on one core; front: 128x128 "
+        "input, faces from about 1/8.5 (90 px at 768x576; recall 0.49 there), for faces near "
+        "the camera, at a third of the cost (1.7 ms). docs/benchmarks.md has the figures.",
     )
     path: str | None = Field(
         default=None, min_length=1,
@@ -713,13 +726,66 @@ class BlazeFaceDetectorConfig(OnnxRuntimeSettings):
         return data
 
 
+class NanoDetDetectorConfig(OnnxRuntimeSettings):
+    """NanoDet (80 COCO classes) on ONNX Runtime: the default for detectors named ``person`` and
+    ``objects``. The model file is made at set-up (``scripts/fetch_models.py``)."""
+
+    type: Literal["nanodet"] = Field(
+        default="nanodet",
+        description="NanoDet, a CNN detector of the 80 COCO classes (person, bicycle, car, "
+        "motorcycle, bus, truck, dog, ...) on ONNX Runtime; default for person and objects.",
+    )
+    path: str | None = Field(
+        default=None, min_length=1,
+        description="Another copy of the model's .onnx file (absolute, or a file name in the "
+        "models folder); none: nanodet.onnx, which scripts/fetch_models.py makes.",
+    )
+    input_size: tuple[Annotated[int, Field(ge=64, le=2048, multiple_of=32)],
+                      Annotated[int, Field(ge=64, le=2048, multiple_of=32)]] = Field(
+        default=(512, 384),
+        description="[width, height] the model sees, multiples of 32. Frames are letterboxed "
+        "into it: 512x384 fits 4:3 cameras; [512, 288] fits 16:9 ones at less cost; [416, 416] "
+        "is the model's training size. More pixels find smaller people and cost more.",
+    )
+    min_score: float = Field(
+        default=0.3, ge=0, le=1,
+        description="Lowest score kept. Boxes between this and the tracker's threshold only "
+        "continue tracks that already exist (ByteTrack's second association); they never "
+        "start an object.",
+    )
+    nms_iou: float = Field(
+        default=0.45, ge=0, le=1, description="Boxes of one class that overlap more than this "
+        "are merged.",
+    )
+    classes: list[Label] | None = Field(
+        default=None, min_length=1,
+        description="Keep only these COCO class names, e.g. [person, car] (none: every class; "
+        "person and objects have their own defaults).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_hog_settings(cls, data: Any) -> Any:
+        """A fleet file written when ``person`` meant HOG: say what changed."""
+        hog = set(PersonDetectorConfig.model_fields) - set(NanoDetDetectorConfig.model_fields)
+        found = sorted(k for k in data if k in hog) if isinstance(data, dict) else []
+        if found:
+            what = "is a setting" if len(found) == 1 else "are settings"
+            raise ValueError(
+                f"{found[0]}: {', '.join(found)} {what} of the HOG detector, not of NanoDet "
+                "(what person runs now); add type: hog to keep HOG, or remove "
+                f"{'it' if len(found) == 1 else 'them'}"
+            )
+        return data
+
+
 class BlobsDetectorConfig(DetectorBase, BlobSettings):
     """Solid-colour blobs (``type: blobs``): the synthetic scene's paths, for tests."""
 
 
 DetectorConfig = Annotated[
-    BlazeFaceDetectorConfig | FaceDetectorConfig | PersonDetectorConfig | OnnxDetectorConfig
-    | BlobsDetectorConfig,
+    BlazeFaceDetectorConfig | NanoDetDetectorConfig | FaceDetectorConfig | PersonDetectorConfig
+    | OnnxDetectorConfig | BlobsDetectorConfig,
     Field(discriminator="type"),
 ]
 
@@ -746,12 +812,20 @@ class JsonlSinkConfig(StrictModel):
     )
     objects: bool = Field(
         default=True,
-        description='Object events (type "object": start, update, end, enter, leave, loiter).',
+        description='Object events (type "object": start, update, end, enter, leave, loiter, '
+        "stationary).",
     )
     frames: bool = Field(
         default=False,
         description='Also one line per analysed frame with detections (type "frame"): many '
         "lines a second per camera; for debugging and offline analysis.",
+    )
+    tracks: bool = Field(
+        default=False,
+        description='Also one line per tracked box per analysed frame (type "track": camera, '
+        "frame, time, track, label, box, score, started), after the masks and in capture "
+        "order, from the frame a track is confirmed, before and after its start; for "
+        "trajectories, debugging and offline analysis. Never pushed (webhook, MQTT).",
     )
     flush_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="Longest a line waits in memory."
@@ -809,7 +883,8 @@ def _apply_defaults(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _add_detector_defaults(data: dict[str, Any]) -> dict[str, Any]:
-    """A detector named like a kind gets its default ``type`` (face: blazeface, person: hog);
+    """A detector named like a kind gets its default ``type`` (face: blazeface, person and
+    objects: nanodet, with their classes);
     a kind used but not defined is added. Runs before validation: anything may be anywhere."""
     detectors, cameras = data.get("detectors"), data.get("cameras")
     detectors = {} if detectors is None else detectors
@@ -820,7 +895,7 @@ def _add_detector_defaults(data: dict[str, Any]) -> dict[str, Any]:
         names = camera.get("detect", ["face"]) if isinstance(camera, dict) else []
         for name in names if isinstance(names, list) else []:
             if name in DETECTOR_KINDS and name not in typed:
-                typed[name] = {"type": DEFAULT_DETECTOR_TYPES[name]}
+                typed[name] = _typed_detector(name, None)
     return {**data, "detectors": typed}
 
 
@@ -828,9 +903,12 @@ def _typed_detector(name: Any, spec: Any) -> Any:
     kind = DEFAULT_DETECTOR_TYPES.get(name) if isinstance(name, str) else None
     if kind is None:
         return spec
+    preset: dict[str, Any] = {"type": kind}
+    if name in DEFAULT_DETECTOR_CLASSES:
+        preset["classes"] = list(DEFAULT_DETECTOR_CLASSES[name])
     if spec is None:  # a bare `face:` means "face, with the defaults"
-        return {"type": kind}
-    return {"type": kind, **spec} if isinstance(spec, dict) and "type" not in spec else spec
+        return preset
+    return {**preset, **spec} if isinstance(spec, dict) and "type" not in spec else spec
 
 
 def _detectors_schema(schema: dict[str, Any]) -> None:
@@ -922,7 +1000,7 @@ class FleetConfig(StrictModel):
     cameras: list[CameraConfig] = Field(min_length=1, description="The cameras.")
     detectors: dict[SafeId, DetectorConfig] = Field(
         default_factory=dict,
-        description="Detector pools by name; face and person exist by default.",
+        description="Detector pools by name; face, person and objects exist by default.",
         json_schema_extra=_detectors_schema,
     )
     sinks: SinksConfig = Field(default_factory=SinksConfig, description="Where events go.")

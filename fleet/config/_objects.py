@@ -77,7 +77,8 @@ class MaskConfig(StrictModel):
 
 
 class TrackingConfig(StrictModel):
-    """Per-camera tracking: detections become objects with a lifecycle (start, update, end)."""
+    """Per-camera tracking: detections become objects with a lifecycle (start, update,
+    stationary, end)."""
 
     enabled: bool = Field(
         default=True, description="Track objects and write object events (start/update/end)."
@@ -104,7 +105,20 @@ class TrackingConfig(StrictModel):
     update_interval_s: float = Field(
         default=30.0, gt=0, le=86400,
         description="Longest time between two update events of a live object (a better "
-        "snapshot or a zone change sends one sooner).",
+        "snapshot or a zone change sends one sooner); a stationary object sends none.",
+    )
+    stationary_s: float | None = Field(
+        default=30.0, gt=0, le=86400,
+        description="An object that stays put this long (stream time) sends one stationary "
+        "event, then no periodic or snapshot updates until it moves (an update with "
+        "stationary: false); zone events still come. Parked cars stay quiet. None: never "
+        "stationary.",
+    )
+    stationary_tolerance: float = Field(
+        default=0.1, gt=0, le=1,
+        description="How far an object may move and still count as put, as a fraction of its "
+        "box's diagonal, measured from where it stopped; its position is the median of its "
+        "last 5 boxes, so detector jitter and a box that jumps for a frame or two are no move.",
     )
     match_iou: float = Field(
         default=0.1, gt=0, le=1,

@@ -17,8 +17,9 @@ from pydantic import Field, field_validator, model_validator
 from fleet.config._base import StrictModel
 from fleet.redact import redact_url
 
-PushEvent = Literal["start", "update", "end", "enter", "leave", "loiter"]
-PUSH_EVENTS: tuple[PushEvent, ...] = ("start", "update", "end", "enter", "leave", "loiter")
+PushEvent = Literal["start", "update", "end", "enter", "leave", "loiter", "stationary"]
+PUSH_EVENTS: tuple[PushEvent, ...] = ("start", "update", "end", "enter", "leave", "loiter",
+                                      "stationary")
 # An HTTP header name is an RFC 9110 token; a value must not break its line (header injection).
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _LINE_BREAK = re.compile(r"[\r\n\x00]")
@@ -29,8 +30,8 @@ class PushSinkSettings(StrictModel):
 
     events: list[PushEvent] = Field(
         default_factory=lambda: list(PUSH_EVENTS), min_length=1,
-        description="Event types to send: start, update, end (an object's track), enter, "
-        "leave, loiter (zones). Others are not sent and not counted.",
+        description="Event types to send: start, update, stationary, end (an object's "
+        "track), enter, leave, loiter (zones). Others are not sent and not counted.",
     )
     queue_size: int = Field(
         default=1000, ge=1, le=1_000_000,

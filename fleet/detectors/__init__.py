@@ -1,9 +1,10 @@
 """Detectors: one registry of kinds, each a plain class. Imports no Ray.
 
     blazeface  MediaPipe BlazeFace on ONNX Runtime (the default for a detector named face)
-    onnx       your own object detector on ONNX Runtime (YOLOv5, YOLOv8/YOLO11, NMS inside)
+    nanodet    NanoDet, 80 COCO classes, on ONNX Runtime (the default for person and objects)
+    onnx       your own object detector on ONNX Runtime (see fleet.detectors.decoders)
     haar       OpenCV Haar cascade faces (legacy)
-    hog        OpenCV HOG + linear SVM people (legacy; the default for a detector named person)
+    hog        OpenCV HOG + linear SVM people (legacy)
     blobs      solid-colour boxes: the synthetic scene's paths (ground truth for tests)
 
 A detector reads the frame it is given (in camfleet a read-only view on Ray's object store),
@@ -24,6 +25,7 @@ from fleet.detectors.blazeface import BlazeFaceDetector
 from fleet.detectors.blobs import BlobsDetector
 from fleet.detectors.legacy import CASCADES, HaarFaceDetector, HogPersonDetector
 from fleet.detectors.models import MODELS_ENV, models_dir
+from fleet.detectors.nanodet import NanoDetDetector
 from fleet.detectors.onnx_detector import OnnxDetector
 from fleet.detectors.regions import with_tiles
 from fleet.detectors.service import DetectorService
@@ -32,6 +34,7 @@ from fleet.frames import Detection
 
 REGISTRY: dict[str, Callable[..., Detector]] = {
     "blazeface": BlazeFaceDetector,
+    "nanodet": NanoDetDetector,
     "onnx": OnnxDetector,
     "haar": HaarFaceDetector,
     "hog": HogPersonDetector,
@@ -72,6 +75,7 @@ __all__ = [
     "DetectorService",
     "HaarFaceDetector",
     "HogPersonDetector",
+    "NanoDetDetector",
     "OnnxDetector",
     "SettingError",
     "build_detector",

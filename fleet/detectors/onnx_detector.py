@@ -1,8 +1,9 @@
-"""Your own object detector on ONNX Runtime (``type: onnx``): YOLOv5, YOLOv8/YOLO11, or a model
-with NMS inside, chosen by ``family:`` (see :mod:`fleet.detectors.decoders`).
+"""Your own object detector on ONNX Runtime (``type: onnx``): YOLOX, the DETR family (RT-DETR,
+D-FINE, RF-DETR), NanoDet, YOLOv5, YOLOv8/YOLO11, or a model with NMS inside, chosen by
+``family:`` (see :mod:`fleet.detectors.decoders`).
 
 Everything about the model is checked when the detector starts, with the setting named: the
-file, its input (size, layout, type), the providers, the output's family and class count, and
+file, its input (size, layout, type), the providers, the outputs' family and class count, and
 the class names the ``classes:`` filter uses. A frame then costs one resize into a reused
 canvas, one model call (a whole batch when the model's batch size is free) and a decode of
 the boxes above ``min_score``.
@@ -19,7 +20,7 @@ import numpy as np
 
 from fleet.config import OnnxDetectorConfig, OnnxModelConfig
 from fleet.detectors.base import SettingError
-from fleet.detectors.decoders import DECODERS, Candidates, best, resolve_family, suppress
+from fleet.detectors.decoders import Candidates, Outputs, best, resolve_family, suppress
 from fleet.detectors.letterbox import InputPacker, InputSpec, Placement
 from fleet.detectors.models import existing_file
 from fleet.detectors.session import OrtModel
@@ -116,7 +117,9 @@ class OnnxDetector:
 
     label = "object"
 
-    def __init__(self, config: OnnxDetectorConfig):
+    def __init__(self, config: OnnxDetectorConfig, names: list[str] | None = None):
+        """``names``: the class names, for a kind that knows its model's (else ``labels:``,
+        else the model's metadata)."""
         self.config = config
         path = existing_file(config.model.path, "model.path", PATH_HINT)
         self.model = OrtModel(path, config, "model.path")
@@ -125,24 +128,24 @@ class OnnxDetector:
                                "camfleet feeds float32 (export without half precision)")
         width, height = input_size(self.model, config.model)
         self.packer = InputPacker(_spec(config.model, width, height))
-        self.names = class_names(config, self.model.metadata)
-        self.output, shape = self._detector_output()
-        self.family = resolve_family(config.family, shape,
-                                     len(self.names) if self.names is not None else None)
-        self.decode = DECODERS[self.family]
+        self.names = names if names is not None else class_names(config, self.model.metadata)
+        self.decoder = resolve_family(config.family, self._outputs((width, height)))
+        self.family = self.decoder.name
         self.keep = class_filter(config.classes, self.names)
 
-    def _detector_output(self) -> tuple[int, tuple[int, int]]:
-        """Which output holds the boxes, and its shape for one image (from a first run, which
-        also sizes the buffers)."""
+    def _outputs(self, size: tuple[int, int]) -> Outputs:
+        """The model's outputs for one image, as the families read them (from a first run,
+        which also sizes the buffers)."""
         tensor = self.packer.tensor(self.model.fixed_batch or 1)
         outputs = self.model.run(tensor)
-        for i, out in enumerate(outputs):
-            if out.ndim == 3:
-                return i, (int(out.shape[1]), int(out.shape[2]))
-        shapes = ", ".join(str(list(o.shape)) for o in outputs)
-        raise SettingError("model.path", f"the model's outputs ({shapes}) hold no "
-                           "[batch, rows, columns] array of boxes; is it an object detector?")
+        if not any(out.ndim == 3 for out in outputs):
+            shapes = ", ".join(str(list(o.shape)) for o in outputs)
+            raise SettingError("model.path", f"the model's outputs ({shapes}) hold no "
+                               "[batch, rows, columns] array of boxes; is it an object "
+                               "detector?")
+        return Outputs(tuple(tuple(int(d) for d in out.shape[1:]) for out in outputs),
+                       tuple(self.model.output_names), size,
+                       len(self.names) if self.names is not None else None)
 
     def detect(self, frame: np.ndarray, meta: FrameMeta) -> list[Detection]:
         return self.detect_batch([frame], [meta])[0]
@@ -156,17 +159,18 @@ class OnnxDetector:
         for start in range(0, len(frames), step):
             chunk, chunk_metas = frames[start:start + step], metas[start:start + step]
             tensor, placed = self.packer.pack(chunk, chunk_metas, batch=step)
-            out = self.model.run(tensor)[self.output]
-            found += [self._detections(out[i], where) for i, where in enumerate(placed)]
+            outputs = self.model.run(tensor)  # every output has the batch first
+            found += [self._detections([out[i] for out in outputs], where)
+                      for i, where in enumerate(placed)]
         return found
 
-    def _detections(self, out: np.ndarray, where: Placement) -> list[Detection]:
-        found = self.decode(out, self.config.min_score)
+    def _detections(self, outputs: list[np.ndarray], where: Placement) -> list[Detection]:
+        found = self.decoder(outputs, self.config.min_score)
         if self.keep is not None:
             found = _only(found, self.keep)
         limit = self.config.max_detections
-        kept = best(found, limit) if self.family == "nms" else \
-            suppress(found, self.config.nms_iou, limit)
+        kept = suppress(found, self.config.nms_iou, limit) if self.decoder.needs_nms else \
+            best(found, limit)
         boxes = where.to_frame(found.boxes[kept])
         return [Detection(self._name(int(c)), round(x1), round(y1), round(x2 - x1),
                           round(y2 - y1), float(s))

@@ -216,8 +216,8 @@ def load_objects(path: str | Path, start_time: float | None = None) -> Objects |
     """The object events of a run folder's ``events.jsonl`` as tracks; None if it has none.
 
     Times count from ``start_time`` (:func:`load_run` passes the first stats snapshot's, so the
-    timeline lines up with the other panels), else from the earliest event. Frame lines are
-    passed over; a run from before tracking, or with tracking off, has only those.
+    timeline lines up with the other panels), else from the earliest event. Frame and track
+    lines are passed over; a run from before tracking, or with tracking off, has only those.
 
     >>> load_objects("tests/unit/fixtures/runs/demo-4cams") is None  # the demo predates tracking
     True
@@ -251,7 +251,7 @@ def _object_records(path: Path, skipped: list[str]) -> Iterator[tuple[int, dict[
     with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             if '"object"' not in line:
-                continue  # a frame line: many, and the report does not read them
+                continue  # a frame or track line: many, and the report does not read them
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:

@@ -135,7 +135,7 @@ def worst_camera(run: Run) -> str:
 
 # ---- object events: tracks, zone events, per-camera figures ---------------------------------
 
-TRACK_EVENTS = ("start", "update", "end", "enter", "leave", "loiter")  # the order printed
+TRACK_EVENTS = ("start", "update", "end", "enter", "leave", "loiter", "stationary")  # printed
 ZONE_EVENTS = frozenset({"enter", "leave", "loiter"})
 
 
@@ -146,7 +146,7 @@ class ObjectEvent:
     Times are wall clock (epoch s), as recorded; ``zone`` is set for enter, leave and loiter.
     """
 
-    event: str  # start | update | end | enter | leave | loiter
+    event: str  # start | update | end | enter | leave | loiter | stationary
     camera: str
     track: str  # unique per camera
     label: str

@@ -131,7 +131,7 @@ cameras:
   - {{id: big, source: {{type: synthetic, width: 1920, height: 1080, fps: 10}},
      detect: [person], fps: 4, buffers: 4, detect_width: null}}
 detectors:
-  person: {{actors: 1, num_cpus: 1}}
+  person: {{type: hog, actors: 1, num_cpus: 1}}
 """)
     run_dir = tmp_path / "run"
     out = ray_job(address, env, "submit", "--no-wait", "--",

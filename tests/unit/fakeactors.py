@@ -32,6 +32,7 @@ class FakeCamera:
     stuck_s: float = 0.0
     node: str = "n0"
     route_nodes: dict[str, list[Any]] = field(default_factory=dict)
+    frame: tuple[int, int] = (0, 0)  # width, height of its frames: 0 until a test sets them
 
     def __post_init__(self) -> None:
         self.buffers = self.config.buffers
@@ -56,7 +57,7 @@ class FakeCamera:
             dropped=dict(self.dropped), offered=self.captured, admitted=self.captured,
             buffers=self.buffers, peak_slots_used=in_flight, reconnects=0,
             frames_with_detections=0, detections={}, outstanding=dict(self.outstanding_at),
-            stuck_s=self.stuck_s, node=self.node,
+            stuck_s=self.stuck_s, node=self.node, width=self.frame[0], height=self.frame[1],
         )
 
     def info(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def models() -> Path:
 
 @pytest.fixture(scope="module")
 def front(models) -> BlazeFaceDetector:
-    detector = build_detector(BlazeFaceDetectorConfig(), "face")
+    detector = build_detector(BlazeFaceDetectorConfig(model="front"), "face")
     assert isinstance(detector, BlazeFaceDetector)
     return detector
 
@@ -182,9 +182,9 @@ def test_the_frame_is_left_as_it_was_and_nothing_frame_sized_is_allocated(front,
 def test_a_missing_model_names_the_field_the_folder_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("CAMFLEET_MODELS", str(tmp_path))
     with pytest.raises(DetectorError, match=r"^detectors\.face\.model: no file at "
-                       rf"{tmp_path}/face_detection_front_128x128_barracuda\.onnx; fetch it with "
+                       rf"{tmp_path}/face_detection_back_256x256_barracuda\.onnx; fetch it with "
                        r"`python scripts/fetch_models.py`"):
-        build_detector(BlazeFaceDetectorConfig(), "face")
+        build_detector(BlazeFaceDetectorConfig(), "face")  # the default model: back
 
 
 def test_the_wrong_file_for_the_variant_is_a_clear_error(models):

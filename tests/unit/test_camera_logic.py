@@ -3,9 +3,11 @@ accounting, backoff. Real Ray is in tests/integration."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -16,7 +18,8 @@ from fleet.config import parse_fleet
 from fleet.detectors import Detection
 from fleet.errors import EndOfStreamError
 from fleet.frames import DetectionResult, FrameMeta
-from tests.helpers import wait_until
+from fleet.sinks import EventSink
+from tests.helpers import check_run_folder, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -94,6 +97,7 @@ class NullSink:
 
     fleet = "test"
     object_snapshots = None
+    track_lines = False
 
     def __init__(self):
         self.events = 0
@@ -545,3 +549,36 @@ def test_put_frames_groups_sent_by_either_thread_keep_every_frame_intact():
     assert [i for i, _ in dispatcher.pixels] == list(range(300))
     assert all(value == index % 255 for index, value in dispatcher.pixels)
     assert final.processed == 300 and final.accounted and len(set(dispatcher.groups)) > 1
+
+
+# ------------------------------------------------------------------------------ track lines
+def test_track_lines_reach_the_file_through_the_camera_in_capture_order_and_are_never_pushed(
+        tmp_path):
+    # given a camera writing track lines, with a webhook (nobody listens) for its object events;
+    # results come back in bursts that the collect loop settles newest first (out of order)
+    fleet = parse_fleet(f"""
+cameras: [{{id: cam, source: synthetic, fps: 240, buffers: 4, drop_policy: wait}}]
+sinks:
+  jsonl: {{tracks: true}}
+  snapshots: {{enabled: false}}
+  webhook: {{enabled: true, url: "http://127.0.0.1:{free_port()}/hook"}}
+""", env={})
+    config = fleet.cameras[0]
+    sink = EventSink(fleet.sinks, str(tmp_path), config.id, fleet="test")
+    cam = Camera(config, ListSource(40), GroupDispatcher(), sink)
+    cam.media_time = True
+    cam.start()
+    wait_until(lambda: cam.ended, 10, "the camera to reach the end of its frames")
+    final = cam.stop(drain_timeout_s=2)
+    summary = {"cam": {k: v for k, v in asdict(final).items() if k != "latency_s"}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    # then the run folder holds up (track lines in capture order, started only after a start)
+    check_run_folder(tmp_path)
+    records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    lines = [r for r in records if r["type"] == "track"]
+    assert [line["frame"] for line in lines] == list(range(2, 40))  # confirmed on its third
+    assert [line["started"] for line in lines[:3]] == [False, False, True]
+    # and the webhook was handed the object events only
+    (webhook,) = final.sinks
+    assert webhook.published == sum(r["type"] == "object" for r in records) >= 2
+

@@ -21,6 +21,7 @@ from fleet.config import (
     FaceDetectorConfig,
     FileSource,
     HttpSource,
+    NanoDetDetectorConfig,
     OnnxDetectorConfig,
     PersonDetectorConfig,
     RtspSource,
@@ -52,7 +53,9 @@ def test_minimal_file_parses_with_defaults() -> None:
     assert (camera.fps, camera.buffers, camera.drop_policy) == (5, 4, "drop_oldest")
     assert isinstance(camera.source, SyntheticSource)
     assert camera.detect == ["face"]
-    assert isinstance(config.detectors["face"], BlazeFaceDetectorConfig)
+    face = config.detectors["face"]
+    assert isinstance(face, BlazeFaceDetectorConfig)
+    assert face.model == "back"  # small faces: docs/benchmarks.md, "Which model is the default"
     assert config.active_cameras == [camera]
 
 
@@ -149,16 +152,34 @@ def test_detectors_named_like_a_kind_get_that_type() -> None:
     config = parse_fleet(fleet("""
         cameras: [{id: a, source: synthetic, detect: [face, person]}]
         detectors:
-          face: {model: back, min_score: 0.6}
+          face: {model: front, min_score: 0.6}
           person:
     """), env={})
 
     face, person = config.detectors["face"], config.detectors["person"]
     assert isinstance(face, BlazeFaceDetectorConfig) and (face.model, face.min_score) == (
-        "back", 0.6)
+        "front", 0.6)
     assert face.providers == ["CPUExecutionProvider"]
-    assert isinstance(person, PersonDetectorConfig) and person.scale == 1.05
-    assert (face.type, person.type) == ("blazeface", "hog")
+    assert isinstance(person, NanoDetDetectorConfig) and person.classes == ["person"]
+    assert (face.type, person.type) == ("blazeface", "nanodet")
+
+
+def test_person_and_objects_are_nanodet_with_their_classes_unless_told_otherwise() -> None:
+    config = parse_fleet(fleet("""
+        cameras: [{id: a, source: synthetic, detect: [person, objects, cars, people]}]
+        detectors:
+          objects: {input_size: [416, 416]}
+          cars: {type: nanodet, classes: [car, truck]}
+          people: {type: hog}
+    """), env={})
+
+    objects, cars = config.detectors["objects"], config.detectors["cars"]
+    assert isinstance(objects, NanoDetDetectorConfig) and objects.input_size == (416, 416)
+    assert objects.classes is not None and {"person", "car", "truck", "bus"} <= set(
+        objects.classes)
+    assert isinstance(cars, NanoDetDetectorConfig) and cars.classes == ["car", "truck"]
+    assert config.detectors["person"] == NanoDetDetectorConfig(classes=["person"])
+    assert isinstance(config.detectors["people"], PersonDetectorConfig)
 
 
 def test_the_legacy_detectors_keep_their_old_type_names() -> None:
@@ -212,7 +233,7 @@ def test_a_kind_used_in_detect_but_not_defined_is_added_with_defaults() -> None:
     """), env={})
 
     assert sorted(config.detectors) == ["face", "faces-hd", "person"]
-    assert config.detectors["person"] == PersonDetectorConfig()
+    assert config.detectors["person"] == NanoDetDetectorConfig(classes=["person"])
     assert config.detectors["face"] == BlazeFaceDetectorConfig()
     assert isinstance(config.detectors["faces-hd"], FaceDetectorConfig)
 
@@ -361,14 +382,21 @@ BAD = [
         7, "detectors.face.scale_factor", "greater than 1; found 1.0"),
     Bad("haar-setting-on-blazeface", ONE_CAMERA + "detectors:\n  face:\n    min_neighbors: 5\n",
         6, "detectors.face.min_neighbors", "not of BlazeFace (what face runs now); add type: haar"),
+    Bad("hog-setting-on-nanodet", ONE_CAMERA + "    detect: [person]\ndetectors:\n  person:\n"
+        "    win_stride_px: 8\n", 7, "detectors.person.win_stride_px",
+        "not of NanoDet (what person runs now); add type: hog"),
+    Bad("nanodet-input-not-a-multiple-of-32", ONE_CAMERA + "    detect: [person]\ndetectors:\n"
+        "  person:\n    input_size: [500, 384]\n", 7, "detectors.person.input_size[0]",
+        "expected a multiple of 32; found 500"),
     Bad("blazeface-unknown-model", ONE_CAMERA + "detectors:\n  face:\n    model: side\n",
         6, "detectors.face.model", "expected 'front' or 'back'; found 'side'"),
     Bad("detector-without-type",
         ONE_CAMERA + "    detect: [cars]\ndetectors:\n  cars:\n    actors: 2\n",
-        6, "detectors.cars", "no type given; add type: with one of blazeface, haar, hog, onnx"),
+        6, "detectors.cars",
+        "no type given; add type: with one of blazeface, nanodet, haar, hog, onnx"),
     Bad("unknown-detector-type",
         ONE_CAMERA + "    detect: [cars]\ndetectors:\n  cars:\n    type: yolo\n",
-        7, "detectors.cars.type", "unknown type 'yolo'; expected one of: blazeface, haar"),
+        7, "detectors.cars.type", "unknown type 'yolo'; expected one of: blazeface, nanodet, haar"),
     Bad("onnx-without-model", ONE_CAMERA + ONNX,
         6, "detectors.cars.model", "required key 'model' is missing"),
     Bad("onnx-model-without-path", ONE_CAMERA + ONNX + "    model:\n      width: 640\n",
@@ -385,7 +413,8 @@ BAD = [
     Bad("onnx-mean-of-two", ONE_CAMERA + ONNX + "    model: {path: m.onnx, mean: [0.5, 0.5]}\n",
         8, "detectors.cars.model.mean", "expected 3 values, one per channel; found 2"),
     Bad("onnx-unknown-family", ONE_CAMERA + ONNX + "    model: {path: m.onnx}\n    family: v9\n",
-        9, "detectors.cars.family", "expected 'auto', 'yolov5', 'yolov8' or 'nms'; found 'v9'"),
+        9, "detectors.cars.family",
+        "expected 'auto', 'yolov5', 'yolov8', 'nms', 'yolox', 'detr' or 'nanodet'; found 'v9'"),
     Bad("onnx-provider-name",
         ONE_CAMERA + ONNX + "    model: {path: m.onnx}\n    providers: [CPU, cuda]\n",
         9, "detectors.cars.providers[0]", "'CPU' is not an ONNX Runtime execution provider"),

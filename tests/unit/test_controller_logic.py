@@ -113,6 +113,20 @@ def test_collect_gathers_every_camera_and_pool(fleet):
     assert snapshot.detectors["face"].running == 2 and snapshot.detectors["person"].running == 1
 
 
+def test_once_a_cameras_frame_size_is_known_what_its_face_detector_misses_is_logged_once(
+        fleet, caplog):
+    controller, actors = fleet
+    controller.collect()  # no frame yet: nothing to say
+    camera(actors, controller, "a").frame = (1920, 1080)  # its first frame came
+    for _ in range(3):
+        controller.collect()
+    notes = [r for r in caplog.records if "face detector" in r.getMessage()]
+    assert [(r.levelname, r.getMessage()) for r in notes] == [(
+        "WARNING", "camera a: face detector 'face' (BlazeFace back, 256 px input) sees this "
+        "1920x1080 frame at 1/7.5: faces smaller than about 112 px are likely missed; tiles: "
+        "{enabled: true, grid: auto} finds smaller ones, at a model call a tile")]
+
+
 def test_a_hung_camera_does_not_stop_the_others(fleet):
     controller, actors = fleet
     controller.collect()

@@ -13,6 +13,7 @@ from fleet.config import (
     BlazeFaceDetectorConfig,
     BlobsDetectorConfig,
     FaceDetectorConfig,
+    NanoDetDetectorConfig,
     OnnxDetectorConfig,
     PersonDetectorConfig,
     ScenePath,
@@ -26,6 +27,7 @@ from fleet.detectors import (
     DetectorService,
     HaarFaceDetector,
     HogPersonDetector,
+    NanoDetDetector,
     OnnxDetector,
     build_detector,
 )
@@ -107,12 +109,13 @@ def test_a_missing_cascade_is_a_clear_error():
 
 # ------------------------------------------------------------------------------------ registry
 def test_the_registry_has_every_type_the_config_knows():
-    assert REGISTRY == {"blazeface": BlazeFaceDetector, "onnx": OnnxDetector,
-                        "haar": HaarFaceDetector, "hog": HogPersonDetector,
-                        "blobs": BlobsDetector}
-    assert {BlazeFaceDetectorConfig().type, FaceDetectorConfig().type,
-            PersonDetectorConfig().type, OnnxDetectorConfig(model={"path": "x"}).type,
-            BlobsDetectorConfig().type} == set(REGISTRY)
+    assert REGISTRY == {"blazeface": BlazeFaceDetector, "nanodet": NanoDetDetector,
+                        "onnx": OnnxDetector, "haar": HaarFaceDetector,
+                        "hog": HogPersonDetector, "blobs": BlobsDetector}
+    assert {BlazeFaceDetectorConfig().type, NanoDetDetectorConfig().type,
+            FaceDetectorConfig().type, PersonDetectorConfig().type,
+            OnnxDetectorConfig(model={"path": "x"}).type, BlobsDetectorConfig().type} == set(
+        REGISTRY)
 
 
 def test_blobs_finds_the_synthetic_paths_exactly():

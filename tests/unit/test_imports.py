@@ -5,7 +5,7 @@
     actors     actors.*
     control    fleet.controller, fleet.changes, fleet.pools, fleet.handoff, fleet.rayactors
     pipeline   fleet.camera, sinks, detectors, motion, sources, stats, policy, accounting, metrics,
-               batching, tracking, zones, push, feed
+               batching, tracking, reorder, stillness, zones, push, feed
     base       fleet.config*, fleet.frames, fleet.errors, fleet.redact, fleet.imaging,
                fleet.actorsys
 
@@ -32,15 +32,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                  "fleet.rayactors")),
     ("pipeline", ("fleet.camera", "fleet.sinks", "fleet.detectors", "fleet.motion",
                   "fleet.sources", "fleet.stats", "fleet.policy", "fleet.accounting",
-                  "fleet.metrics", "fleet.batching", "fleet.tracking", "fleet.zones",
-                  "fleet.push", "fleet.feed")),
+                  "fleet.metrics", "fleet.batching", "fleet.tracking", "fleet.reorder",
+                  "fleet.stillness", "fleet.zones", "fleet.push", "fleet.feed")),
     ("base", ("fleet.config", "fleet.frames", "fleet.errors", "fleet.redact", "fleet.imaging",
               "fleet.actorsys", "fleet")),
 ]
 NO_RAY = ("fleet.config", "fleet.policy", "fleet.detectors", "fleet.camera", "fleet.controller",
           "fleet.pools", "fleet.actorsys", "fleet.frames", "fleet.accounting", "fleet.stats",
-          "fleet.batching", "fleet.tracking", "fleet.zones", "fleet.push", "fleet.sinks",
-          "fleet.changes")
+          "fleet.batching", "fleet.tracking", "fleet.reorder", "fleet.stillness", "fleet.zones",
+          "fleet.push", "fleet.sinks", "fleet.changes", "fleet.facesize")
 
 
 def module_name(path: Path) -> str:

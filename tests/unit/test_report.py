@@ -485,6 +485,23 @@ def summary_rows(text: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in lines[2:] if "=" in line.split()[-1]}
 
 
+def test_track_lines_are_passed_over(tmp_path):
+    # given a run's object events, and then the same with a track line after every line (one
+    # labelled "object", which a quick look for '"object"' does not tell from an object event)
+    run_dir, _ = with_objects(tmp_path)
+    plain = load_run(run_dir).objects
+    track = {"type": "track", "camera": "yard-720p", "frame": 9, "time": 1.0,
+             "track": "yard-720p-x-1", "label": "object", "box": [1, 2, 3, 4], "score": 0.9,
+             "started": True}
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    (run_dir / "events.jsonl").write_text(
+        "".join(f"{line}\n{json.dumps(track)}\n" for line in lines))
+    with_tracks = load_run(run_dir).objects
+    # then the report reads the same objects
+    assert plain is not None and with_tracks is not None
+    assert with_tracks.tracks == plain.tracks and with_tracks.events == plain.events
+
+
 def test_object_events_load_as_tracks_on_the_report_time_axis(tmp_path):
     run_dir, events = with_objects(tmp_path)
     run = load_run(run_dir)

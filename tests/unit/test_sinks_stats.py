@@ -1,4 +1,5 @@
-"""Event sinks (JSONL batching and flushing, bounded snapshots) and the fleet stats view."""
+"""Event sinks (JSONL batching and flushing, bounded snapshots, track lines), the live feed of
+object events, and the fleet stats view."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import replace
 import numpy as np
 
 from fleet.config import SinksConfig
+from fleet.feed import EventFeed
 from fleet.frames import CameraStats, Detection, DetectionResult, FrameMeta
 from fleet.sinks import EventSink
 from fleet.stats import FleetSnapshot, FleetStats, format_summary, format_table
+from tests.helpers import free_port
 
 
 def result(boxes: int) -> DetectionResult:
@@ -72,6 +75,42 @@ def test_object_events_go_to_the_jsonl_file_and_frame_lines_only_when_asked(tmp_
     sink.close()
     lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     assert [(e["type"], e["event"]) for e in lines] == [("object", "start")]
+
+
+TRACK_LINE = {"type": "track", "camera": "cam", "frame": 7, "time": 1.5, "track": "cam-x-1",
+              "label": "person", "box": [10, 20, 30, 60], "score": 0.9, "started": False}
+
+
+def test_track_lines_go_to_the_file_only_with_jsonl_tracks_and_never_to_a_push_sink(tmp_path):
+    for tracks in (False, True):
+        # given a camera's sinks with a webhook (nobody listens), track lines off or on
+        config = SinksConfig.model_validate({
+            "jsonl": {"tracks": tracks},
+            "webhook": {"enabled": True, "url": f"http://127.0.0.1:{free_port()}/hook"},
+        })
+        sink = EventSink(config, str(tmp_path / str(tracks)), "cam")
+        assert sink.track_lines is tracks  # the tracker builds them only then
+        sink.tracks([TRACK_LINE])
+        (webhook,) = sink.close(0.1)
+        # then the file has the line only with tracks: true, and the webhook never got it
+        written = (tmp_path / str(tracks) / "events.jsonl").read_text().splitlines()
+        assert [json.loads(line) for line in written] == ([TRACK_LINE] if tracks else [])
+        assert webhook.published == 0
+
+
+def test_the_live_feed_shows_stationary_and_moving_again_and_passes_over_track_lines(tmp_path):
+    def event(kind: str, stationary: bool = False) -> dict:
+        return {"type": "object", "event": kind, "camera": "cam", "track": "cam-x-1",
+                "label": "car", "time": 0, "score": 0.9, "stationary": stationary}
+
+    path = tmp_path / "events.jsonl"
+    lines = [event("start"), TRACK_LINE, event("update"), event("stationary", True),
+             {**TRACK_LINE, "label": "object"}, event("update"), event("update"), event("end")]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    shown = [line.split(" ", 4)[-1] for line in EventFeed(path).lines()]  # after the track id
+    # the first update after stationary says it moves again; other updates are not shown
+    assert [text.split(" (")[0] for text in shown[:3]] == ["start", "stationary", "moves again"]
+    assert len(shown) == 4 and shown[3].startswith("end after")
 
 
 def stats(t: float, captured: int, processed: int, latencies=()) -> CameraStats:

@@ -1,19 +1,24 @@
-"""Tracking and object events on ground truth: boxes from the synthetic scene's known paths
-(``fleet.sources.path_box``) fed through the real ByteTrack of ``trackers``, in order and out of
-order. No Ray: the camera actor runs this same code on the frames its detectors return."""
+"""Tracking, object events and track lines on ground truth: boxes from the synthetic scene's
+known paths (``fleet.sources.path_box``) fed through the real ByteTrack of ``trackers``, in order
+and out of order. No Ray: the camera actor runs this same code on the frames its detectors
+return."""
 
 from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from fleet.config import CameraConfig, ScenePath
+from fleet.config._push import PUSH_EVENTS, PushEvent
+from fleet.feed import SHOWN
 from fleet.frames import Completion, Detection, DetectionResult, FrameMeta
+from fleet.report.series import TRACK_EVENTS
 from fleet.sources import path_box
-from fleet.tracking import ObjectTracker, Reorder, Sighting, quality
+from fleet.reorder import Reorder, Sighting
+from fleet.tracking import EVENT_TYPES, ObjectTracker, quality
 
 W, H, FPS = 640, 480, 10.0
 
@@ -53,6 +58,31 @@ def run(tracker: ObjectTracker, frames: list[list[Detection]],
     for index in order if order is not None else range(len(frames)):
         events += tracker.settle(index, completion(index, frames[index]))
     return events + tracker.close()
+
+
+def run_with_lines(tracker: ObjectTracker, frames: list[list[Detection]],
+                   order: list[int] | None = None) -> tuple[list[dict], list[dict]]:
+    """Like :func:`run`, taking the track lines after each settled frame as the camera does."""
+    events: list[dict] = []
+    lines: list[dict] = []
+    for index in range(len(frames)):
+        tracker.expect(completion(index, []).meta)
+    for index in order if order is not None else range(len(frames)):
+        events += tracker.settle(index, completion(index, frames[index]))
+        lines += tracker.take_lines()
+    events += tracker.close()
+    return events, lines + tracker.take_lines()
+
+
+def shuffled(frames: int, within: int, seed: int) -> list[int]:
+    """Frame indices as results come back with ``within`` frames in flight: shuffled in blocks."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    for start in range(0, frames, within):
+        chunk = list(range(start, min(frames, start + within)))
+        rng.shuffle(chunk)
+        order += chunk
+    return order
 
 
 LEFT_TO_RIGHT = ScenePath(start=(0.1, 0.3), end=(0.9, 0.3), start_s=0.5, end_s=6.0)
@@ -105,17 +135,11 @@ def test_results_out_of_order_give_the_same_tracks_as_in_order():
     frames = scene([LEFT_TO_RIGHT, RIGHT_TO_LEFT], 80)
     in_order = run(ObjectTracker(camera(), "f", session="s"), frames)
     # results come back shuffled within 4 frames (4 buffers in flight)
-    rng = random.Random(7)
-    order: list[int] = []
-    for start in range(0, 80, 4):
-        chunk = list(range(start, min(80, start + 4)))
-        rng.shuffle(chunk)
-        order += chunk
     tracker = ObjectTracker(camera(), "f", session="s")
-    shuffled = run(tracker, frames, order)
+    out_of_order = run(tracker, frames, shuffled(80, 4, seed=7))
     assert tracker.late == 0
     strip = [(e["event"], e["track"], e["frame"]) for e in in_order]
-    assert [(e["event"], e["track"], e["frame"]) for e in shuffled] == strip
+    assert [(e["event"], e["track"], e["frame"]) for e in out_of_order] == strip
 
 
 def test_a_result_later_than_the_reorder_window_is_counted_not_fed():
@@ -298,3 +322,150 @@ def test_a_camera_that_tracks_nothing_never_loads_the_tracker_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_list_of_event_types_names_every_event():
+    # the tracker's counters, what push sinks may select, the report's order, the live feed
+    assert set(EVENT_TYPES) == set(PUSH_EVENTS) == set(get_args(PushEvent)) == set(TRACK_EVENTS)
+    assert set(SHOWN) <= set(EVENT_TYPES)
+
+
+# ------------------------------------------------------------------------------ track lines
+def test_track_lines_come_in_capture_order_with_the_fed_boxes_when_results_come_out_of_order():
+    frames = scene([LEFT_TO_RIGHT, RIGHT_TO_LEFT], 80)
+    _, in_order = run_with_lines(ObjectTracker(camera(), "f", session="s", track_lines=True),
+                                 frames)
+    # when results come back shuffled within 4 frames (4 buffers in flight)
+    tracker = ObjectTracker(camera(), "f", session="s", track_lines=True)
+    _, lines = run_with_lines(tracker, frames, shuffled(80, 4, seed=7))
+    # then the lines are in capture order, the same lines as when results come in order
+    assert tracker.late == 0
+    assert [line["frame"] for line in lines] == sorted(line["frame"] for line in lines)
+    assert lines == in_order
+    # and each line is a box fed on its frame, in its pixels, with its score and capture time
+    for line in lines:
+        fed = {(b.x, b.y, b.w, b.h): b.score for b in frames[line["frame"]]}
+        assert tuple(line["box"]) in fed and line["score"] == fed[tuple(line["box"])]
+        assert line["time"] == round(1000 + line["frame"] / FPS, 6)
+        assert (line["type"], line["camera"], line["label"]) == ("track", "cam", "person")
+    # and each person is one track with a line on every frame of their path from the one
+    # ByteTrack confirmed it on (the third: min_frames), boxes never swapped between them
+    tracks = by_track(lines)
+    assert len(tracks) == 2
+    for path in (LEFT_TO_RIGHT, RIGHT_TO_LEFT):
+        on_path = [i for i in range(80) if path.start_s <= i / FPS < path.end_s]
+        lower = path.start[1] > 0.5
+        mine = [t for t in tracks.values() if (t[0]["box"][1] > H / 2) == lower]
+        assert len(mine) == 1 and [line["frame"] for line in mine[0]] == on_path[2:]
+        assert all((line["box"][1] > H / 2) == lower for line in mine[0])
+
+
+def test_a_track_has_lines_before_its_start_with_the_id_it_keeps_and_a_lone_box_has_none():
+    # given a person found surely once, then unsurely for 10 frames (a track, not yet an
+    # object), then surely; and an unsure box elsewhere that never becomes a track
+    frames: list[list[Detection]] = [[] for _ in range(40)]
+    for index in range(5, 35):
+        score = 0.9 if index == 5 or index >= 15 else 0.5
+        frames[index].append(Detection("person", 100 + 2 * index, 200, 50, 120, score))
+        frames[index].append(Detection("person", 500, 40, 40, 80, 0.5))
+    events, lines = run_with_lines(ObjectTracker(camera(), "f", track_lines=True), frames)
+    (start,) = [e for e in events if e["event"] == "start"]
+    # then every line is the person's track, under the id its start event carries
+    assert {line["track"] for line in lines} == {start["track"]}
+    assert [line["frame"] for line in lines] == list(range(7, 35))  # confirmed on frame 7
+    # and the lines before the start say so; from the start's frame on they say started
+    assert [line["frame"] for line in lines if not line["started"]] == list(
+        range(7, start["frame"]))
+    assert start["frame"] > 15  # the median score reached the threshold only then
+
+
+def test_masked_boxes_have_no_track_lines():
+    mask = {"polygon": [[0, 0], [1, 0], [1, 0.5], [0, 0.5]]}  # the top half
+    _, lines = run_with_lines(ObjectTracker(camera(masks=[mask]), "f", track_lines=True),
+                              scene([LEFT_TO_RIGHT, RIGHT_TO_LEFT], 80))
+    assert lines and all(line["box"][1] > H / 2 for line in lines)
+    assert len({line["track"] for line in lines}) == 1
+
+
+def test_no_track_line_is_built_when_track_lines_are_off(monkeypatch):
+    def built(*args: Any) -> dict:
+        raise AssertionError("a track line was built with track_lines off")
+
+    monkeypatch.setattr(ObjectTracker, "_line", built)
+    events, lines = run_with_lines(ObjectTracker(camera(), "f"), scene([LEFT_TO_RIGHT], 70))
+    assert events and lines == []
+
+
+# ------------------------------------------------------------------------------ stationary
+WALK_IN = ScenePath(start=(0.1, 0.5), end=(0.5, 0.5), start_s=0.0, end_s=3.0)
+PARKED = ScenePath(start=(0.5, 0.5), end=(0.5, 0.5), start_s=3.0, end_s=123.0)
+CREEP_OUT = ScenePath(start=(0.5, 0.5), end=(0.9, 0.5), start_s=123.0, end_s=135.0)  # 2 px/frame
+BAY = {"name": "bay", "polygon": [[0.4, 0.3], [0.6, 0.3], [0.6, 0.7], [0.4, 0.7]],
+       "loitering_s": 30}
+
+
+def seconds(event: dict) -> float:
+    return event["frame"] / FPS
+
+
+def test_an_object_that_stops_sends_one_stationary_event_and_no_updates_until_it_moves():
+    # given a person who walks into a bay, stands there for 2 minutes and creeps out
+    tracker = ObjectTracker(camera(zones=[BAY], tracking={"stationary_s": 10,
+                                                          "update_interval_s": 5}), "f")
+    events = run(tracker, scene([WALK_IN, PARKED, CREEP_OUT], 1350))
+    assert len(by_track(events)) == 1
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    # then one stationary event, 10 s after they stopped (and the median caught up)
+    (still,) = [e for e in events if e["event"] == "stationary"]
+    assert 13.0 <= seconds(still) <= 13.5 and still["stationary"] is True
+    # and no update at all while they stand, though update_interval_s is 5 s
+    after = events[events.index(still) + 1:]
+    moved = next(e for e in after if e["event"] == "update")
+    assert 123.0 < seconds(moved) <= 124.0 and moved["stationary"] is False
+    # but zone events still come: they loiter in the bay while stationary
+    between = [e["event"] for e in after[:after.index(moved)]]
+    assert between == ["loiter"]
+    # and once they move, periodic updates come again (every 5 s) until they leave the bay
+    later = [seconds(e) for e in after[after.index(moved):] if e["event"] == "update"]
+    gaps = [b - a for a, b in zip(later, later[1:], strict=False)]
+    assert len(later) >= 3 and max(gaps) <= 5.0 + 1e-9
+    assert "leave" in [e["event"] for e in after]
+
+
+def test_detector_jitter_and_a_one_frame_glitch_do_not_break_stationarity():
+    # given a parked box that jitters by up to 3 px (position and size) every frame, and
+    # every 10 s jumps 25 px for one frame (a passer-by merged with it)
+    rng = random.Random(3)
+    frames = scene([PARKED.model_copy(update={"start_s": 0.0, "end_s": 60.0})], 600)
+    for index, boxes in enumerate(frames):
+        (box,) = boxes
+        jump = 25 if index % 100 == 50 else 0
+        boxes[0] = Detection(box.label, box.x + rng.randint(-3, 3) + jump,
+                             box.y + rng.randint(-3, 3), box.w + rng.randint(-3, 3),
+                             box.h + rng.randint(-3, 3), box.score)
+    tracker = ObjectTracker(camera(tracking={"stationary_s": 10, "update_interval_s": 5}), "f")
+    events = run(tracker, frames)
+    kinds = Counter(e["event"] for e in events)
+    # then it is stationary once, about 10 s in, and never sends an update after that
+    assert kinds["stationary"] == 1 and kinds["end"] == 1
+    still = next(e for e in events if e["event"] == "stationary")
+    assert 10.0 <= seconds(still) <= 10.5
+    assert not [e for e in events[events.index(still):] if e["event"] == "update"]
+
+
+def test_an_object_creeping_along_is_never_stationary():
+    # 6 px a second: within the tolerance (10% of a 109 px diagonal) from frame to frame, but
+    # it adds up from where the clock started
+    creep = ScenePath(start=(0.2, 0.5), end=(0.8, 0.5), start_s=0.0, end_s=60.0)
+    tracker = ObjectTracker(camera(tracking={"stationary_s": 5, "update_interval_s": 5}), "f")
+    kinds = Counter(e["event"] for e in run(tracker, scene([creep], 600)))
+    assert kinds["stationary"] == 0 and kinds["update"] >= 10
+
+
+def test_with_stationary_s_none_a_parked_object_keeps_sending_periodic_updates():
+    parked = PARKED.model_copy(update={"start_s": 0.0, "end_s": 40.0})
+    tracker = ObjectTracker(camera(tracking={"stationary_s": None, "update_interval_s": 5}), "f")
+    kinds = Counter(e["event"] for e in run(tracker, scene([parked], 400)))
+    assert kinds["stationary"] == 0 and kinds["update"] >= 7
+
