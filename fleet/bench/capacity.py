@@ -1,6 +1,7 @@
 """``camfleet bench fleet``: fleet capacity against the compute bound, measured in one run.
 
-The compute bound is the same detector (BlazeFace, the default ``face``) over the same frames
+The compute bound is the same detector (BlazeFace, the default ``face``, or with ``--model``
+BlazeFace back or NanoDet, the default ``person``) over the same frames
 in one tight loop per core, in plain processes (no Ray, no capture, no hand-off): the most
 frames per second this machine can analyse, the median of ``--runs`` measurements. The fleet
 sweep then runs cameras x fps on real Ray with the detector pool fixed at one actor per core
@@ -34,6 +35,12 @@ from fleet.bench import cpu, plotting
 from fleet.bench.autoscale import background_image
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
+# --model: the detector the fleet and the bound run (the pool is named face either way)
+MODELS: dict[str, dict[str, Any]] = {
+    "front": {"type": "blazeface", "model": "front"},
+    "back": {"type": "blazeface", "model": "back"},
+    "nanodet": {"type": "nanodet", "classes": ["person"]},
+}
 HANDOFF_IN_FLIGHT = 4  # frames in flight when the hand-off is measured (a camera's buffers)
 
 
@@ -62,14 +69,16 @@ def _tight_loop(frames: list[np.ndarray], detect_width: int, seconds: float, out
     if core is not None:
         os.sched_setaffinity(0, {core})
 
-    from fleet.config import BlazeFaceDetectorConfig, SyntheticSource
+    from pydantic import TypeAdapter
+
+    from fleet.config import DetectorConfig, SyntheticSource
     from fleet.detectors import build_detector
     from fleet.frames import FrameMeta
     from fleet.sources import SyntheticScene
 
     cv2.setNumThreads(1)
-    detector = build_detector(BlazeFaceDetectorConfig.model_validate({"num_cpus": 1,
-                                                                      "model": model}))
+    detector = build_detector(TypeAdapter(DetectorConfig).validate_python(
+        {**MODELS[model], "num_cpus": 1}))
     h, w = frames[0].shape[:2]
     source = None
     if scene is not None:  # the script bound: draw each frame as a camera does, then detect
@@ -123,6 +132,7 @@ def fleet_yaml(cameras: int, fps: float, width: int, height: int, background: st
                actors: int, detect_width: int, max_batch_size: int = 1,
                put_frames: int = 1, model: str = "front") -> str:
     scene = f", background: {background}" if background else ""
+    detector = ", ".join(f"{k}: {json.dumps(v)}" for k, v in MODELS[model].items())
     rows = "\n".join(
         f"  - {{id: cam-{i}, source: {{type: synthetic, width: {width}, height: {height}, "
         f"fps: {fps}, objects: 1{scene}}}}}" for i in range(cameras)
@@ -138,23 +148,11 @@ defaults: {{fps: {fps}, buffers: {max(4, 2 * put_frames)}, drop_policy: drop_new
 cameras:
 {rows}
 detectors:
-  face: {{type: blazeface, model: {model}, actors: {actors}, min_actors: {actors},
+  face: {{{detector}, actors: {actors}, min_actors: {actors},
          max_actors: {actors},
          num_cpus: 0.9, batching: {{max_batch_size: {max_batch_size}}}}}
 autoscaling: {{enabled: false}}
 """
-
-
-def wait_for_free_cpus(timeout_s: float = 60.0) -> None:
-    """Until every CPU of the cluster is free again (killed actors release theirs late)."""
-    import ray
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        total = ray.cluster_resources().get("CPU", 0.0)
-        if ray.available_resources().get("CPU", 0.0) >= total - 0.01:
-            return
-        time.sleep(0.2)
 
 
 def run_point(yaml_text: str, seconds: float, warmup_s: float, folder: Path,
@@ -164,7 +162,7 @@ def run_point(yaml_text: str, seconds: float, warmup_s: float, folder: Path,
     raylet and GCS, the controller) the others, as a camera node and a detector node."""
     from fleet.config import parse_fleet
 
-    wait_for_free_cpus()  # the last point's actors may still be ending
+    cpu.wait_for_free_cpus()  # the last point's actors may still be ending
 
     controller = runtime.build_controller(parse_fleet(yaml_text, env={}), str(folder))
     controller.start()
@@ -261,7 +259,7 @@ def _median_bound(args: argparse.Namespace, progress: Callable[[str], None], wha
                   frames: list[np.ndarray], cores: int, **kwargs: Any) -> dict[str, Any]:
     bounds = []
     for i in range(args.runs):
-        progress(f"{what} {i + 1}/{args.runs}: BlazeFace ({args.model}), {args.resolution} at "
+        progress(f"{what} {i + 1}/{args.runs}: {args.model}, {args.resolution} at "
                  f"{args.detect_width} wide, {cores} process(es) in a tight loop for "
                  f"{args.bound_s:g} s")
         bounds.append(compute_bound(frames, args.detect_width, args.bound_s, cores,
@@ -514,8 +512,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(its 4-in-flight ms/frame); default: measure it in this run")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[8, 1],
                         help="detectors.face.batching.max_batch_size values (1: batching off)")
-    parser.add_argument("--model", choices=["front", "back"], default="front",
-                        help="the BlazeFace model (front: the default face detector)")
+    parser.add_argument("--model", choices=sorted(MODELS), default="front",
+                        help="the detector: BlazeFace front or back (the default face "
+                        "detector), or NanoDet (the default person detector)")
     parser.add_argument("--split", action=argparse.BooleanOptionalAction, default=True,
                         help="also run with the detector actor alone on the last core and "
                         "everything else on the others (a camera node and a detector node)")

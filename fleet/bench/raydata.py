@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from fleet.bench.autoscale import background_image
-from fleet.bench.capacity import fleet_yaml, run_point, scene_frames, wait_for_free_cpus
+from fleet.bench.capacity import fleet_yaml, run_point, scene_frames
+from fleet.bench.cpu import wait_for_free_cpus
 
 
 class FaceBatch:

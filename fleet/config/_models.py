@@ -693,10 +693,10 @@ class BlazeFaceDetectorConfig(OnnxRuntimeSettings):
     model: Literal["front", "back"] = Field(
         default="back",
         description="back: 256x256 input, finds faces from about 1/17 of the frame's longer "
-        "side (45 px at 768x576, 112 px at 1920x1080; recall 0.96 on the 768x576 composites "
-        "of camfleet bench accuracy), 5.4 ms a 768x576 frame on one core; front: 128x128 "
-        "input, faces from about 1/8.5 (90 px at 768x576; recall 0.49 there), for faces near "
-        "the camera, at a third of the cost (1.7 ms). docs/benchmarks.md has the figures.",
+        "side (45 px at 768x576, 112 px at 1920x1080); front: 128x128 input, from about 1/8.5 "
+        "(90 px at 768x576), for faces near the camera, at a third of the cost (1.7 against "
+        "5.6 ms a 768x576 frame on one core). Recall on the 768x576 composites of camfleet "
+        "bench accuracy: back 0.96, front 0.49 (docs/benchmarks.md).",
     )
     path: str | None = Field(
         default=None, min_length=1,

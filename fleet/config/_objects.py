@@ -83,8 +83,12 @@ class TrackingConfig(StrictModel):
     enabled: bool = Field(
         default=True, description="Track objects and write object events (start/update/end)."
     )
+    # The defaults are camfleet bench mot's sweep on PETS09-S2L1 with NanoDet (the best mean of
+    # MOTA and IDF1, every frame and 4 fps; docs/benchmarks.md).
     min_score: float = Field(
-        default=0.3, ge=0, le=1, description="Detections scoring less are not tracked at all."
+        default=0.5, ge=0, le=1, description="Detections scoring less are not tracked at all. "
+        "Those between this and threshold only continue tracks (ByteTrack's second "
+        "association); they never start one.",
     )
     threshold: float = Field(
         default=0.7, ge=0, le=1,
@@ -95,7 +99,7 @@ class TrackingConfig(StrictModel):
         default=5, ge=1, le=100, description="Recent scores the median is taken over."
     )
     min_frames: int = Field(
-        default=3, ge=1, le=100,
+        default=2, ge=1, le=100,
         description="Frames a new track must be matched in before it can start.",
     )
     max_disappeared_s: float = Field(
@@ -121,8 +125,9 @@ class TrackingConfig(StrictModel):
         "last 5 boxes, so detector jitter and a box that jumps for a frame or two are no move.",
     )
     match_iou: float = Field(
-        default=0.1, gt=0, le=1,
-        description="Least overlap of a box with a track's predicted box to continue it.",
+        default=0.01, gt=0, le=1,
+        description="Least overlap of a box with a track's predicted box to continue it (0.01: "
+        "any overlap; the assignment still prefers the best overlap).",
     )
     reorder_window: int = Field(
         default=32, ge=1, le=1024,

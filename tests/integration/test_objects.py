@@ -17,6 +17,7 @@ from actors.detector import DetectorActor
 from fleet.config import parse_fleet
 from fleet.controller import FleetController
 from fleet.rayactors import RayActors
+from tests.conftest import VTEST
 from tests.helpers import check_run_folder, wait_until
 from tests.integration.test_faults import Running, pid_of
 
@@ -96,6 +97,52 @@ def test_each_person_is_one_object_with_its_zone_events_and_a_snapshot(ray_ready
     assert summary["yard"]["object_events"]["loiter"] == 1
     assert stats.frames_late == 0
     assert stats.tracks_active == {"person": 0}
+
+
+# vtest.avi (768x576, 795 frames; PETS 2009 S2.L1, 19 people walk through) read as fast as the
+# fleet goes, 4 of its 10 fps analysed, people by NanoDet (the default person detector).
+FOOTAGE = """
+name: footage
+metrics: {{enabled: false}}
+autoscaling: {{enabled: false}}
+cameras:
+  - id: square
+    source: {{type: file, path: {clip}, loop: false, realtime: false}}
+    fps: 4
+    buffers: 4
+    detect: [person]
+detectors:
+  person: {{actors: 2, num_cpus: 0.5}}
+sinks:
+  jsonl: {{tracks: true}}
+"""
+
+
+def test_people_on_real_footage_become_objects_with_track_lines(ray_ready, footage, tmp_path):
+    config = parse_fleet(FOOTAGE.format(clip=VTEST), env={})
+    controller = FleetController(config, str(tmp_path), RayActors(CameraActor, DetectorActor))
+    controller.start()
+    try:
+        wait_until(lambda: (controller.collect(), controller.ended())[1], 180,
+                   "vtest.avi to end", interval_s=1.0)
+    finally:
+        stats = controller.stop()["square"]
+    # then every frame is accounted for, and nothing came too late for the tracker
+    assert stats.accounted and stats.captured == 795 and stats.frames_late == 0
+    # and the track lines: one per tracked box per analysed frame, in capture order, inside the
+    # frame, each track's lines under one id, started only once its object started
+    records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    lines = [r for r in records if r["type"] == "track"]
+    starts = {r["track"] for r in records if r["type"] == "object" and r["event"] == "start"}
+    frames = [r["frame"] for r in lines]
+    assert lines and frames == sorted(frames)
+    assert all(r["label"] == "person" and r["camera"] == "square" for r in lines)
+    assert all(0 <= x and 0 <= y and x + w <= 768 and y + h <= 576 and 20 <= h <= 200
+               for x, y, w, h in (r["box"] for r in lines))
+    assert {r["track"] for r in lines if r["started"]} == starts
+    # and about one object per person who walks through (19), not a flood of fragments
+    assert 12 <= len(starts) <= 40, len(starts)
+    assert stats.object_events["start"] == stats.object_events["end"] == len(starts)
 
 
 ENDLESS = """

@@ -88,6 +88,29 @@ def test_a_pasted_face_hides_the_pedestrians_under_it():
     assert made.people[0:5, 0:5].all() or made.people[-5:, -5:].all()
 
 
+def test_a_768x576_frame_too_small_for_whole_crops_keeps_the_visible_parts_apart():
+    sizes = [40, 64, 96, 144]
+    small = Background(np.full((576, 768, 3), GREY, np.uint8), np.zeros((576, 768), bool))
+    for seed in range(8):
+        clean = compose(sizes, "clean", seed, small)
+        assert clean.truths == compose(sizes, "tilt", seed, small).truths
+        assert all(0 <= t.x and t.x + t.w <= 768 and 0 <= t.y and t.y + t.h <= 576
+                   for t in clean.truths)
+        shown = [(t.x - t.w // 2, t.y - t.h // 2, 2 * t.w, 2 * t.h) for t in clean.truths]
+        for i, a in enumerate(shown):  # face box and margin: never on another face's
+            for b in shown[i + 1:]:
+                assert (a[0] + a[2] <= b[0] or b[0] + b[2] <= a[0] or a[1] + a[3] <= b[1]
+                        or b[1] + b[3] <= a[1])
+
+
+def test_frame_sizes_parse_and_the_default_face_sizes_scale_with_the_frame():
+    assert accuracy.parse_frame_size("768x576") == (768, 576)
+    with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxHEIGHT"):
+        accuracy.parse_frame_size("768")
+    assert accuracy.default_sizes(composites.FRAME_SIZE) == list(composites.SIZES)
+    assert accuracy.default_sizes((768, 576)) == [11, 16, 21, 32, 48, 75, 107]
+
+
 @pytest.mark.parametrize("variant", ["low_light", "blur", "jpeg"])
 def test_degradations_change_the_frame_but_not_the_truth(variant):
     clean, worse = compose([60], "clean"), compose([60], variant)
@@ -178,6 +201,16 @@ def test_a_tiny_run_finishes_and_returns_the_fields(tmp_path, footage, capsys):
     out = capsys.readouterr().out
     assert "| blazeface-back+tiles:auto | clean |" in out and "Recall by face height" in out
     assert (tmp_path / "acc.png").stat().st_size > 10_000
+
+
+def test_a_run_at_768x576_says_its_size_and_keeps_back_untiled(tmp_path, footage):
+    args = tiny_args(tmp_path, "--frame-size", "768x576", "--sizes", "40", "144", "--plot", "")
+    results = accuracy.run(args, lambda _: None)
+    assert results["frame_size"] == [768, 576] and results["sizes"] == [40, 144]
+    # the frame shrinks only 3x into back's 256 px input: grid auto cuts nothing, no tiled row
+    assert [k["name"] for k in results["kinds"]] == ["blazeface-back", "haar"]
+    back = results["kinds"][0]["by_variant"]["clean"]
+    assert back["144"]["recall"] == 1.0
 
 
 def test_the_bench_command_runs_accuracy_without_starting_ray(tmp_path, footage, monkeypatch):

@@ -576,8 +576,10 @@ sinks:
     check_run_folder(tmp_path)
     records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     lines = [r for r in records if r["type"] == "track"]
-    assert [line["frame"] for line in lines] == list(range(2, 40))  # confirmed on its third
-    assert [line["started"] for line in lines[:3]] == [False, False, True]
+    confirmed = config.tracking.min_frames - 1  # ByteTrack confirms a track on its min_frames-th
+    assert [line["frame"] for line in lines] == list(range(confirmed, 40))
+    # the object starts once its track has min_frames matches: the line of that frame says so
+    assert [line["started"] for line in lines[:2]] == [False, True]
     # and the webhook was handed the object events only
     (webhook,) = final.sinks
     assert webhook.published == sum(r["type"] == "object" for r in records) >= 2

@@ -349,14 +349,15 @@ def test_track_lines_come_in_capture_order_with_the_fed_boxes_when_results_come_
         assert line["time"] == round(1000 + line["frame"] / FPS, 6)
         assert (line["type"], line["camera"], line["label"]) == ("track", "cam", "person")
     # and each person is one track with a line on every frame of their path from the one
-    # ByteTrack confirmed it on (the third: min_frames), boxes never swapped between them
+    # ByteTrack confirmed it on (the min_frames-th), boxes never swapped between them
+    confirmed = camera().tracking.min_frames - 1
     tracks = by_track(lines)
     assert len(tracks) == 2
     for path in (LEFT_TO_RIGHT, RIGHT_TO_LEFT):
         on_path = [i for i in range(80) if path.start_s <= i / FPS < path.end_s]
         lower = path.start[1] > 0.5
         mine = [t for t in tracks.values() if (t[0]["box"][1] > H / 2) == lower]
-        assert len(mine) == 1 and [line["frame"] for line in mine[0]] == on_path[2:]
+        assert len(mine) == 1 and [line["frame"] for line in mine[0]] == on_path[confirmed:]
         assert all((line["box"][1] > H / 2) == lower for line in mine[0])
 
 
@@ -364,18 +365,22 @@ def test_a_track_has_lines_before_its_start_with_the_id_it_keeps_and_a_lone_box_
     # given a person found surely once, then unsurely for 10 frames (a track, not yet an
     # object), then surely; and an unsure box elsewhere that never becomes a track
     frames: list[list[Detection]] = [[] for _ in range(40)]
+    settings = camera().tracking
+    unsure = (settings.min_score + settings.threshold) / 2  # continues a track, never starts one
     for index in range(5, 35):
-        score = 0.9 if index == 5 or index >= 15 else 0.5
+        score = 0.9 if index == 5 or index >= 15 else unsure
         frames[index].append(Detection("person", 100 + 2 * index, 200, 50, 120, score))
-        frames[index].append(Detection("person", 500, 40, 40, 80, 0.5))
+        frames[index].append(Detection("person", 500, 40, 40, 80, unsure))
     events, lines = run_with_lines(ObjectTracker(camera(), "f", track_lines=True), frames)
     (start,) = [e for e in events if e["event"] == "start"]
-    # then every line is the person's track, under the id its start event carries
+    # then every line is the person's track, under the id its start event carries, from the
+    # frame ByteTrack confirmed it on (its min_frames-th)
+    confirmed = 5 + camera().tracking.min_frames - 1
     assert {line["track"] for line in lines} == {start["track"]}
-    assert [line["frame"] for line in lines] == list(range(7, 35))  # confirmed on frame 7
+    assert [line["frame"] for line in lines] == list(range(confirmed, 35))
     # and the lines before the start say so; from the start's frame on they say started
     assert [line["frame"] for line in lines if not line["started"]] == list(
-        range(7, start["frame"]))
+        range(confirmed, start["frame"]))
     assert start["frame"] > 15  # the median score reached the threshold only then
 
 
