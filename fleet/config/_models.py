@@ -683,6 +683,23 @@ class OnnxDetectorConfig(OnnxRuntimeSettings):
         return names
 
 
+def _no_legacy_settings(data: Any, legacy: type[StrictModel], current: type[StrictModel],
+                        legacy_name: str, current_name: str, legacy_type: str,
+                        keep: str) -> Any:
+    """``data`` as it is, or a ValueError naming the settings in it that belong to the legacy
+    detector a name used to mean (``face``: Haar, ``person``: HOG) and how to keep it."""
+    only_legacy = set(legacy.model_fields) - set(current.model_fields)
+    found = sorted(k for k in data if k in only_legacy) if isinstance(data, dict) else []
+    if found:
+        what = "is a setting" if len(found) == 1 else "are settings"
+        raise ValueError(
+            f"{found[0]}: {', '.join(found)} {what} of {legacy_name}, not of {current_name}; "
+            f"add type: {legacy_type} to keep {keep}, or remove "
+            f"{'it' if len(found) == 1 else 'them'}"
+        )
+    return data
+
+
 class BlazeFaceDetectorConfig(OnnxRuntimeSettings):
     """MediaPipe BlazeFace on ONNX Runtime: the default for a detector named ``face``."""
 
@@ -714,16 +731,8 @@ class BlazeFaceDetectorConfig(OnnxRuntimeSettings):
     @classmethod
     def _no_haar_settings(cls, data: Any) -> Any:
         """A fleet file written when ``face`` meant the Haar cascade: say what changed."""
-        haar = set(FaceDetectorConfig.model_fields) - set(BlazeFaceDetectorConfig.model_fields)
-        found = sorted(k for k in data if k in haar) if isinstance(data, dict) else []
-        if found:
-            what = "is a setting" if len(found) == 1 else "are settings"
-            raise ValueError(
-                f"{found[0]}: {', '.join(found)} {what} of the Haar cascade, not of BlazeFace "
-                "(what face runs now); add type: haar to keep the cascade, or remove "
-                f"{'it' if len(found) == 1 else 'them'}"
-            )
-        return data
+        return _no_legacy_settings(data, FaceDetectorConfig, cls, "the Haar cascade",
+                                   "BlazeFace (what face runs now)", "haar", "the cascade")
 
 
 class NanoDetDetectorConfig(OnnxRuntimeSettings):
@@ -748,10 +757,9 @@ class NanoDetDetectorConfig(OnnxRuntimeSettings):
         "is the model's training size. More pixels find smaller people and cost more.",
     )
     min_score: float = Field(
-        default=0.3, ge=0, le=1,
-        description="Lowest score kept. Boxes between this and the tracker's threshold only "
-        "continue tracks that already exist (ByteTrack's second association); they never "
-        "start an object.",
+        default=0.5, ge=0, le=1,
+        description="Lowest score kept (the tracker's own min_score, 0.5, drops lower boxes "
+        "anyway; lower this to see them in frame lines and the detections counters).",
     )
     nms_iou: float = Field(
         default=0.45, ge=0, le=1, description="Boxes of one class that overlap more than this "
@@ -767,16 +775,8 @@ class NanoDetDetectorConfig(OnnxRuntimeSettings):
     @classmethod
     def _no_hog_settings(cls, data: Any) -> Any:
         """A fleet file written when ``person`` meant HOG: say what changed."""
-        hog = set(PersonDetectorConfig.model_fields) - set(NanoDetDetectorConfig.model_fields)
-        found = sorted(k for k in data if k in hog) if isinstance(data, dict) else []
-        if found:
-            what = "is a setting" if len(found) == 1 else "are settings"
-            raise ValueError(
-                f"{found[0]}: {', '.join(found)} {what} of the HOG detector, not of NanoDet "
-                "(what person runs now); add type: hog to keep HOG, or remove "
-                f"{'it' if len(found) == 1 else 'them'}"
-            )
-        return data
+        return _no_legacy_settings(data, PersonDetectorConfig, cls, "the HOG detector",
+                                   "NanoDet (what person runs now)", "hog", "HOG")
 
 
 class BlobsDetectorConfig(DetectorBase, BlobSettings):
