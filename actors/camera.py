@@ -11,6 +11,7 @@ from actors.lease import Lease
 from fleet.camera import Camera
 from fleet.frames import CameraPlan, CameraStats
 from fleet.handoff import RayDispatcher
+from fleet.logsafe import install_log_redaction
 from fleet.sinks import EventSink
 from fleet.sources import open_source
 
@@ -18,6 +19,7 @@ from fleet.sources import open_source
 class CameraWorker:
     def __init__(self, plan: CameraPlan, pools: dict[str, list[Any]],
                  nodes: dict[str, list[str | None]] | None = None):
+        install_log_redaction(plan.config, plan.sinks)
         config = plan.config
         self.node = ray.get_runtime_context().get_node_id()
         self.dispatcher = RayDispatcher(pools, plan.offset, self.node, nodes)

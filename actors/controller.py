@@ -21,6 +21,7 @@ from actors.lease import Lease
 from fleet.config import FleetConfig
 from fleet.controller import FleetController
 from fleet.frames import CameraStats
+from fleet.logsafe import install_log_redaction
 from fleet.rayactors import RayActors
 from fleet.stats import FleetSnapshot
 
@@ -34,6 +35,7 @@ def build_controller(config: FleetConfig, run_dir: str) -> FleetController:
 
 class ControllerWorker:
     def __init__(self, config: FleetConfig, run_dir: str):
+        install_log_redaction(config)
         actors = RayActors(CameraActor, DetectorActor, fleet=config.name)
         self.controller = FleetController(config, run_dir, actors, config.orphan_timeout_s)
         self.halt = threading.Event()
@@ -77,6 +79,7 @@ class ControllerWorker:
 
     def apply(self, config: FleetConfig) -> list[str]:
         """A live change (``camfleet apply``): what changed, or FleetError changing nothing."""
+        install_log_redaction(config)  # its new secrets are masked in this process too
         return self.controller.apply(config)
 
     def stop(self) -> dict[str, CameraStats]:

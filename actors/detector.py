@@ -26,6 +26,7 @@ from fleet.batching import BatchQueue
 from fleet.config import DetectorConfig
 from fleet.detectors import Detector, DetectorService, build_detector
 from fleet.frames import DetectionResult, DetectorStats, FrameMeta
+from fleet.logsafe import install_log_redaction
 
 Item = tuple[np.ndarray, FrameMeta]
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 class DetectorWorker:
     def __init__(self, name: str, config: DetectorConfig,
                  factory: Callable[[DetectorConfig], Detector] = build_detector):
+        install_log_redaction(config)
         # One OpenCV thread per reserved CPU: the pool, not OpenCV, spreads work over cores.
         cv2.setNumThreads(max(1, int(config.num_cpus)))
         context = ray.get_runtime_context()

@@ -59,7 +59,9 @@ def camera_frames() -> list[list[Json]]:
                        (f"sum({rate('camfleet_frames_dropped_total', CAMERA)})", "dropped"),
                        (f"sum({rate('camfleet_frames_failed_total', CAMERA)})", "failed")], FPS),
         timeseries("Drops by reason", "fps: skipped by the fps limit; no_motion: motion gate; "
-                   "no_buffer: no free slot; detector_lost; shutdown.",
+                   "no_buffer: no free slot; detector_lost: the detector actor died; "
+                   "camera_lost: the camera actor died; shutdown: in flight at stop; corrupt: "
+                   "the source could not decode it; too_large: over max_frame_pixels.",
                    [(f"sum by (reason) ({rate('camfleet_frames_dropped_total', CAMERA)})",
                      "{{reason}}")], FPS, stack=True),
     ], [
@@ -100,7 +102,8 @@ def camera_objects() -> list[list[Json]]:
                    "camera's push sinks (webhook, MQTT); events sent and dropped per second "
                    "(right axis), dropped by reason: queue_full (the oldest waiting event, to "
                    "make room), rejected (refused for good, e.g. HTTP 400), shutdown (still "
-                   "queued when the fleet stopped).", [
+                   "queued when the fleet stopped); the file sinks (jsonl, snapshots) drop on "
+                   "disk_full and io_error.", [
                        (f"sum by (sink) ({sel('camfleet_sink_queue_depth', CAMERA)})",
                         "{{sink}} queued"),
                        (f"sum by (sink) ({rate('camfleet_sink_sent_total', CAMERA)})",

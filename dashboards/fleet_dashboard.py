@@ -66,7 +66,9 @@ def fleet_frames() -> list[list[Json]]:
                        (f"sum({rate('camfleet_frames_dropped_total', FLEET)})", "dropped"),
                        (f"sum({rate('camfleet_frames_failed_total', FLEET)})", "failed")], FPS),
         timeseries("Drops by reason", "fps: skipped by the fps limit; no_motion: motion gate; "
-                   "no_buffer: no free slot; detector_lost; shutdown.",
+                   "no_buffer: no free slot; detector_lost: the detector actor died; "
+                   "camera_lost: the camera actor died; shutdown: in flight at stop; corrupt: "
+                   "the source could not decode it; too_large: over max_frame_pixels.",
                    [(f"sum by (reason) ({rate('camfleet_frames_dropped_total', FLEET)})",
                      "{{reason}}")], FPS, stack=True),
     ], [
@@ -101,7 +103,8 @@ def fleet_objects() -> list[list[Json]]:
         timeseries("Push sinks: queue depth and drops", "Events waiting in each push sink "
                    "(webhook, MQTT), all cameras; and events dropped per second (right axis): "
                    "queue_full (the oldest waiting event, to make room), rejected (refused for "
-                   "good, e.g. HTTP 400), shutdown (still queued when the fleet stopped).", [
+                   "good, e.g. HTTP 400), shutdown (still queued when the fleet stopped); the "
+                   "file sinks (jsonl, snapshots): disk_full, io_error.", [
                        (f"sum by (sink) ({sel('camfleet_sink_queue_depth', FLEET)})",
                         "{{sink}} queued"),
                        (f"sum by (sink, reason) ({rate('camfleet_sink_dropped_total', FLEET)})",

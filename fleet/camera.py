@@ -23,7 +23,7 @@ import numpy as np
 
 from fleet.accounting import FrameLedger
 from fleet.config import CameraConfig, FileSource
-from fleet.errors import EndOfStreamError, SourceError
+from fleet.errors import EndOfStreamError, FrameError, SourceError
 from fleet.frames import CameraStats, Completion, Dispatcher, FrameMeta, SinkStats
 from fleet.motion import MotionGate
 from fleet.redact import redact_url
@@ -94,6 +94,7 @@ class Camera:
         self.buffers = config.buffers
         self._state = "starting"
         self.last_error = ""
+        self.bad_frames = 0  # dropped corrupt or too_large: their warnings are thinned out
         self.lock = threading.Lock()  # guards slots, the waiting frame and the spare buffer
         self.slot_freed = threading.Condition(self.lock)  # drop_policy wait: capture waits here
         self.waiting: tuple[np.ndarray, FrameMeta, float] | None = None
@@ -264,8 +265,13 @@ class Camera:
         return False
 
     def _one_frame(self, buf: np.ndarray | None) -> np.ndarray | None:
-        with self._in_source():
-            self.source.grab()
+        try:
+            with self._in_source():
+                self.source.grab()
+        except FrameError as exc:  # frames the stream sent but nobody can decode: no reconnect
+            for _ in range(exc.count):
+                self._bad_frame(self.ledger.capture(), exc)
+            return buf
         started, wall = time.monotonic(), time.time()
         index = self.ledger.capture()
         try:
@@ -292,9 +298,9 @@ class Camera:
         if not grouped:
             self._send_group_if_due()
         direct = grouped and not self.config.put_width  # decode straight into the group
-        with self._in_source():
-            frame = self.source.retrieve(self._group_slot() if direct else buf)
-        self.shape = (frame.shape[0], frame.shape[1])
+        frame = self._decode(index, self._group_slot() if direct else buf)
+        if frame is None:
+            return buf  # dropped: the next frame decodes into buf
         if self.gate is not None and not self.gate.moving(frame):
             self.ledger.drop(index, "no_motion")
             return buf if direct else frame
@@ -309,6 +315,63 @@ class Camera:
             self.small = self._offer(small, meta, started)  # the small buffer to reuse next
             return frame  # nothing holds the full frame: decode the next one into it
         return self._offer(frame, meta, started)
+
+    # -------------------------------------------------------------------- frames of any shape
+    def _decode(self, index: int, into: np.ndarray | None) -> np.ndarray | None:
+        """The grabbed frame, decoded (into ``into`` when its shape fits); None when it was
+        dropped instead: too large, or undecodable."""
+        if self._too_large(index, self._frame_size()):  # known before decoding: not decoded
+            return None
+        try:
+            with self._in_source():
+                frame = self.source.retrieve(into)
+        except FrameError as exc:
+            self._bad_frame(index, exc)
+            return None
+        if self._too_large(index, (frame.shape[0], frame.shape[1])):
+            return None  # decoded but not kept
+        if (frame.shape[0], frame.shape[1]) != self.shape:
+            self._reshaped(frame)
+        return frame
+
+    def _frame_size(self) -> tuple[int, int] | None:
+        """The grabbed frame's (height, width) when the source knows it before decoding (not
+        every source can: see FrameSource)."""
+        frame_size = getattr(self.source, "frame_size", None)
+        return frame_size() if frame_size is not None else None
+
+    def _too_large(self, index: int, size: tuple[int, int] | None) -> bool:
+        """A frame over max_frame_pixels is dropped (``too_large``): it never enters the
+        pipeline, whose buffers, object-store puts and detectors are all sized by the frame."""
+        if size is None or size[0] * size[1] <= self.config.max_frame_pixels:
+            return False
+        self._bad_frame(index, FrameError(
+            f"camera '{self.config.id}': a {size[1]}x{size[0]} frame from "
+            f"{self.source.description} has {size[0] * size[1]:,} pixels, more than "
+            f"max_frame_pixels ({self.config.max_frame_pixels:,}); dropped it. Lower the "
+            "camera's resolution, or raise max_frame_pixels", reason="too_large"))
+        return True
+
+    def _bad_frame(self, index: int, exc: FrameError) -> None:
+        """Drop one captured frame the source could not give (``corrupt``) or that is too large;
+        the connection is fine, so the camera stays up and reads on."""
+        self.ledger.drop(index, exc.reason)
+        self.last_error = redact_url(str(exc))
+        self.bad_frames += 1
+        if self.bad_frames & (self.bad_frames - 1) == 0:  # the 1st, 2nd, 4th, 8th, ...
+            log.warning("%s (%d frame(s) dropped so far)", self.last_error, self.bad_frames)
+
+    def _reshaped(self, frame: np.ndarray) -> None:
+        """The stream changed resolution: the buffers of the old shape go. (The decode buffer
+        and the group's stack are remade where they are used; the waiting frame is a real
+        frame and goes out as it is.)"""
+        if self.shape != (0, 0):
+            log.info("camera %s: frames are now %dx%d (were %dx%d)", self.config.id,
+                     frame.shape[1], frame.shape[0], self.shape[1], self.shape[0])
+        self.shape = (frame.shape[0], frame.shape[1])
+        with self.lock:
+            self.spare = None
+        self.small = None
 
     # ------------------------------------------------------------------------- put_frames groups
     def _slot_for_group(self) -> bool:
@@ -563,4 +626,5 @@ class Camera:
                 frame, meta, started = self.waiting
                 self.waiting = None
                 self._dispatch(frame, meta, started)
-                self.spare = frame
+                if frame.shape[:2] == self.shape:  # of an old shape: let it go
+                    self.spare = frame

@@ -22,6 +22,7 @@ from fleet.config import FleetConfig, SyntheticSource, json_schema
 from fleet.errors import FleetError
 from fleet.facesize import face_notes
 from fleet.live import add_parsers, load_or_report
+from fleet.logsafe import LOG_FORMAT, install_log_redaction
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 LEASE_RENEW_S = 2.0  # the controller stops the fleet itself when the CLI is gone this long
@@ -224,6 +225,7 @@ def _reattach(fleet: Any, gone: Any, stop: _StopFlag) -> bool:
 
 
 def _stop(fleet: Any, config: Any, run_dir: Path, stop: _StopFlag, feed: Any = None) -> bool:
+    from fleet.rotation import write_atomically
     from fleet.runtime import ControllerGone
     from fleet.stats import format_summary
 
@@ -240,7 +242,11 @@ def _stop(fleet: Any, config: Any, run_dir: Path, stop: _StopFlag, feed: Any = N
     print(format_summary(final), flush=True)
     summary = {cid: {k: v for k, v in asdict(s).items() if k != "latency_s"}
                for cid, s in final.items()}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    try:  # the report never reads half a summary
+        write_atomically(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    except OSError as error:
+        print(f"camfleet: summary.json could not be written ({error.strerror or error}); the "
+              "counters are in the final line of stats.jsonl", file=sys.stderr, flush=True)
     print(f"camfleet: events in {run_dir}", flush=True)
     return True
 
@@ -292,7 +298,8 @@ def _add_lazy(sub: Any, name: str, text: str, command: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    install_log_redaction()
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)

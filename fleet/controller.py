@@ -25,6 +25,7 @@ from fleet.errors import FleetError
 from fleet.frames import CameraPlan, CameraStats
 from fleet.metrics import FleetMetrics
 from fleet.pools import DetectorPool
+from fleet.rotation import LineLog, write_atomically
 from fleet.stats import FleetSnapshot, FleetStats
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,9 @@ class FleetController:
         self.aborted = threading.Event()  # set by stop(): start-up waits give up
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # Open for the fleet's lifetime; closed by stop().
-        self.stats_file = open(self.run_dir / "stats.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        rotation = config.sinks.jsonl  # stats.jsonl rotates as the events file does
+        self.stats_file = LineLog(self.run_dir / "stats.jsonl", int(rotation.rotate_mb * 1e6),
+                                  rotation.keep_files)
         self.decisions_file = open(self.run_dir / "decisions.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.stats_file_every_s = stats_file_every(config)
         self.stats_file_due = 0.0
@@ -249,8 +252,7 @@ class FleetController:
             due = now >= self.stats_file_due
             if due and not self.stats_file.closed:
                 self.stats_file_due = now + self.stats_file_every_s - 0.05
-                self.stats_file.write(json.dumps(snapshot.record(), separators=(",", ":")) + "\n")
-                self.stats_file.flush()
+                self.stats_file.write(snapshot.record())
         return snapshot
 
     def _note_frame_size(self, cid: str, stats: CameraStats) -> None:
@@ -471,6 +473,7 @@ class FleetController:
         """What follows the new config: the stats file's spacing, the look-back window."""
         self.stats_file_every_s = stats_file_every(self.config)
         self.stats.window_s = self.config.autoscaling.look_back_s
+        self.metrics.forget_cameras(self.configs)  # a removed camera's series end with it
 
     def run(self, stop: threading.Event) -> None:
         """The control loop: one step every ``stats_interval_s`` until ``stop`` is set."""
@@ -521,11 +524,14 @@ class FleetController:
         with self.lock:
             if not self.stats_file.closed:
                 record = {"time": round(time.time(), 3), "final": counters}
-                self.stats_file.write(json.dumps(record, separators=(",", ":")) + "\n")
+                self.stats_file.write(record)
                 self.stats_file.close()
                 self.decisions_file.close()
-        summary = self.run_dir / "summary.json"
-        summary.write_text(json.dumps(counters, indent=2) + "\n", encoding="utf-8")
+        try:  # a reader (the report, a second `camfleet run` summary) never sees half of it
+            write_atomically(self.run_dir / "summary.json", json.dumps(counters, indent=2) + "\n")
+        except OSError as error:  # a full disk: said plainly, no traceback
+            log.warning("summary.json could not be written (%s); the final counters are in the "
+                        "last line of stats.jsonl, if that could be", error.strerror or error)
         self.metrics.close()
         return final
 

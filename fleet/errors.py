@@ -4,7 +4,9 @@
     ├── ConfigError             a fleet file is malformed; carries every problem found
     ├── SourceError             a camera source misbehaves
     │   ├── SourceConnectionError   could not open, or the connection dropped
-    │   └── EndOfStreamError        a finite source (file, folder) has no more frames
+    │   ├── EndOfStreamError        a finite source (file, folder) has no more frames
+    │   └── FrameError              one frame is unusable (undecodable, too large); the
+    │                               source is fine and goes on with the next
     ├── DetectorError           a detector could not be built or failed on a frame
     └── ReportError             a run folder cannot be reported on (fleet/report/)
 
@@ -54,6 +56,17 @@ class SourceConnectionError(SourceError):
 
 class EndOfStreamError(SourceError):
     """A finite source has delivered its last frame."""
+
+
+class FrameError(SourceError):
+    """One frame (or ``count`` frames in a row) could not be used, but the source is fine: the
+    camera drops them with ``reason`` (a drop reason: ``corrupt`` or ``too_large``) and reads
+    on, without reconnecting. A source that would replay frames on a reopen must raise this,
+    not :class:`SourceConnectionError`, for a bad frame."""
+
+    def __init__(self, message: str, reason: str = "corrupt", count: int = 1):
+        super().__init__(message)
+        self.reason, self.count = reason, count
 
 
 class DetectorError(FleetError):

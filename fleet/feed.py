@@ -9,7 +9,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 SHOWN = ("start", "end", "enter", "leave", "loiter", "stationary")
 
@@ -30,23 +30,44 @@ def describe(event: dict[str, Any], what: str | None = None) -> str:
 
 
 class EventFeed:
-    """Reads what was appended to the events file since the last call."""
+    """Reads what was appended to the events file since the last call. The file rotates
+    (``sinks.jsonl.rotate_mb``): the feed holds the file it reads open, reads it to its end,
+    and then follows the new file by that name."""
 
     def __init__(self, path: Path, limit: int = 20):
         self.path = path
         self.limit = limit
-        self.offset = 0
+        self.handle: BinaryIO | None = None
         self.partial = b""
         self.stationary: set[str] = set()  # tracks whose last shown event was stationary
 
-    def lines(self) -> list[str]:
+    def _read(self) -> bytes:
+        """New bytes: the rest of the file held open, then, if the name now points at a new
+        file (rotated), that one from its start."""
+        data = b""
+        for _ in range(2):
+            if self.handle is None:
+                try:
+                    self.handle = open(self.path, "rb")  # noqa: SIM115 (held across calls)
+                except OSError:
+                    return data
+            chunk = self.handle.read(4 << 20)
+            data += chunk
+            if len(chunk) == 4 << 20 or not self._rotated():
+                return data
+            self.handle.close()
+            self.handle = None
+        return data
+
+    def _rotated(self) -> bool:
+        assert self.handle is not None
         try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read(4 << 20)
-        except OSError:
-            return []
-        self.offset += len(data)
+            return os.stat(self.path).st_ino != os.fstat(self.handle.fileno()).st_ino
+        except FileNotFoundError:
+            return False  # between the rename and the new file: keep reading the old one
+
+    def lines(self) -> list[str]:
+        data = self._read()
         data, self.partial = self.partial + data, b""
         if data and not data.endswith(b"\n"):  # a line still being written: keep its start
             data, _, self.partial = data.rpartition(b"\n")

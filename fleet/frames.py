@@ -58,13 +58,13 @@ class DetectionResult:
 
 @dataclass(frozen=True)
 class SinkStats:
-    """One push sink of one camera. ``published == sent + queued + sum(dropped.values())``."""
+    """One sink of one camera. ``published == sent + queued + sum(dropped.values())``."""
 
-    sink: str  # webhook | mqtt
+    sink: str  # webhook | mqtt (push sinks) | jsonl | snapshots (files)
     published: int
     sent: int
     queued: int
-    dropped: dict[str, int]  # queue_full | rejected | shutdown
+    dropped: dict[str, int]  # queue_full | rejected | shutdown; files: disk_full | io_error
     retries: int
     last_error: str = ""
 
@@ -105,7 +105,7 @@ class CameraStats:
     tracks_active: dict[str, int] = field(default_factory=dict)  # live objects per label
     object_events: dict[str, int] = field(default_factory=dict)  # object events by type
     frames_late: int = 0  # results too late for the tracker's reorder window (not tracked)
-    sinks: tuple[SinkStats, ...] = ()  # the camera's push sinks (webhook, MQTT)
+    sinks: tuple[SinkStats, ...] = ()  # the camera's push sinks (webhook, MQTT), then files
     handoffs_local: int = 0  # frames handed to a detector on the camera's node
     handoffs_remote: int = 0  # ... on another node (the frame crossed the network)
     remote_bytes: int = 0  # frame bytes those pulled across nodes

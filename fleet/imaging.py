@@ -7,6 +7,7 @@ on Ray's object store).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 
 import cv2
@@ -18,16 +19,29 @@ BOX_COLOUR = (0, 255, 0)
 
 
 class Downscaler:
-    """Resizes into buffers it owns and reuses: one allocation per distinct output shape."""
+    """Resizes into buffers it owns and reuses: one allocation per distinct output shape, and
+    at most ``max_shapes`` shapes kept per role (the least recently used goes). A detector
+    shares one Downscaler among every camera it serves, and frames come in any size: kept for
+    ever, a buffer per shape would grow without bound (1,000 heights, 1,000 buffers)."""
 
-    def __init__(self) -> None:
-        self._buffers: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+    def __init__(self, max_shapes: int = 4) -> None:
+        self.max_shapes = max_shapes
+        self._buffers: dict[str, OrderedDict[tuple[int, ...], np.ndarray]] = {}
 
     def buffer(self, role: str, shape: tuple[int, ...]) -> np.ndarray:
-        buf = self._buffers.get((role, shape))
+        kept = self._buffers.setdefault(role, OrderedDict())
+        buf = kept.get(shape)
         if buf is None:
-            buf = self._buffers[(role, shape)] = np.empty(shape, np.uint8)
+            buf = kept[shape] = np.empty(shape, np.uint8)
+            while len(kept) > self.max_shapes:
+                kept.popitem(last=False)  # whoever still uses it keeps it alive, not us
+        else:
+            kept.move_to_end(shape)
         return buf
+
+    def kept(self) -> int:
+        """Buffers held now, all roles together."""
+        return sum(len(kept) for kept in self._buffers.values())
 
     def resize(self, frame: np.ndarray, width: int | None) -> tuple[np.ndarray, float]:
         """Return (image, scale) where scale = image width / frame width."""

@@ -10,20 +10,24 @@ import time
 
 from fleet.config import FleetConfig, load_fleet
 from fleet.errors import ConfigError, FleetError
+from fleet.logsafe import install_log_redaction
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
 
 def load_or_report(path: str) -> FleetConfig | None:
-    """The fleet file, or None after printing its problems (file, line, field)."""
+    """The fleet file, or None after printing its problems (file, line, field). Its secrets
+    are masked in this process's log lines from then on."""
     try:
-        return load_fleet(path)
+        config = load_fleet(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         n = len(exc.problems)
         print(f"{path}: {n} problem{'s' * (n != 1)}; nothing was started", file=sys.stderr)
         return None
+    install_log_redaction(config)
+    return config
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -11,16 +11,21 @@ credential can reach a label.
 
 from __future__ import annotations
 
+import http.server
+import socket
+import socketserver
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from fleet.frames import CameraStats, DetectorStats
+from fleet.push import SINK_DROP_REASONS
 from fleet.stats import FleetSnapshot
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10,
@@ -115,7 +120,7 @@ def _object_metrics(views: list[Any]) -> Iterator[Metric]:
         for sink in stats.sinks:
             depth.add_metric([stats.camera, sink.sink], sink.queued)
             sent.add_metric([stats.camera, sink.sink], sink.sent)
-            for reason in ("queue_full", "rejected", "shutdown"):
+            for reason in SINK_DROP_REASONS:  # every one at 0 from the start
                 lost.add_metric([stats.camera, sink.sink, reason], sink.dropped.get(reason, 0))
     yield from (active, events, late, depth, sent, lost)
     handoffs = CounterMetricFamily("camfleet_handoffs", "Frames handed to a detector actor, by "
@@ -221,11 +226,114 @@ class FleetMetrics:
 
     def serve(self, host: str, port: int) -> str:
         """Start the HTTP endpoint; returns its URL (port 0 picks a free port)."""
-        self.server, _ = start_http_server(port, addr=host, registry=self.registry)
+        self.server = MetricsServer((host, port), self.registry)
+        threading.Thread(target=self.server.serve_forever, name="metrics-http",
+                         daemon=True).start()
         return f"http://{host}:{self.server.server_port}/metrics"
+
+    def forget_cameras(self, keep: Iterable[str]) -> None:
+        """Drop the histogram series of cameras no longer in the fleet (``camfleet apply``
+        removed them); the counters and gauges follow the snapshot and go by themselves."""
+        keep = set(keep)
+        for labels in [k for k in self.latency._metrics if k[0] not in keep]:  # noqa: SLF001
+            self.latency.remove(*labels)
 
     def close(self) -> None:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+
+MAX_CONNECTIONS = 8  # scrapes served at once; more are closed at once (a scrape takes ms)
+REQUEST_DEADLINE_S = 5.0  # a connection is cut this long after it opened, whatever it sends
+
+
+class _MetricsHandler(http.server.BaseHTTPRequestHandler):
+    server: MetricsServer
+
+    def handle(self) -> None:
+        # A total deadline, not a per-read timeout: a client that drips a byte now and then
+        # (or never finishes its request line) is cut off by the server's reaper.
+        self.server.watch(self.connection)
+        try:
+            super().handle()
+        finally:
+            self.server.unwatch(self.connection)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.path.split("?")[0] not in ("/metrics", "/"):
+            self.send_error(404)
+            return
+        body = generate_latest(self.server.registry)
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+        pass  # a scrape a second is not news
+
+
+class MetricsServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """``/metrics`` with bounds: at most MAX_CONNECTIONS handled at once (a thread each; more
+    are closed as they come, counted in ``refused``), each cut REQUEST_DEADLINE_S after it
+    opened. prometheus_client's own server has a thread per connection and no timeout, so 300
+    half-sent requests meant 300 threads in the controller."""
+
+    daemon_threads = True
+    request_queue_size = 64  # a burst of connections waits in the kernel, to be refused fast
+
+    def __init__(self, address: tuple[str, int], registry: CollectorRegistry):
+        self.registry = registry
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.refused = 0
+        self.deadlines: dict[socket.socket, float] = {}
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        super().__init__(address, _MetricsHandler)
+        threading.Thread(target=self._reap, name="metrics-reaper", daemon=True).start()
+
+    def watch(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.deadlines[connection] = time.monotonic() + REQUEST_DEADLINE_S
+
+    def unwatch(self, connection: socket.socket) -> None:
+        with self.lock:
+            self.deadlines.pop(connection, None)
+
+    def _reap(self) -> None:
+        """One thread for every connection's deadline (not a timer each)."""
+        while not self.closing.wait(0.2):
+            now = time.monotonic()
+            with self.lock:
+                late = [c for c, due in self.deadlines.items() if due <= now]
+                for connection in late:
+                    del self.deadlines[connection]
+            for connection in late:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed
+
+    def server_close(self) -> None:
+        self.closing.set()
+        super().server_close()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()

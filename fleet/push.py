@@ -16,6 +16,13 @@ Drop reasons: ``queue_full`` (the oldest waiting event, to make room), ``rejecte
 refused it for good, e.g. HTTP 400, or it could not be encoded as JSON) and ``shutdown`` (still
 queued when ``close`` ran out of time; it may yet have reached the receiver).
 
+A webhook request has ``timeout_s`` in all, from connect to the end of the answer (every socket
+operation gets only the time left), and at most :data:`RESPONSE_CAP_BYTES` of an answer's body
+is read: a receiver that drips its answer or streams an endless one costs a failed attempt, not
+a stuck worker or the process's memory. Signed requests carry :data:`TIMESTAMP_HEADER` inside the
+signed material, so a receiver can refuse replays. Settings that send a credential in clear are
+warned about once per process when a sink starts.
+
 No message, stat or log record holds a credential: the sinks mask their configured secrets and
 every URL goes through :func:`fleet.redact.redact_url`.
 """
@@ -23,18 +30,24 @@ every URL goes through :func:`fleet.redact.redact_url`.
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import hashlib
 import hmac
 import http.client
+import io
+import ipaddress
 import json
 import logging
+import os
 import random
 import secrets
+import socket
 import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -43,16 +56,48 @@ import paho.mqtt.client as paho
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from fleet.config._push import MqttSinkConfig, PushSinkSettings, WebhookSinkConfig
+from fleet.config._push import (
+    MqttSinkConfig,
+    MqttTlsConfig,
+    PushSinkSettings,
+    WebhookSinkConfig,
+)
+from fleet.errors import FleetError
 from fleet.redact import redact_url
 
 logger = logging.getLogger(__name__)
 
-DROP_REASONS = ("queue_full", "rejected", "shutdown")
+DROP_REASONS = ("queue_full", "rejected", "shutdown")  # why a push sink dropped an event
+FILE_DROP_REASONS = ("disk_full", "io_error")  # why a file sink (jsonl, snapshots) lost a write
+SINK_DROP_REASONS = DROP_REASONS + FILE_DROP_REASONS  # camfleet_sink_dropped_total's reasons
 # HTTP answers worth trying again: the receiver is overloaded, restarting or timed out.
 _RETRY_STATUSES = frozenset({408, 429})
 # What a keep-alive connection the server has closed while idle fails with: try a fresh one.
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+# The most of a webhook's answer read: enough for any error message, never a flood.
+RESPONSE_CAP_BYTES = 64 * 1024
+# The unix time (whole seconds) of a signed request; the signature covers "<it>." + body.
+TIMESTAMP_HEADER = "X-Camfleet-Timestamp"
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(message: str) -> None:
+    """Log a warning about a setting once per process, not once per camera."""
+    with _warned_lock:
+        if message in _warned:
+            return
+        _warned.add(message)
+    logger.warning("%s", message)
+
+
+class PushSettingError(FleetError, ValueError):
+    """A push sink's setting cannot be used on this node (a TLS file missing, say)."""
+
+    def __init__(self, field: str, message: str):
+        self.field, self.message = field, message
+        super().__init__(f"{field}: {message}")
 
 
 @dataclass(frozen=True)
@@ -318,12 +363,94 @@ class PushSink:
 
 
 # --------------------------------------------------------------------------------------- webhook
+class _DeadlineReader(io.RawIOBase):
+    """The response side of a socket: each read may take only the time left until the
+    request's deadline, so an answer that drips in a byte at a time still ends in time."""
+
+    def __init__(self, sock: socket.socket, left: Callable[[], float]):
+        super().__init__()
+        # A makefile() reader holds the socket open after HTTPConnection lets go of it (it
+        # does, for an answer that ends with the connection).
+        self._sock, self._raw, self._left = sock, sock.makefile("rb", buffering=0), left
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        self._sock.settimeout(self._left())
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+                 url: str | None = None, *, left: Callable[[], float]):
+        super().__init__(sock, debuglevel, method, url)
+        self.fp.close()  # the plain makefile() reader: its reads would each get a fresh timeout
+        self.fp = io.BufferedReader(_DeadlineReader(sock, left))
+
+
+class _DeadlineConnection(http.client.HTTPConnection):
+    """An HTTP(S) connection held to one deadline per request, not one timeout per socket
+    operation: connect, the TLS handshake, the send and every read get only the time left
+    until :attr:`deadline` (``time.monotonic()``), and none starts once it has passed."""
+
+    def __init__(self, host: str, port: int | None, context: ssl.SSLContext | None):
+        super().__init__(host, port or (443 if context else 80))
+        self._context = context
+        self.deadline = 0.0
+        self.timeout_s = 0.0  # what the deadline was set from, for the message
+        self.response_class = functools.partial(  # type: ignore[assignment]
+            _DeadlineResponse, left=self.left)
+
+    def left(self) -> float:
+        """Seconds to the deadline; TimeoutError once there are none."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no complete answer within {self.timeout_s:g} s")
+        return left
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.left())
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._context is not None:
+                sock.settimeout(self.left())  # CPython holds a handshake to one timeout in all
+                sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def send(self, data: Any) -> None:
+        if self.sock is None:
+            self.connect()
+        self.sock.settimeout(self.left())  # sendall: one timeout for all of it
+        super().send(data)
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class WebhookSink(PushSink):
     """POST each event as JSON, one at a time, over one keep-alive connection.
 
     2xx is delivered; 5xx, 408, 429, timeouts and connection errors are retried (with the
     sink's backoff: a Retry-After header is not read); any other answer (3xx, 4xx) is dropped
     ``rejected``, since sending the same body again would get the same answer.
+
+    Each request has ``timeout_s`` in all, from connect to the end of the answer, and reads at
+    most :data:`RESPONSE_CAP_BYTES` of the answer's body: a receiver that answers slowly or
+    endlessly costs a retry, not a stuck worker or the process's memory.
     """
 
     name = "webhook"
@@ -346,8 +473,26 @@ class WebhookSink(PushSink):
             login = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             self._headers["Authorization"] = "Basic " + base64.b64encode(login.encode()).decode()
         self._headers.update(config.headers)  # the user's own Authorization wins
-        self._connection: http.client.HTTPConnection | None = None
+        self._connection: _DeadlineConnection | None = None
+        self._warn_at_start(parts.username is not None)
         self._start()
+
+    def _warn_at_start(self, basic_auth: bool) -> None:
+        """Settings that weaken what the receiver can trust, logged once per process."""
+        config, where = self._config, self._safe_url
+        if not self._https and not _loopback(self._host):
+            if basic_auth or config.headers:
+                what = "basic-auth credentials" if basic_auth else "the headers' values"
+                _warn_once(f"webhook {where} sends {what} in clear over http:// to a host that "
+                           "is not this machine; anyone on the path can read them: use https://")
+            if config.secret:
+                _warn_once(f"webhook {where}: events signed with secret go in clear over "
+                           "http://; anyone on the path can read them and replay them within "
+                           "the receiver's tolerance window: use https://")
+        if config.secret and config.signature_scheme == "body":
+            _warn_once(f"webhook {where}: signature_scheme 'body' signs the body only, so a "
+                       "captured request can be replayed at any time; use 'timestamped' (the "
+                       "default) and check X-Camfleet-Timestamp at the receiver")
 
     def _attempt(self, body: bytes, timeout_s: float | None) -> _Attempt:
         timeout = self._config.timeout_s if timeout_s is None else min(timeout_s,
@@ -367,42 +512,51 @@ class WebhookSink(PushSink):
         return _Attempt("rejected", f"{answer}; not retried (fix the receiver, or what it "
                                     "is sent: url, headers, secret)")
 
-    def _post(self, body: bytes, timeout_s: float) -> tuple[int, str]:
-        """POST ``body``: (status, reason). An idle keep-alive connection the server closed is
-        replaced at once, once: it is no sign that the receiver is down."""
+    def _signed(self, body: bytes) -> dict[str, str]:
+        """The request's headers, with a fresh timestamp and signature when there is a key.
+
+        Signed afresh on every attempt, so a retry after a long outage still falls within the
+        receiver's tolerance window."""
         headers = {**self._headers, "Content-Length": str(len(body))}
         if self._key is not None:
-            # The receiver computes the same over the raw body it got, and compares the two
-            # with hmac.compare_digest.
-            digest = hmac.new(self._key, body, hashlib.sha256).hexdigest()
+            timestamp = str(int(time.time()))
+            signed = body if self._config.signature_scheme == "body" \
+                else f"{timestamp}.".encode() + body
+            digest = hmac.new(self._key, signed, hashlib.sha256).hexdigest()
+            headers[TIMESTAMP_HEADER] = timestamp
             headers[self._config.signature_header] = f"sha256={digest}"
+        return headers
+
+    def _post(self, body: bytes, timeout_s: float) -> tuple[int, str]:
+        """POST ``body``: (status, reason), within ``timeout_s`` in all. An idle keep-alive
+        connection the server closed is replaced at once, once, within the same time: it is no
+        sign that the receiver is down."""
+        headers = self._signed(body)
+        deadline = time.monotonic() + timeout_s
         while True:
             reused = self._connection is not None
-            connection = self._connect(timeout_s)
+            connection = self._connect(deadline, timeout_s)
             try:
                 connection.request("POST", self._target, body=body, headers=headers)
                 response = connection.getresponse()
-                response.read()
+                # Read little of the answer: its status is what counts. An answer longer than
+                # that is cut off with its connection, which is not used again.
+                response.read(RESPONSE_CAP_BYTES)
             except (OSError, http.client.HTTPException) as error:
                 self._disconnect()
                 if reused and isinstance(error, _STALE):
                     continue
                 raise
-            if response.will_close:
+            if response.will_close or not response.isclosed():
+                response.close()  # an answer that ends with its connection holds the socket
                 self._disconnect()
             return response.status, response.reason
 
-    def _connect(self, timeout_s: float) -> http.client.HTTPConnection:
+    def _connect(self, deadline: float, timeout_s: float) -> _DeadlineConnection:
         if self._connection is None:
-            if self._https:
-                self._connection = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=timeout_s,
-                    context=ssl.create_default_context())
-            else:
-                self._connection = http.client.HTTPConnection(self._host, self._port,
-                                                              timeout=timeout_s)
-        elif self._connection.sock is not None:
-            self._connection.sock.settimeout(timeout_s)
+            context = ssl.create_default_context() if self._https else None
+            self._connection = _DeadlineConnection(self._host, self._port, context)
+        self._connection.deadline, self._connection.timeout_s = deadline, timeout_s
         return self._connection
 
     def _disconnect(self) -> None:
@@ -410,7 +564,20 @@ class WebhookSink(PushSink):
             self._connection.close()
             self._connection = None
 
+    def _reserve_s(self, timeout_s: float) -> float:
+        return min(0.2, 0.1 * timeout_s)  # for the worker to unwind a request cut short
+
     def _finish(self, deadline: float) -> None:
+        """Wait for the worker (its request ends by close's deadline less the reserve); one
+        still in a request begun before close is cut off by shutting its socket."""
+        self._worker.join(max(0.0, deadline - time.monotonic()))
+        if self._worker.is_alive():
+            connection = self._connection
+            sock = connection.sock if connection is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self._worker.join(0.05)
         if not self._worker.is_alive():  # else the worker may still be using it
             self._disconnect()
 
@@ -435,7 +602,12 @@ class MqttSink(PushSink):
         self._config = config
         topic = f"{config.topic_prefix}/{fleet}/{camera}"
         self._events_topic, self._state_topic = f"{topic}/events", f"{topic}/state"
-        self._where = f"mqtt{'s' if config.tls else ''}://{config.host}:{config.port}"
+        self._where = f"mqtt{'s' if config.tls.enabled else ''}://{config.host}:{config.port}"
+        tls = _tls_context(config.tls) if config.tls.enabled else None  # before any thread
+        if config.password and tls is None:
+            _warn_once(f"MQTT to {self._where} sends the password of user {config.username!r} "
+                       "in clear (tls.enabled is false): anyone on the path can read it; "
+                       "enable tls")
         # paho's callbacks take these locks while paho holds its own: never call paho with
         # _acks or _wake held.
         self._acks = threading.Condition(threading.Lock())
@@ -445,7 +617,8 @@ class MqttSink(PushSink):
         self._mid: int | None = None  # the head event's message at paho (worker thread only)
         self._state: str | None = None  # the camera's state, as set_state last said
         self._state_due = False  # to publish: changed, or the broker may have forgotten it
-        self._client = self._make_client(f"camfleet-{fleet}-{camera}-{secrets.token_hex(3)}")
+        self._client = self._make_client(f"camfleet-{fleet}-{camera}-{secrets.token_hex(3)}",
+                                         tls)
         self._client.connect_async(config.host, config.port, config.keepalive_s)
         self._client.loop_start()  # connects in paho's thread: a dead broker never blocks here
         self._start()
@@ -458,14 +631,14 @@ class MqttSink(PushSink):
             self._state, self._state_due = state, True
             self._wake.notify()
 
-    def _make_client(self, client_id: str) -> paho.Client:
+    def _make_client(self, client_id: str, tls: ssl.SSLContext | None) -> paho.Client:
         config = self._config
         client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id,
                              protocol=paho.MQTTv311)
         if config.username is not None:
             client.username_pw_set(config.username, config.password)
-        if config.tls:
-            client.tls_set_context(ssl.create_default_context())
+        if tls is not None:
+            client.tls_set_context(tls)  # paho takes check_hostname from the context
         client.will_set(self._state_topic, "down", qos=1, retain=True)
         # paho's own reconnect backoff (no jitter); it sleeps fractions of a second fine.
         client.reconnect_delay_set(config.initial_backoff_s,  # type: ignore[arg-type]
@@ -594,6 +767,33 @@ class MqttSink(PushSink):
         with self._acks:
             self._acked.add(mid)
             self._acks.notify_all()
+
+
+def _tls_context(tls: MqttTlsConfig) -> ssl.SSLContext:
+    """The TLS context ``tls`` asks for; PushSettingError naming the field of a file that is
+    missing here or not what it should be."""
+    field = "sinks.mqtt.tls."
+    for name in ("ca_file", "cert_file", "key_file"):
+        path = getattr(tls, name)
+        if path is not None and not os.path.isfile(path):
+            raise PushSettingError(field + name, f"{path} is not a file on this node "
+                                   f"({socket.gethostname()}); put the PEM file there on every "
+                                   "node that runs cameras, or fix the path")
+    try:
+        context = ssl.create_default_context(cafile=tls.ca_file)
+    except ssl.SSLError as error:
+        raise PushSettingError(field + "ca_file", f"{tls.ca_file} holds no usable CA "
+                               f"certificate ({error}); give a PEM file") from error
+    if tls.cert_file is not None:
+        try:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+        except ssl.SSLError as error:
+            raise PushSettingError(field + "cert_file", f"{tls.cert_file} and its key "
+                                   f"({tls.key_file or 'in the same file'}) cannot be loaded "
+                                   f"({error}); give a PEM certificate and its unencrypted "
+                                   "private key") from error
+    context.check_hostname = tls.check_hostname
+    return context
 
 
 def open_push_sinks(webhook: WebhookSinkConfig, mqtt: MqttSinkConfig, fleet: str,

@@ -4,16 +4,24 @@ A source hands out frames in two steps, so that frames the fps limit skips cost 
 conversion or copy: ``grab()`` advances one frame, ``retrieve(into)`` decodes it into ``into``
 (the camera's reused buffer) and returns the array that holds it, which is ``into`` whenever the
 shape matches. Pacing (a file at its native fps) is the caller's job: see ``pace_fps``.
+
+A frame that cannot be used is not a lost connection: ``grab`` or ``retrieve`` raise
+:class:`FrameError` for it, the camera drops it (``corrupt``) and the next ``grab`` goes on from
+the frame after it. Only a source that is gone raises :class:`SourceConnectionError`, and only
+then is it closed and opened again. A source that can tell a grabbed frame's size without
+decoding it has ``frame_size()``, so that the camera drops a frame larger than
+``max_frame_pixels`` before it costs a decode.
 """
 
 from __future__ import annotations
 
+import bisect
 import glob
 import math
 import os
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import cv2
 import numpy as np
@@ -27,7 +35,7 @@ from fleet.config import (
     ScenePath,
     SyntheticSource,
 )
-from fleet.errors import EndOfStreamError, SourceConnectionError, SourceError
+from fleet.errors import EndOfStreamError, FrameError, SourceConnectionError
 
 # FFmpeg and OpenCV print the URLs they fail on, credentials included: keep them quiet and let
 # camfleet report failures with redacted URLs. Set before the first capture opens.
@@ -37,9 +45,15 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 SourceConfig = FileSource | RtspSource | HttpSource | DeviceSource | ImagesSource | SyntheticSource
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# FFmpeg's grab() fails at once on a part it cannot decode and reads the next frame on the next
+# call; this many failures in a row, each quick, and the connection is taken for lost.
+MAX_BAD_FRAMES_IN_A_ROW = 4
 
 
 class FrameSource(Protocol):
+    """What the camera reads. Optional: ``frame_size() -> (height, width) | None``, the grabbed
+    frame's size when it is known before decoding."""
+
     description: str  # safe to log: no credentials
     native_fps: float
 
@@ -71,6 +85,7 @@ class CaptureSource:
         self.config = config
         self.cap: cv2.VideoCapture | None = None
         self.grabbed = False  # a frame came since the source was opened
+        self.pending = False  # the next frame was grabbed already, after a bad one
         self.native_fps = 0.0
         if isinstance(config, FileSource):
             self.description = f"file {config.path}"
@@ -95,7 +110,7 @@ class CaptureSource:
         if not cap.isOpened():
             cap.release()
             raise SourceConnectionError(self._open_failure())
-        self.cap, self.grabbed = cap, False
+        self.cap, self.grabbed, self.pending = cap, False, False
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.native_fps = fps if 0 < fps < 1000 and math.isfinite(fps) else 0.0
         if isinstance(config, FileSource) and config.realtime:
@@ -133,6 +148,9 @@ class CaptureSource:
     def grab(self) -> None:
         if self.cap is None:
             raise SourceConnectionError(f"camera '{self.camera}': source is not open")
+        if self.pending:  # grabbed after the bad frame reported last time
+            self.pending = False
+            return
         started = time.monotonic()
         if self.cap.grab():
             self._check_stall(time.monotonic() - started)
@@ -141,6 +159,25 @@ class CaptureSource:
             if self.config.loop and self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0) and self.cap.grab():
                 return
             raise EndOfStreamError(f"camera '{self.camera}': end of {self.config.path}")
+        self._bad_or_lost(time.monotonic() - started)
+
+    def _bad_or_lost(self, elapsed_s: float) -> None:
+        """A stream's grab() failed: an undecodable frame (FFmpeg fails at once, and the next
+        grab succeeds) or a lost connection (end of file, a read timeout, nothing after it).
+        Raises FrameError for the first, with the next frame grabbed; else
+        SourceConnectionError."""
+        config = self.config
+        if isinstance(config, (RtspSource, HttpSource)) and elapsed_s < config.read_timeout_s:
+            assert self.cap is not None
+            deadline = time.monotonic() + config.read_timeout_s
+            for bad in range(1, MAX_BAD_FRAMES_IN_A_ROW + 1):
+                if time.monotonic() >= deadline:
+                    break
+                if self.cap.grab():
+                    self.pending = True
+                    raise FrameError(
+                        f"camera '{self.camera}': {self.description} sent {bad} frame(s) that "
+                        "could not be decoded; skipped them, the stream goes on", count=bad)
         raise SourceConnectionError(
             f"camera '{self.camera}': {self.description} stopped delivering frames")
 
@@ -162,12 +199,21 @@ class CaptureSource:
                 f"{elapsed_s:.1f} s (read timeout {config.read_timeout_s:g} s)"
             )
 
+    def frame_size(self) -> tuple[int, int] | None:
+        """(height, width) of what ``retrieve`` will return: FFmpeg scales every frame of a
+        stream to the size it opened with."""
+        if self.cap is None:
+            return None
+        w, h = self.cap.get(cv2.CAP_PROP_FRAME_WIDTH), self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        return (int(h), int(w)) if w > 0 and h > 0 else None
+
     def retrieve(self, into: np.ndarray | None) -> np.ndarray:
         assert self.cap is not None
         ok, frame = self.cap.retrieve(into) if into is not None else self.cap.retrieve()
         if not ok or frame is None:
-            raise SourceError(
-                f"camera '{self.camera}': could not decode a frame from {self.description}")
+            raise FrameError(
+                f"camera '{self.camera}': could not decode a frame from {self.description}; "
+                "skipped it")
         return frame
 
     def close(self) -> None:
@@ -187,6 +233,7 @@ class ImageFolderSource:
         self.native_fps = config.fps
         self.files: list[str] = []
         self.position = -1
+        self.last_name = ""  # the image grabbed last: a reopened folder goes on after it
 
     def open(self) -> None:
         path = self.config.path
@@ -200,7 +247,8 @@ class ImageFolderSource:
                 f"camera '{self.camera}': no images at {path}; expected a folder of "
                 f"{'/'.join(_IMAGE_SUFFIXES)} files or a glob pattern"
             )
-        self.files, self.position = names, -1
+        # never replay: opened again (after a failure), the folder goes on after the last image
+        self.files, self.position = names, bisect.bisect_right(names, self.last_name) - 1
 
     def grab(self) -> None:
         self.position += 1
@@ -208,16 +256,71 @@ class ImageFolderSource:
             if not self.config.loop:
                 raise EndOfStreamError(f"camera '{self.camera}': last image of {self.config.path}")
             self.position = 0
+        self.last_name = self.files[self.position]
+
+    def frame_size(self) -> tuple[int, int] | None:
+        """(height, width) from a JPEG's or PNG's header, without decoding; None otherwise."""
+        return image_header_size(self.files[self.position])
 
     def retrieve(self, into: np.ndarray | None) -> np.ndarray:
         name = self.files[self.position]
         frame = cv2.imread(name, cv2.IMREAD_COLOR)
         if frame is None:
-            raise SourceError(f"camera '{self.camera}': cannot decode image {name}")
+            raise FrameError(f"camera '{self.camera}': cannot decode image {name}; skipped it, "
+                             "the folder goes on with the next")
         return _into(frame, into)
 
     def close(self) -> None:
         self.files = []
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers: baseline, progressive, lossless, arithmetic (not DHT C4, JPG C8,
+# DAC CC)
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def image_header_size(path: str) -> tuple[int, int] | None:
+    """(height, width) of a JPEG or PNG file read from its header (a few hundred bytes, or the
+    segments before the frame header of a JPEG), or None when the file is neither or its header
+    is damaged (decoding it will say)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+            if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
+                return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
+            if head[:2] != b"\xff\xd8":
+                return None
+            f.seek(2)
+            return _jpeg_sof_size(f)
+    except OSError:
+        return None
+
+
+def _jpeg_sof_size(f: BinaryIO) -> tuple[int, int] | None:
+    """Walk a JPEG's marker segments, from after SOI, to its start-of-frame header."""
+    while True:
+        byte = f.read(1)
+        if byte != b"\xff":
+            return None  # not at a marker: a damaged file
+        while byte == b"\xff":  # a marker may be preceded by fill bytes
+            byte = f.read(1)
+        if not byte:
+            return None
+        marker = byte[0]
+        if marker == 0xD9 or marker == 0xDA:  # end of image, start of scan: no frame header
+            return None
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            continue
+        length = f.read(2)
+        if len(length) < 2:
+            return None
+        if marker in _JPEG_SOF:
+            header = f.read(5)  # precision, height, width
+            if len(header) < 5:
+                return None
+            return int.from_bytes(header[1:3], "big"), int.from_bytes(header[3:5], "big")
+        f.seek(int.from_bytes(length, "big") - 2, os.SEEK_CUR)
 
 
 def path_box(path: ScenePath, t: float, width: int, height: int) -> tuple[int, int, int, int]:

@@ -62,7 +62,7 @@ class Snapshots(Protocol):
 
     def encode(self, frame: np.ndarray, meta: FrameMeta, box: Detection) -> bytes | None: ...
 
-    def save(self, track: str, jpeg: bytes) -> str: ...
+    def save(self, track: str, jpeg: bytes) -> str | None: ...  # None: not written
 
 
 @dataclass

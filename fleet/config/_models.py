@@ -290,6 +290,13 @@ class CameraSettings(ObjectSettings):
         "and image folders, drop_oldest for live sources.",
     )
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig, description="Backoff.")
+    max_frame_pixels: int = Field(
+        default=33_177_600, ge=256, le=268_435_456,
+        description="A frame with more pixels (width x height) than this is dropped as "
+        "too_large and never enters the pipeline; the stream goes on. The default is 8K UHD "
+        "(7680 x 4320); a 16384 x 16384 frame, which a 245 KiB JPEG can decode to, would hold "
+        "768 MB. Image folders read JPEG and PNG sizes from the header, before decoding.",
+    )
     watchdog_s: float = Field(
         default=60.0, ge=1, le=3600,
         description="A capture call into the source (open, grab, decode) that lasts this long "
@@ -830,6 +837,23 @@ class JsonlSinkConfig(StrictModel):
     flush_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="Longest a line waits in memory."
     )
+    rotate_mb: float = Field(
+        default=256, ge=0, le=1_000_000,
+        description="Start a new file when the file passes this size (MB): the old one becomes "
+        "<path>.1 (.1 becomes .2, and so on). 0: never rotate. stats.jsonl in the run folder "
+        "rotates by the same rule.",
+    )
+    keep_files: int = Field(
+        default=5, ge=0, le=1000,
+        description="Rotated files kept (<path>.1 newest ... <path>.<keep_files>); older ones "
+        "are deleted. 0: a full file is deleted at rotation.",
+    )
+    max_pending_lines: int = Field(
+        default=10_000, ge=256, le=10_000_000,
+        description="Lines held in memory while the file cannot be written (a full disk); past "
+        "this the oldest are dropped and counted (sink jsonl, reason disk_full). Push sinks "
+        "never wait for the file.",
+    )
 
 
 class SnapshotSinkConfig(StrictModel):
@@ -854,6 +878,22 @@ class SnapshotSinkConfig(StrictModel):
     )
     width: int = Field(default=640, ge=32, le=7680, description="Snapshot width (downscaled).")
     jpeg_quality: int = Field(default=85, ge=10, le=100, description="JPEG quality.")
+    max_age_days: float | None = Field(
+        default=None, gt=0, le=3650,
+        description="Delete snapshots older than this (days, by file time). None: kept "
+        "whatever their age (max_mb still applies).",
+    )
+    max_mb: float = Field(
+        default=1024, ge=0, le=10_000_000,
+        description="Disk budget of the snapshot folder (MB, all cameras of the run folder on "
+        "a node together): past it the oldest snapshots are deleted first. 0: no budget.",
+    )
+    prune_interval_s: float = Field(
+        default=60, ge=1, le=86400,
+        description="How often the snapshot folder is checked against max_age_days and "
+        "max_mb (seconds; once per node, whatever the number of cameras; at once after a "
+        "snapshot failed for want of space).",
+    )
 
 
 class SinksConfig(StrictModel):

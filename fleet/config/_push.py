@@ -9,7 +9,7 @@ put them in ``${ENV}`` or ``${file:...}`` so they stay out of the fleet file as 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -65,19 +65,29 @@ class WebhookSinkConfig(PushSinkSettings):
     )
     secret: str | None = Field(
         default=None, min_length=1, repr=False,
-        description="HMAC-SHA256 key: each request carries sha256=<hex HMAC of the body> in "
-        "signature_header, so the receiver can check it came from this fleet.",
+        description="HMAC-SHA256 key: each request carries X-Camfleet-Timestamp: <unix "
+        "seconds> and, in signature_header, sha256=<hex HMAC of '<timestamp>.' + body>, so the "
+        "receiver can check it came from this fleet, recently (see signature_scheme).",
     )
     signature_header: str = Field(
         default="X-Camfleet-Signature", pattern=_HEADER_NAME.pattern,
         description="Header that carries the signature (when secret is set).",
+    )
+    signature_scheme: Literal["timestamped", "body"] = Field(
+        default="timestamped",
+        description="timestamped: the HMAC covers '<X-Camfleet-Timestamp>.' + body, so a "
+        "receiver that refuses old timestamps refuses replays. body: the HMAC covers the body "
+        "only (what camfleet signed before; GitHub-style receivers); replayable, warned at "
+        "start.",
     )
     headers: dict[str, str] = Field(
         default_factory=dict, repr=False,
         description="Extra request headers, e.g. Authorization: Bearer ${TOKEN}.",
     )
     timeout_s: float = Field(
-        default=5.0, gt=0, le=120, description="Give up on one request after this; then retry."
+        default=5.0, gt=0, le=120,
+        description="Give up on one request after this long in all (connect, send and the "
+        "whole answer, however slowly it comes); then retry.",
     )
 
     @field_validator("headers")
@@ -118,6 +128,45 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
+class MqttTlsConfig(StrictModel):
+    """TLS to the MQTT broker. Files are PEM, read when each camera's sink starts, on the node
+    it runs on: a path missing there stops the camera with an error that names the field."""
+
+    enabled: bool = Field(default=False, description="Connect with TLS (port: often 8883).")
+    ca_file: str | None = Field(
+        default=None, min_length=1,
+        description="CA certificate(s) that signed the broker's certificate (a private CA); "
+        "none: the system's CAs.",
+    )
+    cert_file: str | None = Field(
+        default=None, min_length=1,
+        description="Client certificate, for a broker that wants one (require_certificate).",
+    )
+    key_file: str | None = Field(
+        default=None, min_length=1,
+        description="The client certificate's private key; none: it is in cert_file.",
+    )
+    check_hostname: bool = Field(
+        default=True,
+        description="Check that the broker's certificate names host. false only for a broker "
+        "reached by an address its certificate does not name; the chain is still checked.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttTlsConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file: a key without cert_file; set cert_file (the client "
+                             "certificate) too")
+        if not self.enabled:
+            given = [name for name in ("ca_file", "cert_file", "key_file")
+                     if getattr(self, name) is not None]
+            given += [] if self.check_hostname else ["check_hostname"]
+            if given:
+                raise ValueError(f"{given[0]}: set while enabled is false; set enabled: true "
+                                 "(or drop it)")
+        return self
+
+
 class MqttSinkConfig(PushSinkSettings):
     """Publish each object event as JSON to an MQTT broker, and the camera's state, retained."""
 
@@ -134,8 +183,10 @@ class MqttSinkConfig(PushSinkSettings):
     password: str | None = Field(
         default=None, repr=False, description="Password; put it in ${ENV} or ${file:...}."
     )
-    tls: bool = Field(
-        default=False, description="Connect with TLS, checked against the system's CAs."
+    tls: MqttTlsConfig = Field(
+        default_factory=MqttTlsConfig,
+        description="TLS to the broker (true: on, checked against the system's CAs). Without "
+        "it the password goes in clear, which is warned at start.",
     )
     topic_prefix: str = Field(
         default="camfleet", min_length=1, max_length=200,
@@ -151,6 +202,12 @@ class MqttSinkConfig(PushSinkSettings):
         description="Ping period; the broker publishes the state 'down' (the last will) after "
         "1.5 x this without a word from a camera.",
     )
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls_shorthand(cls, value: Any) -> Any:
+        """``tls: true`` (the form before ca_file and client certificates): TLS on."""
+        return {"enabled": value} if isinstance(value, bool) else value
 
     @field_validator("topic_prefix")
     @classmethod

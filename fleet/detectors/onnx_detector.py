@@ -26,6 +26,8 @@ from fleet.detectors.models import existing_file
 from fleet.detectors.session import OrtModel
 from fleet.frames import Detection, FrameMeta
 
+MAX_CLASSES = 100_000  # class indices a model's metadata may name (the list is built at start)
+MAX_NAMES_CHARS = 4_000_000  # its class names' text, read at start
 PATH_HINT = ("put the file there or give an absolute path (paths are read on the node that "
              "runs the detector; see the README, Your own model)")
 
@@ -73,12 +75,20 @@ def class_names(config: OnnxDetectorConfig, metadata: dict[str, str]) -> list[st
         path = existing_file(config.labels, "labels", "give a text file with one class name a "
                              "line, absolute or in the models folder")
         return read_labels(path)
+    text = metadata.get("names", "")
+    if len(text) > MAX_NAMES_CHARS:  # a model file is input too: never parse megabytes of it
+        raise SettingError("model.path", f"the model's metadata holds {len(text)} characters of "
+                           f"class names (at most {MAX_NAMES_CHARS} are read); give labels:")
     try:
-        found: Any = ast.literal_eval(metadata["names"]) if "names" in metadata else None
-    except (ValueError, SyntaxError):
+        found: Any = ast.literal_eval(text) if text else None
+    except (ValueError, SyntaxError, RecursionError, MemoryError):
         found = None
     if isinstance(found, dict) and all(isinstance(k, int) and k >= 0 for k in found):
-        return [str(found.get(i, f"class{i}")) for i in range(max(found, default=-1) + 1)]
+        top = max(found, default=-1)
+        if top >= MAX_CLASSES:
+            raise SettingError("model.path", f"the model's metadata names class {top}; camfleet "
+                               f"reads at most {MAX_CLASSES} classes: give labels:")
+        return [str(found.get(i, f"class{i}")) for i in range(top + 1)]
     if isinstance(found, list):
         return [str(n) for n in found]
     return None

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fleet.errors import FleetError
+from fleet.rotation import rotated_paths
 from fleet.report.series import CameraSeries, Decision, DetectorSeries, ObjectEvent, Objects, Run
 
 
@@ -72,7 +73,13 @@ def _parse_snapshot(record: dict[str, Any]) -> _Snapshot:
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line; a bad line is a ReportError at file:line."""
+    """(line number, object) for each non-blank line of the file and of its rotated parts
+    (``<name>.N`` ... ``<name>.1`` first); a bad line is a ReportError at file:line."""
+    for part in rotated_paths(path):
+        yield from _json_lines_of(part)
+
+
+def _json_lines_of(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
@@ -246,8 +253,14 @@ def load_objects(path: str | Path, start_time: float | None = None) -> Objects |
 
 
 def _object_records(path: Path, skipped: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) of each object event. A bad line is a ReportError at file:line,
-    except a last line cut off mid-write (no newline: a killed run), which goes to ``skipped``."""
+    """(line number, record) of each object event, from the rotated parts (``<name>.N`` ...
+    ``<name>.1``) on. A bad line is a ReportError at file:line, except a last line cut off
+    mid-write (no newline: a killed run, a full disk), which goes to ``skipped``."""
+    for part in rotated_paths(path):
+        yield from _object_records_of(part, skipped)
+
+
+def _object_records_of(path: Path, skipped: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             if '"object"' not in line:

@@ -159,6 +159,25 @@ def test_mqtt_events_survive_a_broker_killed_and_restarted_and_the_state_is_reta
         subscriber.close()
 
 
+def test_mqtt_over_tls_with_a_private_ca_and_a_client_certificate(tmp_path):
+    files = servers.make_tls_files(tmp_path)
+    with serving_mosquitto(folder=tmp_path, tls=files) as broker:
+        tls = {"enabled": True, "ca_file": str(files.ca), "cert_file": str(files.client_cert),
+               "key_file": str(files.client_key)}
+        sink = MqttSink(mqtt_config(broker.port, tls=tls), "yard", "gate")
+        sink.publish(event(0))
+        wait_until(lambda: sink.stats().sent == 1, 10, lambda: f"{sink.stats()} {broker.log()}")
+        assert sink.close(timeout_s=2).accounted
+        # The same broker refuses a client that shows no certificate, and one that does not
+        # know its CA: what the sink sent above is what let it in.
+        for refused in ({"enabled": True, "ca_file": str(files.ca)}, {"enabled": True}):
+            sink = MqttSink(mqtt_config(broker.port, tls=refused), "yard", "gate")
+            sink.publish(event(1))
+            time.sleep(1.0)
+            final = sink.close(timeout_s=0.5)
+            assert final.sent == 0 and "not connected" in final.last_error, (refused, final)
+
+
 CHILD = """
 import sys, time
 from fleet.config._push import MqttSinkConfig

@@ -2,7 +2,9 @@
 
 It is what cheap IP cameras serve at ``/video`` or ``/mjpg/video.mjpg``. It listens on 127.0.0.1
 on a port the OS chooses, runs in a daemon thread of the test process, paces frames at ``fps``
-and can require HTTP Basic auth. Tests can make it stall (``pause``) or go away (``stop``).
+and can require HTTP Basic auth. Tests can make it stall (``pause``) or go away (``stop``), or
+serve parts no decoder can read among the good ones (``corrupt_jpeg``), as a camera with a
+failing encoder or a flaky link does.
 
 >>> server = MjpegServer(clip_jpegs(frames=5), fps=10).start()
 >>> server.url.startswith("http://127.0.0.1:")
@@ -17,6 +19,7 @@ import binascii
 import functools
 import hmac
 import io
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +52,12 @@ def clip_jpegs(path: str = str(VTEST), frames: int = 50, quality: int = 80) -> t
     if not encoded:
         raise ValueError(f"OpenCV decoded no frames from {path}")
     return tuple(encoded)
+
+
+def corrupt_jpeg(size: int = 4000, seed: int = 0) -> bytes:
+    """A part that claims to be a JPEG (starts with the SOI marker) but is random bytes: FFmpeg
+    fails on it, and the stream goes on with the next part."""
+    return b"\xff\xd8" + random.Random(seed).randbytes(size)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -7,7 +7,11 @@ unused import that the test's argument then redefines)::
 
     http_receiver, mosquitto = servers.http_receiver, servers.mosquitto
 
-``http_receiver`` yields a started :class:`HttpReceiver` (in-process, on 127.0.0.1).
+``http_receiver`` yields a started :class:`HttpReceiver` (in-process, on 127.0.0.1); given a
+``secret`` it checks each request's signature as a receiver should (:func:`signature_problem`).
+:class:`BadReceiver` is one that misbehaves on the wire: it drips its answer a byte at a time,
+or streams an endless body. ``make_tls_files`` writes a CA, a server and a client certificate
+(with ``openssl``) for ``start_mosquitto(..., tls=...)``.
 ``mosquitto`` yields ``(host, port)`` of a broker started for the test; ``serving_mosquitto``
 is the same as a context manager yielding a :class:`Broker`, which a test can SIGKILL and start
 again on the same port. The broker is Debian's ``mosquitto`` (scripts/apt-packages.txt); the
@@ -17,6 +21,8 @@ fixtures skip, naming the package, when it is not installed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 import pwd
 import signal
@@ -69,6 +75,27 @@ class _Server(ThreadingHTTPServer):
     owner: HttpReceiver
 
 
+def signature_problem(secret: str, headers: HTTPMessage, body: bytes, now: float | None = None,
+                      tolerance_s: float = 300.0) -> str | None:
+    """What is wrong with a signed webhook request, or None: the check a receiver makes.
+
+    The signature is ``sha256=`` + hex HMAC-SHA256 of ``"<X-Camfleet-Timestamp>."`` + the raw
+    body, under the shared secret; a timestamp more than ``tolerance_s`` from now is refused, so
+    a captured request cannot be replayed later.
+    """
+    timestamp = headers.get("X-Camfleet-Timestamp", "")
+    if not timestamp.isdigit():
+        return f"no X-Camfleet-Timestamp (got {timestamp!r})"
+    now = time.time() if now is None else now
+    if abs(now - int(timestamp)) > tolerance_s:
+        return f"timestamp {timestamp} is more than {tolerance_s:g} s from now ({now:.0f})"
+    signed = f"{timestamp}.".encode() + body
+    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(headers.get("X-Camfleet-Signature", ""), expected):
+        return "the signature does not match"
+    return None
+
+
 class HttpReceiver:
     """A webhook receiver on 127.0.0.1 that records every request it accepts.
 
@@ -78,9 +105,15 @@ class HttpReceiver:
     too) and ``start`` brings it back on the same port. A request is recorded and answered
     under one lock that ``stop`` takes as well, so a request is either recorded and answered
     or neither: the client's retry is then never a duplicate the receiver caused.
+
+    With a ``secret`` it answers 401 to a request whose signature or timestamp fails
+    :func:`signature_problem`, and keeps the reason in ``forged``.
     """
 
-    def __init__(self, port: int | None = None, path: str = "/hook"):
+    def __init__(self, port: int | None = None, path: str = "/hook",
+                 secret: str | None = None):
+        self.secret = secret
+        self.forged: list[str] = []
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}{path}"
         self.received: list[tuple[HTTPMessage, bytes]] = []
@@ -128,6 +161,11 @@ class HttpReceiver:
         with self._lock:
             if self._server is None:
                 return None
+            problem = signature_problem(self.secret, headers, body) if self.secret else None
+            if problem:
+                self.forged.append(problem)
+                self.refused.append(401)
+                return 401
             status = self._script.pop(0) if self._script else 200
             if 200 <= status < 300:
                 self.received.append((headers, body))
@@ -152,6 +190,139 @@ def http_receiver() -> Iterator[HttpReceiver]:
         yield receiver
     finally:
         receiver.stop()
+
+
+class BadReceiver:
+    """A webhook receiver on 127.0.0.1 that reads each request whole, then misbehaves.
+
+    ``drip``: sends a valid 200 answer one byte every ``interval_s``, so that no single read
+    waits long, the whole answer very long. ``flood``: sends a 200 whose body says it is
+    ``flood_bytes`` long and streams it as fast as the client takes it. ``requests`` counts
+    the requests read, ``sent`` the bytes each connection got out before the client let go.
+    """
+
+    DRIP_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Padding: " + b"x" * 40 + b"\r\n\r\n"
+
+    def __init__(self, mode: str, interval_s: float = 0.5, flood_bytes: int = 300_000_000):
+        self.mode, self.interval_s, self.flood_bytes = mode, interval_s, flood_bytes
+        self.requests = 0
+        self.sent: list[int] = []  # per connection
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True, name="bad-receiver").start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        with self._lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+                connection.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._connections.append(connection)
+                self.sent.append(0)
+                index = len(self.sent) - 1
+            threading.Thread(target=self._serve, args=(connection, index), daemon=True).start()
+
+    def _serve(self, connection: socket.socket, index: int) -> None:
+        with contextlib.suppress(OSError):
+            while not self._stop.is_set() and self._read_request(connection):
+                with self._lock:
+                    self.requests += 1
+                if self.mode == "drip":
+                    for offset in range(len(self.DRIP_ANSWER)):
+                        connection.sendall(self.DRIP_ANSWER[offset:offset + 1])
+                        self._count(index, 1)
+                        if self._stop.wait(self.interval_s):
+                            return
+                else:
+                    self._flood(connection, index)
+                    return
+
+    def _flood(self, connection: socket.socket, index: int) -> None:
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {self.flood_bytes}\r\n\r\n".encode()
+        connection.sendall(head)
+        chunk = memoryview(bytes(1 << 20))
+        left = self.flood_bytes
+        while left > 0 and not self._stop.is_set():
+            sent = connection.send(chunk[:min(left, len(chunk))])  # OSError once the client goes
+            left -= sent
+            self._count(index, sent)
+
+    def _count(self, index: int, sent: int) -> None:
+        with self._lock:
+            self.sent[index] += sent
+
+    @staticmethod
+    def _read_request(connection: socket.socket) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            more = connection.recv(65536)
+            if not more:
+                return False
+            data += more
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:
+            more = connection.recv(65536)
+            if not more:
+                return False
+            body += more
+        return True
+
+
+@contextlib.contextmanager
+def serving_bad_receiver(mode: str, interval_s: float = 0.5,
+                         flood_bytes: int = 300_000_000) -> Iterator[BadReceiver]:
+    """A :class:`BadReceiver` for the block; closed after, its connections too."""
+    receiver = BadReceiver(mode, interval_s, flood_bytes)
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+# ------------------------------------------------------------------------------------------- TLS
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files: a CA, a server certificate for 127.0.0.1 and localhost, a client one."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_tls_files(folder: Path) -> TlsFiles:
+    """A throwaway CA and two certificates it signed, made with the ``openssl`` command."""
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    for name, extension in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
+                            ("client", "extendedKeyUsage=clientAuth")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=test-{name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        (folder / f"{name}.ext").write_text(extension + "\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+    return TlsFiles(folder / "ca.pem", folder / "server.pem", folder / "server.key",
+                    folder / "client.pem", folder / "client.key")
 
 
 # ------------------------------------------------------------------------------------- mosquitto
@@ -209,11 +380,13 @@ def _listening(host: str, port: int) -> bool:
 
 
 def start_mosquitto(folder: Path, port: int | None = None,
-                    persistence_dir: Path | None = None, ready_timeout_s: float = 10.0) -> Broker:
+                    persistence_dir: Path | None = None, ready_timeout_s: float = 10.0,
+                    tls: TlsFiles | None = None) -> Broker:
     """Start ``mosquitto -c`` a config of our own on 127.0.0.1 and wait until it listens.
 
     ``persistence_dir``: keep sessions and retained messages there (written on ``save`` and at
     a clean stop, read at start), so a restarted broker knows the subscribers it had.
+    ``tls``: listen with TLS only, and require a client certificate signed by its CA.
     """
     if not os.access(MOSQUITTO, os.X_OK):
         pytest.skip(f"no MQTT broker at {MOSQUITTO}: install Debian's package mosquitto "
@@ -223,6 +396,9 @@ def start_mosquitto(folder: Path, port: int | None = None,
     # private temporary folders: it stays the test's user instead.
     user = pwd.getpwuid(os.geteuid()).pw_name
     lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", f"user {user}"]
+    if tls is not None:
+        lines += [f"cafile {tls.ca}", f"certfile {tls.server_cert}",
+                  f"keyfile {tls.server_key}", "require_certificate true"]
     if persistence_dir is None:
         lines.append("persistence false")
     else:
@@ -247,7 +423,8 @@ def start_mosquitto(folder: Path, port: int | None = None,
 
 @contextlib.contextmanager
 def serving_mosquitto(port: int | None = None, persistence_dir: Path | None = None,
-                      folder: Path | None = None) -> Iterator[Broker]:
+                      folder: Path | None = None, tls: TlsFiles | None = None
+                      ) -> Iterator[Broker]:
     """A mosquitto broker on 127.0.0.1 (``port``: a free one) for the block; killed after.
 
     ``folder`` holds its config and log (a temporary folder when none is given).
@@ -255,7 +432,7 @@ def serving_mosquitto(port: int | None = None, persistence_dir: Path | None = No
     with contextlib.ExitStack() as stack:
         if folder is None:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mosquitto-")))
-        broker = start_mosquitto(folder, port, persistence_dir)
+        broker = start_mosquitto(folder, port, persistence_dir, tls=tls)
         try:
             yield broker
         finally:
@@ -269,5 +446,6 @@ def mosquitto() -> Iterator[tuple[str, int]]:
         yield broker.host, broker.port
 
 
-__all__ = ["MOSQUITTO", "Broker", "HttpReceiver", "http_receiver", "mosquitto",
-           "serving_mosquitto", "start_mosquitto"]
+__all__ = ["MOSQUITTO", "BadReceiver", "Broker", "HttpReceiver", "TlsFiles", "http_receiver",
+           "make_tls_files", "mosquitto", "serving_bad_receiver", "serving_mosquitto",
+           "signature_problem", "start_mosquitto"]

@@ -581,6 +581,7 @@ sinks:
     # the object starts once its track has min_frames matches: the line of that frame says so
     assert [line["started"] for line in lines[:2]] == [False, True]
     # and the webhook was handed the object events only
-    (webhook,) = final.sinks
+    webhook, jsonl = final.sinks  # the push sink, then the file (snapshots are off)
     assert webhook.published == sum(r["type"] == "object" for r in records) >= 2
+    assert (jsonl.sink, jsonl.sent, jsonl.published) == ("jsonl", len(records), len(records))
 

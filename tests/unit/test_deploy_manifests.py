@@ -386,3 +386,47 @@ def test_the_launcher_check_rejects_a_planted_error(mutate: Mutation, expected: 
     mutate(config)
     errors = launcher_errors(config)
     assert any(expected in error for error in errors), errors
+
+
+# --- closed by default (docs/security.md) -------------------------------------------------------
+
+
+def test_the_raycluster_turns_on_token_authentication() -> None:
+    # Without it, anyone who reaches the head's job API runs code on the cluster.
+    doc = load("raycluster.yaml")
+    assert doc["spec"]["authOptions"] == {"mode": "token"}
+    assert crd_errors(doc, "ray.io_rayclusters.yaml") == []
+
+
+@pytest.mark.parametrize("kubernetes", KUBERNETES_VERSIONS)
+def test_the_network_policy_is_valid_and_admits_only_the_cluster_and_its_clients(
+        kubernetes: str) -> None:
+    policy = load("networkpolicy.yaml")
+    kubernetes_validate.validate(policy, kubernetes, strict=True)
+    cluster = load("raycluster.yaml")["metadata"]["name"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"ray.io/cluster": cluster}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    sources = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
+    assert {"podSelector": {"matchLabels": {"ray.io/cluster": cluster}}} in sources
+    # every other source is limited to the metrics ports
+    open_rules = [rule for rule in policy["spec"]["ingress"] if "ports" not in rule]
+    for rule in open_rules:
+        for peer in rule["from"]:
+            assert set(peer) == {"podSelector"}, peer
+    # and the RayJob's submitter carries the client label the policy admits
+    submitter = load("rayjob.yaml")["spec"]["submitterPodTemplate"]
+    assert submitter["metadata"]["labels"] == {"camfleet.io/ray-client": "true"}
+
+
+def test_the_network_policy_check_rejects_a_planted_error() -> None:
+    policy = planted(load("networkpolicy.yaml"), "spec.policyType", ["Ingress"])
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(policy, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def test_the_launched_cluster_asks_for_a_token_and_keeps_the_dashboard_on_loopback() -> None:
+    config = launcher_config()
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        assert "RAY_AUTH_MODE=token" in " ".join(config[key]), key
+    assert "--dashboard-host=127.0.0.1" in " ".join(config["head_start_ray_commands"])
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"

@@ -6,8 +6,8 @@
     control    fleet.controller, fleet.changes, fleet.pools, fleet.handoff, fleet.rayactors
     pipeline   fleet.camera, sinks, detectors, motion, sources, stats, policy, accounting, metrics,
                batching, tracking, reorder, stillness, zones, push, feed
-    base       fleet.config*, fleet.frames, fleet.errors, fleet.redact, fleet.imaging,
-               fleet.actorsys
+    base       fleet.config*, fleet.frames, fleet.errors, fleet.redact, fleet.logsafe,
+               fleet.imaging, fleet.actorsys, fleet.rotation
 
 Read from the source with ``ast`` (imports inside functions count too), so the test sees what
 a reader sees. And ``camfleet validate`` imports no Ray.
@@ -34,13 +34,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                   "fleet.sources", "fleet.stats", "fleet.policy", "fleet.accounting",
                   "fleet.metrics", "fleet.batching", "fleet.tracking", "fleet.reorder",
                   "fleet.stillness", "fleet.zones", "fleet.push", "fleet.feed")),
-    ("base", ("fleet.config", "fleet.frames", "fleet.errors", "fleet.redact", "fleet.imaging",
-              "fleet.actorsys", "fleet")),
+    ("base", ("fleet.config", "fleet.frames", "fleet.errors", "fleet.redact", "fleet.logsafe",
+              "fleet.imaging", "fleet.actorsys", "fleet.rotation", "fleet")),
 ]
 NO_RAY = ("fleet.config", "fleet.policy", "fleet.detectors", "fleet.camera", "fleet.controller",
           "fleet.pools", "fleet.actorsys", "fleet.frames", "fleet.accounting", "fleet.stats",
           "fleet.batching", "fleet.tracking", "fleet.reorder", "fleet.stillness", "fleet.zones",
-          "fleet.push", "fleet.sinks", "fleet.changes", "fleet.facesize")
+          "fleet.push", "fleet.sinks", "fleet.changes", "fleet.facesize", "fleet.logsafe",
+          "fleet.rotation")
 
 
 def module_name(path: Path) -> str:

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 from fleet.config import HttpSource, RtspSource
-from fleet.errors import SourceConnectionError
+from fleet.errors import FrameError, SourceConnectionError
 from fleet.sources import FrameSource, open_source
 from tests.helpers import free_port
 from tests.servers import fixtures
 from tests.servers.fixtures import RtspServer, RtspServerOptions, serving_mjpeg, serving_rtsp
-from tests.servers.mjpeg_server import MjpegServer
+from tests.servers.mjpeg_server import MjpegServer, clip_jpegs, corrupt_jpeg
 
 # pytest finds fixtures by name in the module; bound, not imported, so that parameters of the
 # same name are not flagged as redefinitions.
@@ -189,6 +189,29 @@ def test_closed_port_fails_to_open_with_a_redacted_url(kind: Kind) -> None:
     message = str(caught.value)
     assert_redacted(message)
     assert f"{USER}:***@127.0.0.1" in message and CAMERA in message
+
+
+# ------------------------------------------------------------------------------------ MJPEG only
+def test_mjpeg_parts_that_cannot_be_decoded_are_bad_frames_not_a_lost_connection() -> None:
+    good = clip_jpegs(frames=4)
+    parts = (good[0], good[1], corrupt_jpeg(seed=1), good[2], corrupt_jpeg(seed=2),
+             corrupt_jpeg(seed=3), good[3])
+    server = MjpegServer(parts, fps=20).start()
+    source = open_source(CAMERA, HttpSource(url=server.url, read_timeout_s=3))
+    source.open()
+    seen = []
+    try:
+        while len(seen) < 3 * len(parts):
+            try:
+                source.grab()
+                seen.append("good" if source.retrieve(None).shape == VTEST_SHAPE else "?")
+            except FrameError as bad:
+                seen += ["bad"] * bad.count
+    finally:
+        source.close()
+        server.stop()
+    # the stream went on past each bad part, in step with what the server sent
+    assert seen[:2 * len(parts)] == ["good", "good", "bad", "good", "bad", "bad", "good"] * 2
 
 
 # ------------------------------------------------------------------------------------- RTSP only

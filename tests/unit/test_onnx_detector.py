@@ -408,3 +408,15 @@ def test_outputs_are_reused_and_an_output_whose_shape_varies_still_comes_back_wh
     assert runner.run(one)[0] is first[0]  # the same buffer, written again
     assert runner.run(three)[0].tolist() == [[0, 2, 3], [0, 3, 1]]  # not squeezed into it
     assert runner.run(one)[0].tolist() == [[1], [2]]
+
+
+@pytest.mark.parametrize("names, fragment", [
+    ("{0: 'person', 10000000000: 'x'}", "names class 10000000000; camfleet reads at most"),
+    ("{" + ", ".join(f"{i}: 'c{i}'" for i in range(400_000)) + "}", "characters of class names"),
+])
+def test_a_models_metadata_cannot_make_the_detector_build_a_huge_class_list(
+        tmp_path, names, fragment):
+    # a hostile (or broken) model file: its metadata asks for 10^10 class names at start
+    out = yolov8_output([(32, 32, 8, 8, 0, 0.9)])
+    with pytest.raises(SettingError, match=fragment):
+        detector(tmp_path, Graph(out, metadata={"names": names}))

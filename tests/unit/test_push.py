@@ -19,8 +19,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from fleet.config._push import MqttSinkConfig, WebhookSinkConfig
-from fleet.push import MqttSink, PushStats, RetryBackoff, WebhookSink, open_push_sinks
+from fleet.config._push import MqttSinkConfig, MqttTlsConfig, WebhookSinkConfig
+from fleet.push import (
+    MqttSink,
+    PushSettingError,
+    PushStats,
+    RetryBackoff,
+    WebhookSink,
+    open_push_sinks,
+)
 from tests.helpers import free_port, wait_until
 from tests.servers import push as servers
 from tests.servers.push import HttpReceiver
@@ -146,24 +153,60 @@ def test_an_event_that_is_not_json_is_rejected_without_raising(http_receiver):
 
 
 # ------------------------------------------------------------------------------ what is sent
+def signature(key: str, signed: bytes) -> str:
+    return "sha256=" + hmac.new(key.encode(), signed, hashlib.sha256).hexdigest()
+
+
 @pytest.mark.parametrize("header", [None, "X-Hub-Signature-256"])
-def test_each_request_is_signed_with_hmac_sha256_over_the_exact_body(http_receiver, header):
+def test_each_request_is_signed_with_hmac_sha256_over_its_timestamp_and_the_exact_body(
+        http_receiver, header):
     key = "hmac-key-for-the-test"
     fields: dict[str, Any] = {"secret": key, "headers": {"X-Api-Key": "api-key-123"}}
     if header:
         fields["signature_header"] = header
     sink = WebhookSink(webhook(http_receiver.url, **fields), "fleet", "gate")
     sent = event(0) | {"zone": "Entrée nord"}
+    before = int(time.time())
     sink.publish(sent)
     sink.close(timeout_s=5)
     [(headers, body)] = http_receiver.received
-    expected = "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
-    assert hmac.compare_digest(headers[header or "X-Camfleet-Signature"], expected)
+    timestamp = headers["X-Camfleet-Timestamp"]
+    assert before <= int(timestamp) <= time.time()
+    given = headers[header or "X-Camfleet-Signature"]
+    assert hmac.compare_digest(given, signature(key, f"{timestamp}.".encode() + body))
     assert headers["Content-Type"] == "application/json" and headers["X-Api-Key"] == "api-key-123"
     assert json.loads(body) == sent
-    tampered = body.replace(b"nord", b"sud")
-    assert headers[header or "X-Camfleet-Signature"] != "sha256=" + hmac.new(
-        key.encode(), tampered, hashlib.sha256).hexdigest()
+    assert given != signature(key, f"{timestamp}.".encode() + body.replace(b"nord", b"sud"))
+    assert given != signature(key, f"{int(timestamp) + 1}.".encode() + body)  # time is signed
+
+
+def test_a_verifying_receiver_takes_signed_events_and_refuses_a_replay_after_the_window():
+    receiver = HttpReceiver(secret="shared-key").start()
+    try:
+        sink = WebhookSink(webhook(receiver.url, secret="shared-key"), "fleet", "gate")
+        sink.publish(event(0))
+        final = sink.close(timeout_s=5)
+        assert (final.sent, receiver.forged) == (1, [])
+        [(headers, body)] = receiver.received
+        assert servers.signature_problem("shared-key", headers, body) is None
+        captured = int(headers["X-Camfleet-Timestamp"])
+        replayed = servers.signature_problem("shared-key", headers, body, now=captured + 301)
+        assert replayed is not None and "300 s" in replayed
+        assert servers.signature_problem("other-key", headers, body) == \
+            "the signature does not match"
+    finally:
+        receiver.stop()
+
+
+def test_the_body_only_scheme_is_kept_for_older_receivers_and_warned_about(
+        http_receiver, caplog):
+    config = webhook(http_receiver.url, secret="old-key", signature_scheme="body")
+    sink = WebhookSink(config, "fleet", "gate")
+    sink.publish(event(0))
+    sink.close(timeout_s=5)
+    [(headers, body)] = http_receiver.received
+    assert hmac.compare_digest(headers["X-Camfleet-Signature"], signature("old-key", body))
+    assert any("replayed" in record.getMessage() for record in caplog.records)
 
 
 def test_without_a_secret_no_signature_is_sent(http_receiver):
@@ -213,6 +256,124 @@ def test_credentials_never_appear_in_stats_errors_or_logs(caplog):
     leaks = [(secret, text) for secret in secrets for text in shown if secret in text]
     assert not leaks
     assert any("fleet.push" == record.name for record in caplog.records)
+
+
+# ---------------------------------------------------------------------------- bad receivers
+def worker_threads(camera: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"push-webhook-{camera}" and t.is_alive()]
+
+
+def test_a_receiver_that_drips_its_answer_fails_the_attempt_within_timeout_s_and_close_ends_it():
+    with servers.serving_bad_receiver("drip", interval_s=0.5) as receiver:
+        sink = WebhookSink(webhook(receiver.url, timeout_s=1.0, initial_backoff_s=0.05,
+                                   max_backoff_s=0.1), "fleet", "dripped")
+        started = time.monotonic()
+        sink.publish(event(0))
+        wait_until(lambda: sink.stats().retries >= 1, 3,
+                   lambda: f"a failed attempt; {receiver.sent} bytes dripped so far")
+        assert time.monotonic() - started < 1.6  # timeout_s in all, not per byte
+        assert "TimeoutError" in sink.stats().last_error
+        wait_until(lambda: sink.stats().retries >= 2 and receiver.requests >= 3, 5,
+                   "the retry, with backoff, on a fresh connection")
+        started = time.monotonic()
+        final = sink.close(timeout_s=0.5)  # a request is under way: cut short
+        assert time.monotonic() - started < 0.8  # as close() without a request under way
+        assert not worker_threads("dripped")
+    assert (final.sent, final.queued, final.dropped["shutdown"]) == (0, 0, 1) and final.accounted
+
+
+def vm_rss_bytes() -> int:
+    for line in open("/proc/self/status").read().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def test_an_endless_answer_is_read_only_to_a_cap_and_its_connection_dropped():
+    peak = [vm_rss_bytes()]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.002):
+            peak.append(max(peak[-1], vm_rss_bytes()))
+
+    with servers.serving_bad_receiver("flood", flood_bytes=300_000_000) as receiver:
+        sink = WebhookSink(webhook(receiver.url, timeout_s=10), "fleet", "flooded")
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            baseline = vm_rss_bytes()
+            sink.publish(event(0))
+            sink.publish(event(1))
+            final = sink.close(timeout_s=10)
+        finally:
+            done.set()
+            sampler.join()
+    assert max(peak) - baseline < 20 * 2**20, f"RSS grew {(max(peak) - baseline) / 2**20:.0f} MiB"
+    assert max(receiver.sent) < 30_000_000, receiver.sent  # the cap plus socket buffers
+    assert (final.sent, final.retries) == (2, 0)  # a 200 is a 200, however long its body
+    assert receiver.requests == 2 and len(receiver.sent) == 2  # a fresh connection each
+
+
+# -------------------------------------------------------------------------------- warnings
+def warnings_about(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and text in r.getMessage()]
+
+
+def test_credentials_or_signed_events_over_plain_http_to_another_host_are_warned_once(caplog):
+    caplog.set_level(logging.WARNING)
+    host = f"192.0.2.{random.randint(1, 254)}"  # TEST-NET: not this machine
+    basic = webhook(f"http://hook-user:pw-in-url-77@{host}:9/a", timeout_s=0.1)
+    signed = webhook(f"http://{host}:9/b", secret="key-in-clear-88", timeout_s=0.1)
+    local = webhook("http://u:pw-local-99@127.0.0.1:9/c", secret="k", timeout_s=0.1)
+    sinks = [WebhookSink(config, "fleet", camera) for config, camera in
+             [(basic, "a1"), (basic, "a2"), (signed, "b"), (local, "c")]]
+    for sink in sinks:
+        sink.close(timeout_s=0)
+    [credentials] = warnings_about(caplog, "basic-auth credentials in clear")  # once, not twice
+    [replayable] = warnings_about(caplog, "signed with secret go in clear")
+    assert host in credentials and "https://" in credentials and host in replayable
+    assert not warnings_about(caplog, "127.0.0.1")
+    shown = " ".join(r.getMessage() for r in caplog.records)
+    assert not [s for s in ("pw-in-url-77", "key-in-clear-88", "pw-local-99") if s in shown]
+
+
+def test_an_mqtt_password_without_tls_is_warned_and_not_shown(caplog, tmp_path):
+    caplog.set_level(logging.WARNING)
+    port = free_port()
+    clear = MqttSinkConfig(enabled=True, host="127.0.0.1", port=port, username="cam",
+                           password="mqtt-pw-4242")
+    MqttSink(clear, "fleet", "gate").close(timeout_s=0)
+    [warning] = warnings_about(caplog, "in clear")
+    assert f"mqtt://127.0.0.1:{port}" in warning and "mqtt-pw-4242" not in warning
+    caplog.clear()
+    MqttSink(clear.model_copy(update={"port": free_port(), "tls": MqttTlsConfig(enabled=True)}),
+             "fleet", "gate").close(timeout_s=0)
+    assert not warnings_about(caplog, "in clear")
+
+
+# ---------------------------------------------------------------------------------- MQTT TLS
+def test_mqtt_tls_files_missing_on_the_node_stop_the_sink_with_the_field_named(tmp_path):
+    tls = MqttTlsConfig(enabled=True, ca_file=str(tmp_path / "nowhere-ca.pem"))
+    config = MqttSinkConfig(enabled=True, port=free_port(), tls=tls)
+    with pytest.raises(PushSettingError) as caught:
+        MqttSink(config, "fleet", "gate")
+    assert caught.value.field == "sinks.mqtt.tls.ca_file"
+    assert "nowhere-ca.pem is not a file" in str(caught.value)
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    junk = MqttTlsConfig(enabled=True, cert_file=str(tmp_path / "junk.pem"))
+    with pytest.raises(PushSettingError, match="sinks.mqtt.tls.cert_file: .*junk.pem"):
+        MqttSink(config.model_copy(update={"tls": junk}), "fleet", "gate")
+
+
+def test_mqtt_tls_accepts_the_old_boolean_and_refuses_settings_that_cannot_apply():
+    assert MqttSinkConfig(tls=True).tls == MqttTlsConfig(enabled=True)
+    assert MqttSinkConfig(tls=False).tls.enabled is False
+    with pytest.raises(ValidationError, match="key_file: a key without cert_file"):
+        MqttTlsConfig(enabled=True, key_file="k.pem")
+    with pytest.raises(ValidationError, match="ca_file: set while enabled is false"):
+        MqttSinkConfig(tls={"ca_file": "ca.pem"})
 
 
 # ---------------------------------------------------------------------------------- shutdown

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fleet import redact
 from fleet.redact import _mask_userinfo, redact_url
 
 
@@ -131,9 +132,10 @@ def test_redacting_takes_time_linear_in_the_text(unit: str) -> None:
 
 
 # The regex redact_url used before it became a linear scan (it could not mask a password with
-# whitespace): on text without whitespace, the scan must mask exactly what it masked.
+# whitespace), with '@' allowed in the user (an e-mail address, as FFmpeg reads it): on text
+# without whitespace, the scan must mask exactly what it masks.
 _OLD_USERINFO = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*)(?::(?P<password>\S*?))?@"
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/\s]*?)(?::(?P<password>\S*?))?@"
     r"(?=[^@/\s?#]+(?:[/?#\s,;'\")\]]|$))"
 )
 
@@ -149,3 +151,56 @@ def _old_mask(match: re.Match[str]) -> str:
      "+", "-", "é", "token=", "&"]), max_size=16).map("".join))
 def test_without_whitespace_the_scan_masks_what_the_regex_masked(text: str) -> None:
     assert _mask_userinfo(text) == _OLD_USERINFO.sub(_old_mask, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # an e-mail user name: the userinfo runs to the last '@' before the host (as FFmpeg reads)
+        ("rtsp://ops@example.com:PASS1@host/s", "rtsp://ops@example.com:***@host/s"),
+        ("https://a@b@host/", "https://***@host/"),
+        # credentials in path segments (XMEye, ONVIF clones)
+        ("rtsp://h:554/user=admin_password=PASS1_channel=1_stream=0.sdp",
+         "rtsp://h:554/user=admin_password=***_channel=1_stream=0.sdp"),
+        ("rtsp://h/cam;user=admin;password=PASS1;channel=1",
+         "rtsp://h/cam;user=admin;password=***;channel=1"),
+        ("http://h/videostream.cgi?user=admin&pwd=PASS1", "http://h/videostream.cgi?user=admin&pwd=***"),
+        # parameter names: anything holding pass, pwd, psw, pw, secret, token, auth, cred,
+        # signature, or ending in key, sig or pas, in any case
+        ("http://h/x?loginpas=a&psw=b&PW=c&Authorization=d&x-api-key=e&AccessKey=f&fps=5",
+         "http://h/x?loginpas=***&psw=***&PW=***&Authorization=***&x-api-key=***&AccessKey=***"
+         "&fps=5"),
+        ("http://h/x?signal=3&channel=1&subtype=0", "http://h/x?signal=3&channel=1&subtype=0"),
+        # webhook tokens in the path
+        ("https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX",
+         "https://hooks.slack.com/services/T000/B000/***"),
+        ("https://discord.com/api/webhooks/1234/abc-DEF_ghi",
+         "https://discord.com/api/webhooks/1234/***"),
+        ("https://c.webhook.office.com/webhookb2/g1@g2/IncomingWebhook/abc/g3",
+         "https://c.webhook.office.com/webhookb2/g1@g2/IncomingWebhook/***/***"),
+        ("https://maker.ifttt.com/trigger/motion/with/key/dK3abc",
+         "https://maker.ifttt.com/trigger/motion/with/key/***"),
+        ("https://api.telegram.org/bot123:AAH-dq_T/sendMessage",
+         "https://api.telegram.org/***/sendMessage"),
+        # a long random-looking segment, wherever it is
+        ("see https://example.com/hook/aZ3kQ9mP2xL7vB4nR8tY1wE6, then",
+         "see https://example.com/hook/***, then"),
+        # ... but not names and numbers
+        ("rtsp://h/Streaming/Channels/101 rtsp://h/stream1 rtsp://h/cam/realmonitor?channel=1",
+         None),
+        ("rtsp://h/front_door_camera_01/Streaming_Channel_101_Main_Stream/h264Preview_01_main",
+         None),
+        ("https://h/recordings/2026-12-08T01-28-12_lobby_entrance_0001.mp4", None),
+        # a secret that two rules find is masked once, wherever they overlap
+        ("rtsp://10.0.0.5:554/s?token=ab@cd", "rtsp://10.0.0.5:***"),
+    ],
+)
+def test_issue_17_forms(text: str, expected: str | None) -> None:
+    assert redact_url(text) == (text if expected is None else expected)
+
+
+def test_a_registered_secret_is_masked_anywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redact, "_registered", set())
+    redact.register_secret("Gate-pass-1")
+
+    assert redact_url("bad password Gate-pass-1 for gate") == "bad password *** for gate"

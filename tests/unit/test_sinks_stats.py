@@ -91,7 +91,8 @@ def test_track_lines_go_to_the_file_only_with_jsonl_tracks_and_never_to_a_push_s
         sink = EventSink(config, str(tmp_path / str(tracks)), "cam")
         assert sink.track_lines is tracks  # the tracker builds them only then
         sink.tracks([TRACK_LINE])
-        (webhook,) = sink.close(0.1)
+        webhook, *files = sink.close(0.1)
+        assert [s.sink for s in files] == ["jsonl", "snapshots"]  # the file sinks' counters
         # then the file has the line only with tracks: true, and the webhook never got it
         written = (tmp_path / str(tracks) / "events.jsonl").read_text().splitlines()
         assert [json.loads(line) for line in written] == ([TRACK_LINE] if tracks else [])

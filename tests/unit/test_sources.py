@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fleet.config import FileSource, ImagesSource, SyntheticSource
-from fleet.errors import EndOfStreamError, SourceConnectionError
-from fleet.sources import open_source
+from fleet.errors import EndOfStreamError, FrameError, SourceConnectionError
+from fleet.sources import image_header_size, open_source
 from tests.conftest import MEGAMIND
 
 
@@ -70,6 +70,61 @@ def test_image_folder_in_name_order_then_end(tmp_path):
     assert values == [10, 20, 30]
     with pytest.raises(EndOfStreamError):
         source.grab()
+
+
+def write_images(folder, values, corrupt=()):
+    """img-<i>.png of one grey value each; the names in ``corrupt`` hold random bytes."""
+    rng = np.random.default_rng(1)
+    for i, value in enumerate(values):
+        path = folder / f"img-{i}.png"
+        if i in corrupt:
+            path.write_bytes(rng.integers(0, 256, 3000, np.uint8).tobytes())
+        else:
+            cv2.imwrite(str(path), np.full((32, 40, 3), value, np.uint8))
+
+
+def read_folder(source):
+    """Grey values of every image the folder gives, None for each it cannot decode, to its end."""
+    values, buf = [], None
+    while True:
+        try:
+            source.grab()
+        except EndOfStreamError:
+            return values
+        try:
+            buf = source.retrieve(buf)
+            values.append(int(buf[0, 0, 0]))
+        except FrameError:
+            values.append(None)
+
+
+def test_a_corrupt_image_is_skipped_and_the_folder_goes_on_with_the_next(tmp_path):
+    write_images(tmp_path, (10, 20, 30, 40), corrupt={1})
+    source = open_source("cam", ImagesSource(path=str(tmp_path), loop=False))
+    source.open()
+    assert read_folder(source) == [10, None, 30, 40]
+
+
+def test_a_reopened_image_folder_goes_on_after_the_last_image_instead_of_replaying(tmp_path):
+    write_images(tmp_path, (10, 20, 30, 40))
+    source = open_source("cam", ImagesSource(path=str(tmp_path), loop=False))
+    source.open()
+    source.grab()
+    source.grab()
+    source.close()  # as the camera does after a source failure
+    source.open()
+    assert read_folder(source) == [30, 40]
+
+
+def test_image_sizes_come_from_jpeg_and_png_headers(tmp_path):
+    image = np.zeros((123, 457, 3), np.uint8)
+    for name, params in (("a.jpg", []), ("p.jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
+                         ("a.png", []), ("a.bmp", [])):
+        cv2.imwrite(str(tmp_path / name), image, params)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8" + bytes(100))
+    sizes = {p.name: image_header_size(str(p)) for p in tmp_path.iterdir()}
+    assert sizes == {"a.jpg": (123, 457), "p.jpg": (123, 457), "a.png": (123, 457),
+                     "a.bmp": None, "broken.jpg": None}  # None: decode it to know
 
 
 def test_empty_image_folder_is_a_connection_error(tmp_path):
