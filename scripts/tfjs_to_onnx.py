@@ -150,7 +150,6 @@ class Converter:
         self.conv_of: dict[str, Any] = {}  # NHWC conv output -> its Conv node (bias folding)
         self.inputs: list[Any] = []
         self.input_dims: list[int] = []
-        self.grouped = True  # probe each conv's input channels (groups); off: all dense
         self.outputs: list[Any] = []
 
     # ---------------------------------------------------------------------------- helpers
@@ -238,7 +237,7 @@ class Converter:
         hw = slice(1, 3) if nhwc else slice(2, 4)
         w_name = self._initializer(f"{node['name']}/weight", weight)
         name = node["name"]
-        groups = self._static_shape(x)[1] // weight.shape[1] if self.grouped else 1
+        groups = self._static_shape(x)[1] // weight.shape[1]  # a kernel of fewer in-channels
         conv = self.helper.make_node("Conv", [x, w_name], [name], name=name, group=groups,
                                      strides=strides[hw], dilations=dilations[hw],
                                      kernel_shape=list(weight.shape[2:]))

@@ -34,6 +34,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -149,14 +150,14 @@ def score_run(events: Path, gt: dict[int, tuple[mot_score.GtBox, ...]],
     return out
 
 
-def replay(boxes: dict[int, list[Detection]], frames: list[int], clip_fps: float,
+def replay(boxes: dict[int, list[Detection]], frames: list[int], clip: ClipInfo,
            camera: CameraConfig, out: Path) -> Path:
     """The tracker alone over recorded detections, its track lines and events into ``out``."""
     tracker = ObjectTracker(camera, "bench-mot", None, session="replay", track_lines=True)
     lines: list[dict[str, Any]] = []
     for index in frames:
-        meta = FrameMeta(CAMERA, index, index / clip_fps, 768, 576, None,
-                         stream_time=index / clip_fps)
+        meta = FrameMeta(CAMERA, index, index / clip.fps, clip.width, clip.height, None,
+                         stream_time=index / clip.fps)
         tracker.expect(meta)
         result = DetectionResult("person", CAMERA, index, tuple(boxes.get(index, ())), 0.0)
         events = tracker.settle(index, Completion(meta, 0.0, [result]))
@@ -167,7 +168,7 @@ def replay(boxes: dict[int, list[Detection]], frames: list[int], clip_fps: float
 
 
 def sweep(recorded: dict[float, tuple[dict[int, list[Detection]], list[int]]],
-          gt: dict[int, tuple[mot_score.GtBox, ...]], clip_fps: float, base: FleetConfig,
+          gt: dict[int, tuple[mot_score.GtBox, ...]], clip: ClipInfo, base: FleetConfig,
           progress: Callable[[str], None]) -> list[dict[str, Any]]:
     """Every setting of GRID replayed at every rate; rows sorted best first."""
     rows = []
@@ -179,7 +180,7 @@ def sweep(recorded: dict[float, tuple[dict[int, list[Detection]], list[int]]],
                                                         .model_copy(update=setting)})
             per_rate = {}
             for fps, (boxes, frames) in recorded.items():
-                events = replay(boxes, frames, clip_fps, camera, Path(tmp) / "replay.jsonl")
+                events = replay(boxes, frames, clip, camera, Path(tmp) / "replay.jsonl")
                 per_rate[fps] = mot_score.score(gt, mot_score.read_tracks(events, CAMERA),
                                                 frames=frames)
             rows.append({"setting": setting, "by_fps": per_rate,
@@ -194,15 +195,28 @@ def sweep(recorded: dict[float, tuple[dict[int, list[Detection]], list[int]]],
                                  key=lambda p: (not p[0], -p[1]["objective"]))]
 
 
-def clip_info(clip: str) -> tuple[int, float]:
-    """(frames, fps) of the clip as OpenCV reads it."""
+@dataclass(frozen=True)
+class ClipInfo:
+    """The clip as OpenCV reads it."""
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+
+
+def clip_info(clip: str) -> ClipInfo:
+    """The clip's frame count, fps and size, as OpenCV reads it."""
     import cv2
 
     video = cv2.VideoCapture(clip)
     try:
         if not video.isOpened():
             raise SystemExit(f"--clip {clip}: OpenCV cannot open it")
-        return int(video.get(cv2.CAP_PROP_FRAME_COUNT)), float(video.get(cv2.CAP_PROP_FPS))
+        return ClipInfo(int(video.get(cv2.CAP_PROP_FRAME_COUNT)),
+                        float(video.get(cv2.CAP_PROP_FPS)),
+                        int(video.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                        int(video.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     finally:
         video.release()
 
@@ -211,7 +225,7 @@ def clip_frames(clip: str, count: int) -> list[np.ndarray]:
     """``count`` frames spread over the clip."""
     import cv2
 
-    total, _ = clip_info(clip)
+    total = clip_info(clip).frames
     video = cv2.VideoCapture(clip)
     wanted = set(range(0, total, max(1, total // count)))
     frames: list[np.ndarray] = []
@@ -238,7 +252,8 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
         raise SystemExit(f"--gt {args.gt}: no such file (MOTChallenge's PETS09-S2L1 gt.txt; "
                          "docs/benchmarks.md says where to get it)")
     gt = mot_score.read_gt(Path(args.gt))
-    count, clip_fps = clip_info(args.clip)
+    info = clip_info(args.clip)
+    count, clip_fps = info.frames, info.fps
     detector = {"type": args.detector_type} if args.detector_type else {}
     detector.update(json.loads(args.detector or "{}"))
     tracking = json.loads(args.tracking or "{}")
@@ -265,7 +280,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
         results["cost_ms_per_frame"] = detcost.ms_per_frame(
             COST_DETECTORS, clip_frames(args.clip, args.cost_frames), runs=args.runs)
     if args.sweep:
-        rows = sweep(recorded, gt, clip_fps, config, progress)
+        rows = sweep(recorded, gt, info, config, progress)
         results["sweep"] = {"grid": GRID, "best": rows[:10], "settings": len(rows)}
     print(table(results))
     if args.plot and plot(results, Path(args.plot)):
