@@ -72,11 +72,13 @@ def secrets(alphabet: str) -> st.SearchStrategy[str]:
 
 
 def leaks(template: str, secret: str) -> bool:
-    assume(secret not in template.replace("{}", " "))
+    # In a sentence, quoted, or as the only text: the secret is gone from all three. The secret
+    # must not already be in the template or in the words around it ("camera" is in the
+    # sentence), or finding it would not mean it leaked.
+    wrappers = ["{}", "camera 'gate': could not open '{}', retrying", "[{}, {}]"]
+    assume(all(secret not in w.replace("{}", template.replace("{}", " ")) for w in wrappers))
     url = template.replace("{}", secret)
-    # In a sentence, quoted, or as the only text: the secret is gone from all three.
-    texts = [url, f"camera 'gate': could not open '{url}', retrying", f"[{url}, {url}]"]
-    return any(secret in redact_url(text) for text in texts)
+    return any(secret in redact_url(w.replace("{}", url)) for w in wrappers)
 
 
 @settings(max_examples=150, deadline=None)
