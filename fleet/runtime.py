@@ -20,6 +20,7 @@ from typing import Any
 from fleet.config import FleetConfig
 from fleet.errors import FleetError
 from fleet.frames import CameraStats
+from fleet.rayaccess import check_ray_access
 
 # Ray's raylet frees out-of-scope objects in batches, by default once a second: at 30 fps a
 # camera's released frames would linger ~30 deep in the object store, past its `buffers` bound.
@@ -35,6 +36,7 @@ def init_ray(address: str | None, num_cpus: int | None = None,
 
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        check_ray_access(address)  # a refused token: one clear line, not 20 s of retries
         ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING)
         return False
     ray.init(
@@ -190,6 +192,7 @@ def join_ray(address: str | None) -> str:
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or "auto"
+    check_ray_access(address)
     try:
         ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING,
                  log_to_driver=False)

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import signal
 import subprocess
-import sys
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import MEGAMIND, REPO
-from tests.helpers import camfleet, check_run_folder, free_port, wait_until
+from tests import rayhead
+from tests.helpers import camfleet, check_run_folder, wait_until
 from tests.servers import fixtures
 
 pytestmark = pytest.mark.timeout(300)
-RAY = str(Path(sys.executable).with_name("ray"))
+RAY = rayhead.RAY
 mjpeg_server = fixtures.mjpeg_server
 
 
@@ -27,49 +23,15 @@ SECRET = "s3cret-Gate-pw"  # reaches the driver through the head's environment o
 
 @pytest.fixture
 def ray_head(tmp_path):
-    """A Ray head in its own process group, ended by its PID's group at teardown.
-
-    It keeps Ray's default `ray job stop` wait (3 s), and holds a camera password in its own
-    environment, where the job's driver reads it: the job's metadata never has it."""
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_free_objects_batch_size": "1",
-           "CAM_PASSWORD": SECRET,
-           # a node's `python` is camfleet's, as in an image with camfleet installed
-           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+    """A Ray head holding a camera password in its own environment, where the job's driver
+    reads it: the job's metadata never has it. It keeps Ray's default `ray job stop` wait (3 s).
+    """
+    env = {"RAY_AUTH_MODE": "disabled", "CAM_PASSWORD": SECRET,
            # where a job's run folder goes (default ~/camfleet-runs): inside the test's folder
            "CAMFLEET_RUNS": str(tmp_path / "runs")}
-    env.pop("RAY_JOB_STOP_WAIT_TIME_S", None)
-    dashboard = free_port()
-    log = open(tmp_path / "head.log", "w")  # noqa: SIM115 - closed in teardown
-    head = subprocess.Popen(
-        [RAY, "start", "--head", "--block", f"--port={free_port()}",
-         f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--num-cpus=3",
-         "--object-store-memory=300000000", "--disable-usage-stats"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    address = f"http://127.0.0.1:{dashboard}"
-    client_env = {k: v for k, v in env.items() if k != "CAM_PASSWORD"}
-
-    def dashboard_answers() -> bool:
-        assert head.poll() is None, (tmp_path / "head.log").read_text()
-        try:
-            urllib.request.urlopen(f"{address}/api/version", timeout=2).read()
-        except OSError:
-            return False
-        return True
-
-    try:
-        wait_until(dashboard_answers, 90,
-                   lambda: f"the Ray dashboard at {address}: {(tmp_path / 'head.log').read_text()}",
-                   interval_s=1)
-        yield address, client_env
-    finally:  # also when the head never came up: it must not outlive the test
-        head.send_signal(signal.SIGINT)  # `ray start --block` stops its cluster on Ctrl-C
-        try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait()
-        log.close()
+    with rayhead.ray_head(tmp_path, env, unset=("RAY_JOB_STOP_WAIT_TIME_S",)) as head:
+        client_env = {k: v for k, v in head.env.items() if k != "CAM_PASSWORD"}
+        yield head.address, client_env
 
 
 def ray_job(address: str, env: dict, command: str, *args: str) -> str:
