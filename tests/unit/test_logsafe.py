@@ -41,10 +41,12 @@ def output() -> Iterator[io.StringIO]:
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.addHandler(handler)
+    factory = logging.getLogRecordFactory()
     install_log_redaction()
     try:
         yield stream
     finally:
+        logging.setLogRecordFactory(factory)  # other tests' records stay as Python makes them
         root.removeHandler(handler)
         for other in root.handlers:  # pytest's own: leave them as they were
             for f in [f for f in other.filters if isinstance(f, RedactingFilter)]:
@@ -146,3 +148,30 @@ def test_short_values_are_not_registered() -> None:
         redact.register_secret(value)
 
     assert redact._registered == set()
+
+
+def test_a_handler_added_after_install_and_a_logger_that_does_not_propagate_are_redacted(
+        output: io.StringIO) -> None:
+    # given a handler a library or a user's logging config adds later, on a logger of its own
+    # that does not propagate to the root (where the filter is)
+    late = io.StringIO()
+    handler = logging.StreamHandler(late)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    own = logging.getLogger("somelib.transport")
+    own.addHandler(handler)
+    own.propagate = False
+    try:
+        # when it logs a URL with a password, and an exception that quotes one
+        own.warning("connecting to %s", "rtsp://admin:hunter22@10.0.0.5/s")
+        try:
+            open_capture("https://hooks.slack.com/services/T0/B0/xoxbsecrettoken1")
+        except CaptureFailed:
+            own.exception("hook failed")
+    finally:
+        own.removeHandler(handler)
+        own.propagate = True
+    # then neither secret reaches it, and the lines are there
+    written = late.getvalue()
+    assert "connecting to rtsp://admin:***@10.0.0.5/s" in written
+    assert "CaptureFailed" in written and "Traceback" in written
+    assert "hunter22" not in written and "xoxbsecrettoken1" not in written
