@@ -35,7 +35,15 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # ${file:/run/secrets/gate}: a secret from a file (a Kubernetes or Docker secret), read where
 # the fleet file is loaded, so it never travels in Ray's job metadata. ${file:-x} is not a file:
 # it is the variable `file`, with the default x.
+# What ${file:...} and ${VAR} may read is the operator's to limit, from the environment the file
+# is loaded in (parse_fleet's `env`, os.environ by default), never from the fleet file itself:
+# SECRET_DIRS_VAR lists the directories (os.pathsep-separated) a secret file must be in once
+# links and '..' are resolved; ENV_PREFIXES_VAR (comma-separated) the prefixes a variable's name
+# must start with. Unset, a fleet file reads any variable and any file the loading process can;
+# set but empty, it reads none. Empty entries are ignored. See docs/security.md.
 _FILE = re.compile(r"\$\{file:(?!-)([^}]+)\}")
+SECRET_DIRS_VAR = "CAMFLEET_SECRET_DIRS"
+ENV_PREFIXES_VAR = "CAMFLEET_ENV_PREFIXES"
 _MAX_SECRET_FILE_BYTES = 65536
 _DOTTED = re.compile(r"^([a-z_]\w*(?:\[\d+\]|\.[\w-]+)*): (.*)$", re.DOTALL)
 _YAML_TAG = "tag:yaml.org,2002:"
@@ -74,6 +82,15 @@ class _Document:
     def __init__(self, filename: str, env: Mapping[str, str]):
         self.filename = filename
         self.env = env
+        # The operator's allow-lists (see _FILE): None when unset, that is, anything goes.
+        self.secret_dirs_text = env.get(SECRET_DIRS_VAR)
+        self.secret_dirs = None if self.secret_dirs_text is None else tuple(filter(None, (
+            _resolved(entry) for entry in self.secret_dirs_text.split(os.pathsep) if entry.strip()
+        )))
+        self.env_prefixes_text = env.get(ENV_PREFIXES_VAR)
+        self.env_prefixes = None if self.env_prefixes_text is None else tuple(
+            entry.strip() for entry in self.env_prefixes_text.split(",") if entry.strip()
+        )
         self.lines: dict[Path_, int] = {}
         self.problems: list[ConfigProblem] = []
         self._reported: set[tuple[str, int | None]] = set()
@@ -275,6 +292,17 @@ class _Document:
     def _interpolate(self, text: str, path: Path_) -> str:
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
+            if self.env_prefixes is not None and not name.startswith(self.env_prefixes):
+                listed = _listed(self.env_prefixes_text, self.env_prefixes)
+                self.problem(  # unread: neither its value nor whether it is set may show
+                    path,
+                    f"environment variable {_word(name)} is refused: its name starts with none "
+                    f"of {ENV_PREFIXES_VAR} ({listed})"
+                    + ("; its default is not used instead" if default is not None else "")
+                    + "; use a variable the list allows, or widen the list",
+                )
+                self.env_problem_paths.add(self.locate(path)[0])
+                return ""
             if name in self.env:
                 self.env_values.add(self.env[name])
                 return self.env[name]
@@ -294,10 +322,20 @@ class _Document:
         return _substitute(_ENV, substitute, files)
 
     def _read_secret(self, name: str, path: Path_) -> str:
+        where = name
+        if self.secret_dirs is not None:
+            where = _resolved(name)  # opened as resolved: a link changed since cannot escape
+            if not any(_inside(where, folder) for folder in self.secret_dirs):
+                listed = _listed(self.secret_dirs_text, self.secret_dirs)
+                resolved = "" if where == name else " once links and '..' are resolved"
+                self.problem(path, f"the secret file {_word(name)} is outside {SECRET_DIRS_VAR} "
+                             f"({listed}){resolved}; put it there or widen the list")
+                self.env_problem_paths.add(self.locate(path)[0])
+                return ""
         try:
-            with open(name, encoding="utf-8") as handle:
+            with open(where, encoding="utf-8") as handle:
                 value = handle.read(_MAX_SECRET_FILE_BYTES).rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the name
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.problem(path, f"cannot read the secret file {_word(name)}: {reason}; mount it "
                          "there, or use ${VAR} from the environment")
@@ -305,6 +343,25 @@ class _Document:
             return ""
         self.env_values.add(value)
         return value
+
+
+def _resolved(name: str) -> str:
+    """``name`` made absolute (against the cwd), links and '..' followed; "" if it cannot be
+    (a NUL in it), which is inside no directory."""
+    try:
+        return os.path.normcase(os.path.realpath(name))
+    except (OSError, ValueError):
+        return ""
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Is ``path`` ``folder`` or under it (both resolved)?"""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _listed(setting: str | None, entries: tuple[str, ...] | None) -> str:
+    """An allow-list setting as a message shows it: as written, unless it lists nothing."""
+    return setting if setting and entries else "set, but empty"
 
 
 def _substitute(
@@ -758,7 +815,9 @@ def parse_fleet(
 ) -> FleetConfig:
     """Parse a fleet file's text. Raises :class:`ConfigError` listing every problem.
 
-    ``env`` (default: ``os.environ``) supplies ``${VAR}`` and ``${VAR:-default}``.
+    ``env`` (default: ``os.environ``) supplies ``${VAR}`` and ``${VAR:-default}``, and the
+    operator's allow-lists of what ``${VAR}`` and ``${file:...}`` may read,
+    ``CAMFLEET_ENV_PREFIXES`` and ``CAMFLEET_SECRET_DIRS`` (unset: anything this process can).
 
     >>> parse_fleet("cameras: [{id: demo, source: synthetic}]").cameras[0].source.type
     'synthetic'
