@@ -137,6 +137,49 @@ class ResizingSource(ListSource):
         return frame
 
 
+def test_an_mjpeg_camera_that_changes_resolution_keeps_its_connection():
+    # given a real MJPEG server whose camera switches from 768x576 to 384x288 and back, as one
+    # does when its operator changes the stream profile
+    good = clip_jpegs(frames=8)
+    small = tuple(cv2.imencode(".jpg", cv2.resize(cv2.imdecode(np.frombuffer(j, np.uint8),
+                                                               cv2.IMREAD_COLOR), (384, 288)))[1]
+                  .tobytes() for j in good)
+    server = MjpegServer((*good[:4], *small[:4], *good[4:]), fps=25).start()
+    sizes: set[tuple[int, int]] = set()
+    try:
+        cam, dispatcher = run_camera(f'"{server.url}"', fps=240, buffers=2)
+        take = dispatcher._take
+        dispatcher._take = lambda frame, meta, t: (sizes.add(frame.shape[:2]), take(frame, meta,
+                                                                                    t))
+        wait_until(lambda: cam.stats().captured >= 36, 20,
+                   lambda: f"three rounds of the stream: {cam.stats()}")
+        final = cam.stop(drain_timeout_s=2)
+    finally:
+        server.stop()
+    # then it kept its connection and failed no frame. (OpenCV's FFmpeg reader scales every
+    # frame to the size it opened the stream at, so the detector sees one size.)
+    assert final.reconnects == 0 and final.failed == 0 and final.accounted, final
+    assert sizes == {(576, 768)}
+
+
+def test_an_image_folder_of_mixed_sizes_goes_on_at_each_size(tmp_path):
+    # given a folder whose images change size twice, read once
+    write_folder(tmp_path, {f"{i}.png": grey(10 * i, *size) for i, size in
+                            enumerate([(48, 64)] * 3 + [(96, 96)] * 3 + [(30, 40)] * 3)})
+    sizes: list[tuple[int, int]] = []
+    cam, dispatcher = run_camera(folder(tmp_path), fps=240, buffers=2)
+    take = dispatcher._take
+    dispatcher._take = lambda frame, meta, t: (sizes.append(frame.shape[:2]), take(frame, meta, t))
+    wait_until(lambda: cam.ended, 10, "the folder read")
+    final = cam.stop(drain_timeout_s=2)
+    # then every image was analysed at its own size, in order, and the camera ends at the last
+    assert final.reconnects == 0 and final.failed == 0 and final.accounted, final
+    assert (final.height, final.width) == (30, 40)
+    assert set(sizes) <= {(48, 64), (96, 96), (30, 40)} and sizes[-1] == (30, 40)
+    held = [b.shape[:2] for b in (cam.spare, cam.small) if b is not None]
+    assert set(held) <= {(30, 40)}, held
+
+
 @pytest.mark.parametrize("settings", [
     {"drop_policy": "drop_oldest", "buffers": 1},
     {"drop_policy": "wait", "buffers": 8, "put_frames": 4},
