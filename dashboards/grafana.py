@@ -53,14 +53,15 @@ def quantiles(histogram: str, scope: str, by: str = "", legend: str = "") -> lis
 def decision_events(scope: str, target: str) -> str:
     """Scaling decisions in each step, for annotations.
 
-    ``increase`` sees a decision only once its series exists; the controller creates the series
-    with the first decision of each (action, reason, target), so a series that is new within the
-    window counts as a decision too.
+    The controller exports every (action, reason, target) its pools and cameras can see at 0
+    from the start, so ``increase`` sees a decision as a step up. A series that is new within the
+    window with a count above 0 (a decision in the same step as its camera or pool was added)
+    counts as a decision too; one new at 0 does not.
     """
     decisions = sel("camfleet_autoscaler_decisions_total", scope, f'target=~"{target}"')
     by = "sum by (action, reason, target)"
     return (f"{by} (increase({decisions}[$__rate_interval]) > 0) or "
-            f"{by} ({decisions} unless {decisions} offset $__rate_interval)")
+            f"{by} ({decisions} > 0 unless {decisions} offset $__rate_interval)")
 
 
 # ---- panels ---------------------------------------------------------------------------------

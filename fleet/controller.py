@@ -86,7 +86,7 @@ class FleetController:
         self.stats = FleetStats(window_s=config.autoscaling.look_back_s)
         self.latest = FleetSnapshot(time.time())
         self.policy_state = policy.PolicyState()
-        self.decisions: Counter[tuple[str, str, str]] = Counter()  # (action, reason, target)
+        self.decisions: Counter[policy.DecisionKey] = Counter()  # (action, reason, target)
         self.metrics = FleetMetrics(config.name)
         self.metrics_url: str | None = None
         self.recent: deque[dict[str, Any]] = deque(maxlen=20)
@@ -246,7 +246,9 @@ class FleetController:
         for name, pool in self.pools.items():
             snapshot.detectors[name] = self._collect_pool(name, pool, snapshot, now)
         snapshot.actions = list(self.recent)
-        self.metrics.update(snapshot, self.decisions)
+        # every decision these pools and cameras can see, at 0 until it is taken
+        possible = policy.possible_actions(self._pool_signals(snapshot), self.kinds)
+        self.metrics.update(snapshot, self.decisions, possible)
         with self.lock:
             self.latest = snapshot
             due = now >= self.stats_file_due
@@ -338,7 +340,12 @@ class FleetController:
             for cid, v in snapshot.cameras.items()
             if v.stats.state not in ("ended", "crashed", "restarting")
         )
-        pools = tuple(
+        _, free = self.actors.resources()
+        return policy.Snapshot(time.monotonic(), cameras, self._pool_signals(snapshot),
+                               free.get("CPU", 0.0), free.get("GPU", 0.0))
+
+    def _pool_signals(self, snapshot: FleetSnapshot) -> tuple[policy.PoolSignal, ...]:
+        return tuple(
             policy.PoolSignal(
                 kind=name, target=pool.target, running=len(pool.running),
                 pending=len(pool.pending),
@@ -350,9 +357,6 @@ class FleetController:
             )
             for name, pool in self.pools.items()
         )
-        _, free = self.actors.resources()
-        return policy.Snapshot(time.monotonic(), cameras, pools, free.get("CPU", 0.0),
-                               free.get("GPU", 0.0))
 
     def autoscale(self, snapshot: FleetSnapshot) -> policy.Decision:
         """Promote ready actors, decide, apply: actors, routing, buffers; reap drained actors."""
@@ -405,7 +409,7 @@ class FleetController:
     def _record(self, actions: tuple[policy.Action, ...]) -> None:
         for action in actions:
             event = {"time": round(time.time(), 3), **asdict(action)}
-            self.decisions[(action.action, action.reason, action.target)] += 1
+            self.decisions[action.key] += 1
             self.recent.append(event)
             self.decisions_file.write(json.dumps(event, separators=(",", ":")) + "\n")
             log.info("autoscale: %s %s %s -> %s (%s)", action.target, action.action,

@@ -43,7 +43,8 @@ def cmd_status(args: argparse.Namespace) -> int:
               flush=True)
         while True:
             snapshot = fleet.view()
-            print(format_table(snapshot, time.time() - info["started"]), "\n", flush=True)
+            print(format_table(snapshot, time.time() - info["started"], sinks=True), "\n",
+                  flush=True)
             if not args.watch:
                 return EXIT_OK
             time.sleep(args.every)
@@ -73,7 +74,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    status = sub.add_parser("status", help="the live table of a running fleet")
+    status = sub.add_parser("status", help="the live table of a running fleet, with its sinks")
     status.add_argument("--fleet", help="the fleet's name (default: the only one running)")
     status.add_argument("--address", help="Ray cluster (default: RAY_ADDRESS, else this machine's)")
     status.add_argument("--watch", action="store_true", help="print it again every --every s")

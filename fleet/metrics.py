@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from fleet.frames import CameraStats, DetectorStats
+from fleet.policy import DecisionKey
 from fleet.push import SINK_DROP_REASONS
 from fleet.stats import FleetSnapshot
 
@@ -54,14 +55,16 @@ class _SnapshotCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with self.owner.lock:
             snapshot, decisions = self.owner.snapshot, Counter(self.owner.decisions)
+            possible = self.owner.possible
         yield from _fleet_info(self.owner.fleet)
         if snapshot is not None:
             yield from _camera_metrics(snapshot)
             yield from _detector_metrics(snapshot)
         decided = CounterMetricFamily("camfleet_autoscaler_decisions", "Scaling actions taken.",
                                       labels=["action", "reason", "target"])
-        for (action, reason, target), count in sorted(decisions.items()):
-            decided.add_metric([action, reason, target], count)
+        # every decision the fleet can see at 0 from the start, and every one taken
+        for (action, reason, target) in sorted(possible | set(decisions)):
+            decided.add_metric([action, reason, target], decisions[(action, reason, target)])
         yield decided
 
 
@@ -198,7 +201,8 @@ class FleetMetrics:
         self.fleet = fleet
         self.lock = threading.Lock()
         self.snapshot: FleetSnapshot | None = None
-        self.decisions: Counter[tuple[str, str, str]] = Counter()
+        self.decisions: Counter[DecisionKey] = Counter()
+        self.possible: frozenset[DecisionKey] = frozenset()  # exported at 0 until taken
         self.registry = CollectorRegistry()
         self.latency = Histogram("camfleet_latency_seconds", "Capture to result, per frame.",
                                  ["camera"], buckets=LATENCY_BUCKETS, registry=self.registry)
@@ -220,9 +224,13 @@ class FleetMetrics:
             for sample in stats.service_s:
                 histogram.observe(sample)
 
-    def update(self, snapshot: FleetSnapshot, decisions: Counter[tuple[str, str, str]]) -> None:
+    def update(self, snapshot: FleetSnapshot, decisions: Counter[DecisionKey],
+               possible: Iterable[DecisionKey] = ()) -> None:
+        """The latest snapshot, the decisions taken so far, and those the fleet's pools and
+        cameras can see (:func:`fleet.policy.possible_actions`)."""
         with self.lock:
             self.snapshot, self.decisions = snapshot, Counter(decisions)
+            self.possible = frozenset(possible)
 
     def serve(self, host: str, port: int) -> str:
         """Start the HTTP endpoint; returns its URL (port 0 picks a free port)."""

@@ -33,7 +33,9 @@ than the cluster has free: pending actors are waited for, and a shortfall is rep
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from fleet.config import AutoscalingConfig
 
@@ -77,14 +79,46 @@ class Snapshot:
     free_gpus: float = 0.0  # GPUs free likewise
 
 
+class ActionKind(NamedTuple):
+    on: str  # what it acts on, its target's prefix: "detector" (a pool) or "camera" (buffers)
+    reasons: tuple[str, ...]  # why it is taken
+
+
+DETECTOR, CAMERA = "detector", "camera"
+# Every action the policy takes, what it acts on and the reasons it takes it for: the one list.
+# An Action outside it cannot be made, and /metrics exports every (action, reason, target) a
+# fleet can see at 0 from the start (possible_actions), so a calm fleet's dashboards read 0.
+ACTIONS: dict[str, ActionKind] = {
+    "scale_up": ActionKind(DETECTOR, ("demand", "below_min")),
+    "scale_down": ActionKind(DETECTOR, ("low_utilisation",)),
+    "capacity_limited": ActionKind(DETECTOR, ("cluster_cpus", "cluster_gpus")),
+    "batch_up": ActionKind(DETECTOR, ("queueing",)),
+    "batch_down": ActionKind(DETECTOR, ("latency_slo",)),
+    "buffers_up": ActionKind(CAMERA, ("bursts",)),
+    "buffers_down": ActionKind(CAMERA, ("latency_slo",)),
+}
+DecisionKey = tuple[str, str, str]  # (action, reason, target): a decisions_total series
+
+
 @dataclass(frozen=True)
 class Action:
     target: str  # "detector:<kind>" or "camera:<id>"
-    action: str  # scale_up | scale_down | buffers_up | buffers_down | capacity_limited
-    reason: str
+    action: str  # a key of ACTIONS
+    reason: str  # one of that action's reasons
     before: int
     after: int
     inputs: dict[str, float | int | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        kind = ACTIONS.get(self.action)
+        if kind is None or self.reason not in kind.reasons \
+                or not self.target.startswith(f"{kind.on}:"):
+            raise ValueError(f"no such scaling action: {self.action} ({self.reason}) on "
+                             f"{self.target}; the policy's vocabulary is fleet.policy.ACTIONS")
+
+    @property
+    def key(self) -> DecisionKey:
+        return self.action, self.reason, self.target
 
 
 @dataclass(frozen=True)
@@ -312,6 +346,32 @@ def decide(snapshot: Snapshot, state: PolicyState,
         batch[pool.kind], taken, state = _tune_batch(snapshot, pool, config, state)
         actions += taken
     return Decision(actors, buffers, tuple(actions), batch), state
+
+
+def possible_actions(pools: Iterable[PoolSignal], cameras: Iterable[str]) -> set[DecisionKey]:
+    """Every (action, reason, target) the policy can take on these pools and cameras: each
+    detector action on each pool, each buffer action on each camera, less what a pool's shape
+    rules out (``cluster_cpus`` for actors that take no CPU, ``cluster_gpus`` for actors that
+    take no GPU, the batch actions with batching off)."""
+    keys: set[DecisionKey] = set()
+    for pool in pools:
+        for action, kind in ACTIONS.items():
+            keys.update((action, reason, f"detector:{pool.kind}") for reason in kind.reasons
+                        if kind.on == DETECTOR and _can_occur(pool, action, reason))
+    for camera in cameras:
+        keys.update((action, reason, f"camera:{camera}") for action, kind in ACTIONS.items()
+                    if kind.on == CAMERA for reason in kind.reasons)
+    return keys
+
+
+def _can_occur(pool: PoolSignal, action: str, reason: str) -> bool:
+    if (action, reason) == ("capacity_limited", "cluster_cpus"):
+        return pool.num_cpus > 0
+    if (action, reason) == ("capacity_limited", "cluster_gpus"):
+        return pool.num_gpus > 0
+    if action in ("batch_up", "batch_down"):
+        return pool.max_batch_size > 1  # the size starts at the bound and stays within 1..it
+    return True
 
 
 def disabled(snapshot: Snapshot) -> Decision:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from fleet.frames import CameraStats, DetectorStats
+from fleet.redact import redact_url
 
 
 def percentile_ms(samples: list[float] | tuple[float, ...], q: float) -> float | None:
@@ -255,10 +256,12 @@ def _trouble(view: CameraView) -> tuple[int, float, float]:
 
 
 def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None,
-                 since: float = 0.0, limit: int = 40) -> str:
+                 since: float = 0.0, limit: int = 40, sinks: bool = False) -> str:
     """The live per-camera table the CLI prints, with the scaling actions since ``since``.
     Past ``limit`` cameras it shows the ``limit`` most troubled and sums up the rest: a table
-    of a thousand rows every few seconds is one nobody reads."""
+    of a thousand rows every few seconds is one nobody reads. Events a sink dropped get one
+    line (none while nothing is dropped); ``sinks`` (``camfleet status``) gives every sink's
+    totals instead."""
     head = f"{'camera':<16} {'state':<8} {'in fps':>6} {'out fps':>7} {'hit':>5} {'infl':>4} " \
            f"{'buf':>3} {'p50 ms':>6} {'p95 ms':>6} {'objs':>4} {'xnode':>5} " \
            f"{'drops (reason=n)':<28} detections"
@@ -283,6 +286,11 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None,
         lines.append(f"... and {len(rest)} more camera(s), the least troubled ("
                      + ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
                      + f"; lowest hit-rate {min(v.hit_rate for v in rest):.2f})")
+    totals = sink_totals(v.stats for v in views)
+    if sinks:
+        lines += format_sinks(totals)
+    elif drops := format_sink_drops(totals):
+        lines.append(drops)
     for d in snapshot.detectors.values():
         extra = "".join(f", {n} {what}" for n, what in (
             (d.pending, "starting"), (d.draining, "draining"), (d.queued, "frames queued")) if n)
@@ -295,6 +303,68 @@ def format_table(snapshot: FleetSnapshot, elapsed_s: float | None = None,
     if elapsed_s is not None:
         lines.insert(0, time.strftime("%H:%M:%S") + f"  running {elapsed_s:.0f} s")
     return "\n".join(lines)
+
+
+@dataclass
+class SinkTotals:
+    """One sink (``webhook``, ``mqtt``, ``jsonl``, ``snapshots``) summed over the cameras that
+    have it."""
+
+    sink: str
+    cameras: int = 0
+    sent: int = 0
+    queued: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    dropping: list[str] = field(default_factory=list)  # cameras whose sink dropped events
+
+    @property
+    def lost(self) -> int:
+        return sum(self.dropped.values())
+
+
+def sink_totals(cameras: Iterable[CameraStats]) -> dict[str, SinkTotals]:
+    """Every sink's counters summed over the cameras, in the order the cameras list them."""
+    totals: dict[str, SinkTotals] = {}
+    for stats in cameras:
+        for sink in stats.sinks:
+            total = totals.setdefault(sink.sink, SinkTotals(sink.sink))
+            total.cameras += 1
+            total.sent += sink.sent
+            total.queued += sink.queued
+            total.dropped.update({k: v for k, v in sink.dropped.items() if v})
+            if any(sink.dropped.values()):
+                total.dropping.append(stats.camera)
+    return totals
+
+
+def _reasons(dropped: Counter[str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(dropped.items()) if v)
+
+
+def _where(total: SinkTotals, named: int = 3) -> str:
+    """The cameras whose sink dropped events: named when few, else counted."""
+    if len(total.dropping) <= named:
+        return ", ".join(total.dropping)
+    return f"{len(total.dropping)} of {total.cameras} cameras"
+
+
+def format_sink_drops(totals: Mapping[str, SinkTotals]) -> str:
+    """One line for the live table with the events each sink dropped, by reason and where; ""
+    while no sink dropped any. Sink names only: never a URL or an error text."""
+    parts = [f"{redact_url(t.sink)} dropped {t.lost} ({_reasons(t.dropped)}) on {_where(t)}"
+             for t in totals.values() if t.lost]
+    return "sink drops: " + "; ".join(parts) if parts else ""
+
+
+def format_sinks(totals: Mapping[str, SinkTotals]) -> list[str]:
+    """A line per sink for ``camfleet status``: sent, queued and dropped by reason, summed over
+    the cameras that have it."""
+    lines = []
+    for t in totals.values():
+        lines.append(f"sink {redact_url(t.sink)} ({t.cameras} camera{'s' * (t.cameras != 1)}):"
+                     f" {t.sent} sent, {t.queued} queued, {t.lost} dropped"
+                     + (f" ({_reasons(t.dropped)}) on {_where(t)}" if t.lost else ""))
+    return lines
 
 
 def _xnode(s: CameraStats) -> str:

@@ -113,6 +113,27 @@ def test_collect_gathers_every_camera_and_pool(fleet):
     assert snapshot.detectors["face"].running == 2 and snapshot.detectors["person"].running == 1
 
 
+def test_collect_exports_every_decision_the_fleets_pools_and_cameras_can_see_at_0(fleet):
+    # given: autoscaling off (it may be turned on by apply), nothing decided yet
+    controller, _ = fleet
+    controller.collect()
+    possible = controller.metrics.possible
+    # then: each pool's and camera's decisions are known, pairs only as the policy makes them
+    assert {t for _, _, t in possible} == {"detector:face", "detector:person", "camera:a",
+                                           "camera:b"}
+    assert ("buffers_up", "bursts", "camera:a") in possible
+    assert ("capacity_limited", "cluster_cpus", "detector:face") in possible
+    assert not {k for k in possible if k[1] == "cluster_gpus" or k[0].startswith("batch")}
+    # and a camera removed by apply leaves the list, one added joins it
+    a_line = next(line for line in FLEET.splitlines(keepends=True) if "{id: a," in line)
+    text = FLEET.replace(a_line, "").replace("detectors:", "  - {id: c, source: synthetic}\n"
+                                                           "detectors:")
+    controller.apply(parse_fleet(text, env={}))
+    controller.collect()
+    assert {t for _, _, t in controller.metrics.possible if t.startswith("camera:")} == {
+        "camera:b", "camera:c"}
+
+
 def test_once_a_cameras_frame_size_is_known_what_its_face_detector_misses_is_logged_once(
         fleet, caplog):
     controller, actors = fleet

@@ -12,6 +12,8 @@ import pytest
 
 from fleet.config import AutoscalingConfig
 from fleet.policy import (
+    ACTIONS,
+    Action,
     CameraSignal,
     Decision,
     PolicyState,
@@ -19,6 +21,7 @@ from fleet.policy import (
     Snapshot,
     decide,
     disabled,
+    possible_actions,
     wanted_actors,
 )
 from tests.unit.fleetsim import (
@@ -588,3 +591,95 @@ def test_gpu_actors_grow_only_as_far_as_free_gpus_allow():
     assert decision.actors["yolo"] == 3  # 1 + two more half-GPU actors, not the 4 wanted
     limited = [a for a in decision.actions if a.action == "capacity_limited"]
     assert limited and limited[0].reason == "cluster_gpus"
+
+
+# ----------------------------------------------------------------------------- vocabulary
+def random_walk(seed: int, steps_n: int = 200) -> list[tuple[Snapshot, Decision]]:
+    """``decide`` on random pools and cameras of every shape (no CPU, GPUs, batching on or off)
+    whose figures drift from step to step, each decision applied: the snapshots and decisions."""
+    rng = np.random.default_rng(seed)
+    config = AutoscalingConfig(upscale_delay_s=float(rng.integers(0, 3)),
+                               downscale_delay_s=float(rng.integers(0, 5)), look_back_s=1.0,
+                               min_buffers=1, max_buffers=int(rng.integers(2, 8)))
+    pools = []
+    for kind in ("face", "person", "yolo")[: int(rng.integers(1, 4))]:
+        lo = int(rng.integers(0, 3))
+        batch = int(rng.choice([1, 1, 4, 8]))
+        pools.append(PoolSignal(
+            kind, target=lo, running=lo, pending=0, utilisation=0.5, service_s=None,
+            num_cpus=float(rng.choice([0.0, 0.5, 1.0])), min_actors=lo,
+            max_actors=lo + int(rng.integers(0, 6)), batch_size=batch, max_batch_size=batch,
+            num_gpus=float(rng.choice([0.0, 0.0, 0.5]))))
+    cameras = [CameraSignal(f"cam{i}", tuple(p.kind for p in pools if rng.random() < 0.8)
+                            or (pools[0].kind,), 5.0, 1.0, None, 2)
+               for i in range(int(rng.integers(1, 4)))]
+    state, now, seen = PolicyState(), 0.0, []
+    for _ in range(steps_n):
+        now += float(rng.uniform(0.5, 4.0))
+        pools = [replace(
+            p, utilisation=float(rng.uniform(0, 1)),
+            service_s=None if rng.random() < 0.1 else float(rng.uniform(0.01, 0.3)),
+            running=max(0, p.target - (pending := int(rng.integers(0, 2)) * (p.target > 0))),
+            pending=pending, queued=int(rng.integers(0, 20)),
+            min_actors=max(0, p.min_actors + int(rng.integers(-1, 2))) if rng.random() < 0.05
+            else p.min_actors) for p in pools]
+        pools = [replace(p, max_actors=max(p.max_actors, p.min_actors)) for p in pools]
+        cameras = [replace(c, offered_fps=float(rng.uniform(0, 40)),
+                           hit_rate=float(rng.uniform(0.5, 1)),
+                           p95_ms=None if rng.random() < 0.1 else float(rng.uniform(50, 2500)))
+                   for c in cameras]
+        snap = Snapshot(now, tuple(cameras), tuple(pools), float(rng.uniform(-1, 6)),
+                        float(rng.uniform(0, 2)))
+        decision, state = decide(snap, state, config)
+        seen.append((snap, decision))
+        pools = [replace(p, target=decision.actors[p.kind], batch_size=decision.batch[p.kind])
+                 for p in pools]
+        cameras = [replace(c, buffers=decision.buffers[c.camera]) for c in cameras]
+    return seen
+
+
+def test_every_action_the_policy_takes_is_one_the_metrics_export_from_the_start():
+    # given: random walks over pools and cameras of every shape, and random simulated fleets
+    runs = [step for seed in range(40) for step in random_walk(seed)]
+    for seed in range(5):
+        runs += [(t.snapshot, t.decision) for t in FleetSim(random_fleet(seed)).run(120.0)]
+    taken = set()
+    for snap, decision in runs:
+        # then: each action is a series /metrics exported at 0 for that fleet before it was taken
+        possible = possible_actions(snap.pools, [c.camera for c in snap.cameras])
+        for action in decision.actions:
+            assert action.key in possible, (snap, action)
+            taken.add((action.action, action.reason))
+    # and the vocabulary holds nothing the policy never does: every pair was taken somewhere
+    assert taken == {(a, r) for a, kind in ACTIONS.items() for r in kind.reasons}
+
+
+@pytest.mark.parametrize(("target", "action", "reason"), [
+    ("detector:face", "scale_sideways", "demand"),  # no such action
+    ("detector:face", "scale_up", "a_hunch"),  # no such reason
+    ("detector:face", "scale_up", "bursts"),  # another action's reason
+    ("camera:cam", "scale_up", "demand"),  # a detector action on a camera
+    ("detector:face", "buffers_up", "bursts"),  # a camera action on a pool
+    ("face", "scale_up", "demand"),  # a target without its kind
+])
+def test_an_action_outside_the_vocabulary_cannot_be_made(target, action, reason):
+    with pytest.raises(ValueError, match="no such scaling action"):
+        Action(target, action, reason, 1, 2)
+
+
+def test_possible_actions_pair_each_action_with_its_own_reasons_and_targets():
+    cpu = pool_signal(kind="face", num_cpus=1.0)
+    gpu = pool_signal(kind="yolo", num_cpus=0.0, num_gpus=0.5, max_batch_size=8, batch_size=8)
+    keys = possible_actions([cpu, gpu], ["cam"])
+    assert {k for k in keys if k[2] == "detector:face"} == {
+        ("scale_up", "demand", "detector:face"), ("scale_up", "below_min", "detector:face"),
+        ("scale_down", "low_utilisation", "detector:face"),
+        ("capacity_limited", "cluster_cpus", "detector:face")}  # no GPUs, batching off
+    assert {k for k in keys if k[2] == "detector:yolo"} == {
+        ("scale_up", "demand", "detector:yolo"), ("scale_up", "below_min", "detector:yolo"),
+        ("scale_down", "low_utilisation", "detector:yolo"),
+        ("capacity_limited", "cluster_gpus", "detector:yolo"),  # no CPU per actor to run out of
+        ("batch_up", "queueing", "detector:yolo"), ("batch_down", "latency_slo", "detector:yolo")}
+    assert {k for k in keys if k[2] == "camera:cam"} == {
+        ("buffers_up", "bursts", "camera:cam"), ("buffers_down", "latency_slo", "camera:cam")}
+    assert possible_actions([], []) == set()

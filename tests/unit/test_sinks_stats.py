@@ -10,7 +10,7 @@ import numpy as np
 
 from fleet.config import SinksConfig
 from fleet.feed import EventFeed
-from fleet.frames import CameraStats, Detection, DetectionResult, FrameMeta
+from fleet.frames import CameraStats, Detection, DetectionResult, FrameMeta, SinkStats
 from fleet.sinks import EventSink
 from fleet.stats import FleetSnapshot, FleetStats, format_summary, format_table
 from tests.helpers import free_port
@@ -171,3 +171,68 @@ def test_a_big_fleets_table_shows_the_most_troubled_cameras_and_sums_up_the_rest
     rows = [line for line in text.splitlines() if line.startswith("cam-")]
     assert len(rows) == 10 and rows[0].startswith("cam-057")  # the down camera first
     assert "... and 90 more camera(s), the least troubled (90 up;" in text
+
+
+# ------------------------------------------------------------------------- sink drops shown
+def sink(name: str, sent: int, queued: int = 0, error: str = "", **dropped: int) -> SinkStats:
+    return SinkStats(name, sent + queued + sum(dropped.values()), sent, queued, dropped, 0, error)
+
+
+def sink_fleet(*cameras: tuple[str, tuple[SinkStats, ...]]) -> FleetSnapshot:
+    views = {}
+    for camera, sinks in cameras:
+        s = replace(stats(10.0, 100, 100), camera=camera, sinks=sinks)
+        views[camera] = FleetStats().update_camera(s)
+    return FleetSnapshot(10.0, cameras=views)
+
+
+WELL = (sink("webhook", 40, queued=2, queue_full=0), sink("jsonl", 90, disk_full=0))
+
+
+def test_the_table_says_nothing_of_sinks_while_none_dropped_an_event():
+    text = format_table(sink_fleet(("cam-a", WELL), ("cam-b", WELL)))
+    assert "sink" not in text
+
+
+def test_the_table_has_one_line_with_what_each_sink_dropped_why_and_where():
+    # given: a webhook that dropped events on two cameras, and a full disk on one
+    snapshot = sink_fleet(
+        ("cam-a", (sink("webhook", 30, queue_full=10, rejected=2), sink("jsonl", 90))),
+        ("cam-b", (sink("webhook", 30, queue_full=1), sink("jsonl", 80, disk_full=3))),
+        ("cam-c", WELL))
+    # then
+    (line,) = [line for line in format_table(snapshot).splitlines() if "sink" in line]
+    assert line == ("sink drops: webhook dropped 13 (queue_full=11 rejected=2) on cam-a, cam-b; "
+                    "jsonl dropped 3 (disk_full=3) on cam-b")
+
+
+def test_the_table_counts_the_cameras_when_many_dropped():
+    cameras = [(f"cam-{i}", (sink("mqtt", 5, queue_full=1),)) for i in range(5)]
+    text = format_table(sink_fleet(*cameras, ("cam-ok", (sink("mqtt", 5),))))
+    assert "sink drops: mqtt dropped 5 (queue_full=5) on 5 of 6 cameras" in text
+
+
+def test_status_has_every_sinks_totals_even_when_all_is_well():
+    # given: one camera dropping webhook events, one well
+    snapshot = sink_fleet(
+        ("cam-a", (sink("webhook", 30, queued=4, queue_full=10, shutdown=1), sink("jsonl", 90))),
+        ("cam-b", WELL))
+    # when: the form camfleet status prints
+    lines = [line for line in format_table(snapshot, sinks=True).splitlines() if "sink" in line]
+    # then: a line per sink, sent, queued and dropped by reason; no separate drops line
+    assert lines == [
+        "sink webhook (2 cameras): 70 sent, 6 queued, 11 dropped (queue_full=10 shutdown=1) "
+        "on cam-a",
+        "sink jsonl (2 cameras): 180 sent, 0 queued, 0 dropped"]
+
+
+def test_sink_lines_never_show_a_url_or_an_error():
+    # given: a sink's last error holds its URL with a token, and a name that is a URL
+    error = "POST https://hooks.example.com/services/T000/B000/XXXXSECRETXXXX: timed out"
+    snapshot = sink_fleet(
+        ("cam-a", (sink("webhook", 1, error=error, queue_full=1),
+                   sink("https://bot:hunter2@mq.example.com/x?token=abc", 1, rejected=1))))
+    for text in (format_table(snapshot), format_table(snapshot, sinks=True)):
+        assert "webhook dropped 1" in text or "sink webhook (1 camera): 1 sent" in text
+        assert "hooks.example.com" not in text and "SECRET" not in text
+        assert "hunter2" not in text and "abc" not in text
