@@ -7,9 +7,16 @@ fleet's ``face`` detector (whichever kind ``face`` resolves to; recorded in the 
 processes stays the same), the control loop in a thread of this process as in ``bench
 autoscale``, metrics served and events written as in a real run.
 
+Retention is on and made to work: every camera writes frame and track lines besides its object
+events, ``events.jsonl`` and ``stats.jsonl`` rotate at ``--rotate-mb`` keeping 2 old files, and
+frame snapshots (one a second per camera) are pruned to a ``--snapshots-mb`` budget. So the run
+folder's size must stay under its bound: 3 files' worth each of events and stats, the snapshot
+budget, and one prune interval of snapshots.
+
 Every ``--sample-s`` seconds: RSS, open file descriptors and threads of every camera and
 detector actor process and of the controller (this process), the object store's use (bytes and
-objects), and every camera's accounting (``CameraStats.accounted``, audit problems, totals).
+objects), the run folder's size and file count, and every camera's accounting
+(``CameraStats.accounted``, audit problems, totals, and what each sink dropped).
 
 Growth is judged after a warm-up (the first 20% of the run, at least a minute, at most half of
 it), on medians rather than single samples: the median of the first three samples after the
@@ -66,7 +73,20 @@ METRICS = (
 INFORMATIONAL = ("store.mib", "store.objects")
 
 
-def fleet_yaml(cameras: int, background: str | None) -> str:
+KEEP_FILES, PRUNE_S, SNAPSHOT_INTERVAL_S = 2, 10, 1.0
+
+
+def disk_bound_mib(cameras: int, rotate_mb: float, snapshots_mb: float) -> float:
+    """The most the run folder may hold: events and stats files (the live one and KEEP_FILES
+    old ones each, a file passing its limit by at most a flush), the snapshot budget, and the
+    snapshots of one prune interval (at most 200 KiB each), plus 1 MiB (summary, state)."""
+    files = 2 * (KEEP_FILES + 1) * rotate_mb * 1e6 / MIB * 1.1
+    between_prunes = cameras * PRUNE_S / SNAPSHOT_INTERVAL_S * 0.2
+    return round(files + snapshots_mb * 1e6 / MIB + between_prunes + 1, 1)
+
+
+def fleet_yaml(cameras: int, background: str | None, rotate_mb: float = 1.0,
+               snapshots_mb: float = 5.0) -> str:
     scene = f", background: {background}" if background else ""
     rows = "\n".join(
         f"  - {{id: cam-{i}, source: {{type: synthetic, width: {WIDTH}, height: {HEIGHT}, "
@@ -84,6 +104,10 @@ detectors:
   face: {{actors: {DETECTOR_ACTORS}, min_actors: {DETECTOR_ACTORS},
           max_actors: {DETECTOR_ACTORS}, num_cpus: {DETECTOR_CPUS}}}
 autoscaling: {{enabled: false}}
+sinks:
+  jsonl: {{frames: true, tracks: true, rotate_mb: {rotate_mb}, keep_files: {KEEP_FILES}}}
+  snapshots: {{frames: true, max_per_camera: 100000, min_interval_s: {SNAPSHOT_INTERVAL_S},
+              max_mb: {snapshots_mb}, prune_interval_s: {PRUNE_S}}}
 """
 
 
@@ -200,6 +224,29 @@ def kind_totals(actors: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return totals
 
 
+def folder_use(folder: Path) -> dict[str, float]:
+    """The run folder's size (MiB of file bytes) and its number of files, now."""
+    size, files = 0, 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file():
+                size += path.stat().st_size
+                files += 1
+        except OSError:  # rotated or pruned between the listing and the stat
+            continue
+    return {"mib": round(size / MIB, 2), "files": files}
+
+
+def sink_drops(stats: list[CameraStats]) -> dict[str, int]:
+    """Events each sink (files too: events, snapshots) dropped, by sink and reason, summed."""
+    dropped: Counter[str] = Counter()
+    for s in stats:
+        for sink in s.sinks:
+            for reason, count in sink.dropped.items():
+                dropped[f"{sink.sink}:{reason}"] += count
+    return {k: v for k, v in sorted(dropped.items()) if v}
+
+
 def totals(stats: list[CameraStats]) -> dict[str, Any]:
     """The cameras' accounting: each one's ``accounted`` and audit, and the fleet's counters."""
     bad = {s.camera: list(s.audit_problems) or ["counters do not add up"]
@@ -210,6 +257,8 @@ def totals(stats: list[CameraStats]) -> dict[str, Any]:
         "dropped": sum(sum(s.dropped.values()) for s in stats),
         "dropped_by_reason": dict(sum((Counter(s.dropped) for s in stats), Counter())),
         "failed": sum(s.failed for s in stats), "in_flight": sum(s.in_flight for s in stats),
+        "sink_dropped": sink_drops(stats),
+        "object_events": sum(sum(s.object_events.values()) for s in stats),
     }
 
 
@@ -222,7 +271,7 @@ def accounting(controller: Any) -> dict[str, Any]:
 
 
 def take_sample(controller: Any, where: ActorProcesses, store: StoreProbe,
-                elapsed: float) -> dict[str, Any]:
+                elapsed: float, run_dir: Path) -> dict[str, Any]:
     actors = []
     for kind, name, actor in where.current(controller):
         pid = where.pid(controller, actor)
@@ -236,7 +285,7 @@ def take_sample(controller: Any, where: ActorProcesses, store: StoreProbe,
                        **own})
     return {
         "t": round(elapsed, 1), **kind_totals(actors), "store": store.sample(),
-        "accounting": accounting(controller), "actors": actors,
+        "disk": folder_use(run_dir), "accounting": accounting(controller), "actors": actors,
     }
 
 
@@ -258,7 +307,8 @@ def soak(yaml_text: str, run_dir: Path, duration_s: float, sample_s: float,
     try:
         for n in range(1, int(duration_s // sample_s) + 1):
             time.sleep(max(0.0, started + n * sample_s - time.monotonic()))
-            samples.append(take_sample(controller, where, store, time.monotonic() - started))
+            samples.append(take_sample(controller, where, store, time.monotonic() - started,
+                                       run_dir))
             progress(note(samples[-1], duration_s))
     finally:
         halt.set()
@@ -272,6 +322,7 @@ def note(sample: dict[str, Any], duration_s: float) -> str:
     return (f"soak: {sample['t']:.0f}/{duration_s:.0f} s, RSS MiB cameras {cam['rss_sum']:.0f} "
             f"({cam['n']}), detectors {det['rss_sum']:.0f} ({det['n']}), controller "
             f"{sample['controller']['rss_sum']:.0f}; store {sample['store']['mib']} MiB; "
+            f"run folder {sample['disk']['mib']} MiB ({sample['disk']['files']} files); "
             f"processed {acc['processed']}/{acc['captured']}; "
             f"{'accounted' if acc['accounted'] else 'NOT ACCOUNTED ' + str(acc['problems'])}")
 
@@ -279,7 +330,7 @@ def note(sample: dict[str, Any], duration_s: float) -> str:
 # -------------------------------------------------------------------------------- summarising
 def value(sample: dict[str, Any], key: str) -> float | None:
     group, name = key.split(".")
-    v = sample[group][name]
+    v = sample.get(group, {}).get(name)
     return None if v is None else float(v)
 
 
@@ -326,8 +377,10 @@ def warmup(duration_s: float, asked: float | None) -> float:
     return min(max(0.2 * duration_s, 60.0), 0.5 * duration_s)
 
 
-def summarise(run: dict[str, Any], cameras: int, warmup_s: float) -> dict[str, Any]:
+def summarise(run: dict[str, Any], cameras: int, warmup_s: float,
+              disk_bound: float | None = None) -> dict[str, Any]:
     samples = run["samples"]
+    disk = [s["disk"]["mib"] for s in samples if "disk" in s]
     after = [s for s in samples if s["t"] >= warmup_s]
     frame_mib = WIDTH * HEIGHT * 3 / MIB
     bounds = {"store.mib_min": cameras * BUFFERS * frame_mib,
@@ -353,6 +406,10 @@ def summarise(run: dict[str, Any], cameras: int, warmup_s: float) -> dict[str, A
         "store_bound_mib": round(bounds["store.mib_min"], 1),
         "store_spilled_mib": samples[-1]["store"]["spilled_mib"] if samples else None,
         "frame_mib": round(frame_mib, 2),
+        "disk_peak_mib": max(disk, default=None), "disk_bound_mib": disk_bound,
+        "disk_within_bound": disk_bound is None or all(d <= disk_bound for d in disk),
+        "sink_dropped": run["final"].get("sink_dropped", {}),
+        "nothing_lost": not run["final"].get("sink_dropped"),
     }
 
 
@@ -362,22 +419,28 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
     duration = args.minutes * 60
     warm = warmup(duration, args.warmup_s)
     kind = str(getattr(parse_fleet(fleet_yaml(1, None), env={}).detectors["face"], "type", ""))
+    bound = disk_bound_mib(args.cameras, args.rotate_mb, args.snapshots_mb)
     with tempfile.TemporaryDirectory(prefix="camfleet-bench-") as tmp:
         folder = Path(tmp)
         background = background_image(folder)
+        progress(f"soak: retention on: events and stats rotate at {args.rotate_mb:g} MB keeping "
+                 f"{KEEP_FILES}, snapshots pruned to {args.snapshots_mb:g} MB every {PRUNE_S} s; "
+                 f"the run folder's bound is {bound:g} MiB")
         progress(f"soak: {args.cameras} cameras ({WIDTH}x{HEIGHT} at {SOURCE_FPS:g} fps, {FPS:g} "
                  f"analysed), {DETECTOR_ACTORS} face ({kind}) actors x {DETECTOR_CPUS:g} CPU, "
                  f"{duration:.0f} s, a sample every {args.sample_s:g} s, warm-up {warm:.0f} s")
-        soaked = soak(fleet_yaml(args.cameras, background), folder / "run", duration,
-                      args.sample_s, progress)
-    summary = summarise(soaked, args.cameras, warm)
+        soaked = soak(fleet_yaml(args.cameras, background, args.rotate_mb, args.snapshots_mb),
+                      folder / "run", duration, args.sample_s, progress)
+    summary = summarise(soaked, args.cameras, warm, bound)
     results = {
         "scenario": {"cameras": args.cameras, "width": WIDTH, "height": HEIGHT,
                      "source_fps": SOURCE_FPS, "fps": FPS, "detect_width": DETECT_WIDTH,
                      "buffers": BUFFERS, "detector_actors": DETECTOR_ACTORS,
                      "detector_cpus": DETECTOR_CPUS, "minutes": args.minutes,
                      "detector_type": kind,
-                     "sample_s": args.sample_s, "real_footage": background is not None},
+                     "sample_s": args.sample_s, "real_footage": background is not None,
+                     "rotate_mb": args.rotate_mb, "keep_files": KEEP_FILES,
+                     "snapshots_mb": args.snapshots_mb, "prune_interval_s": PRUNE_S},
         "summary": summary, "timeline": soaked["samples"],
     }
     print(table(results))
@@ -424,6 +487,9 @@ def table(results: dict[str, Any]) -> str:
             f"(private {_fmt(p['private_mib']['growth_pct'])}%)" for p in s["by_process"][:3]),
         f"all judged growth under {GROWTH_LIMIT_PCT:g}%: {s['all_under_limit']}"
         + (f" (over: {', '.join(s['grew'])})" if s["grew"] else ""),
+        f"run folder (retention on): peak {s.get('disk_peak_mib')} MiB, bound "
+        f"{s.get('disk_bound_mib')} MiB, within it at every sample: {s.get('disk_within_bound')}"
+        f"; events dropped by any sink: {s.get('sink_dropped') or 'none'}",
     ]
     return "\n".join(lines)
 
@@ -454,8 +520,8 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     if plt is None:
         return False
     timeline, summary = results["timeline"], results["summary"]
-    fig, axes = plt.subplots(5, 1, figsize=(9, 12), sharex=True)
-    rss, rel, store, fds, threads = axes
+    fig, axes = plt.subplots(6, 1, figsize=(9, 14), sharex=True)
+    rss, rel, store, disk, fds, threads = axes
     for kind in KINDS:
         rss.plot(*_series(timeline, f"{kind}.rss_sum"), label=f"{kind} (sum)")
         fds.plot(*_series(timeline, f"{kind}.fds"), label=kind)
@@ -468,8 +534,11 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     store.plot(*_series(timeline, "store.mib_max"), ":", label="max")
     store.axhline(summary["store_bound_mib"], color="r", lw=0.8,
                   label="bound (cameras x buffers x frame)")
+    disk.plot(*_series(timeline, "disk.mib"), label="run folder")
+    if summary.get("disk_bound_mib"):
+        disk.axhline(summary["disk_bound_mib"], color="r", lw=0.8, label="bound (retention)")
     labels = ("RSS MiB", "RSS change %\n(vs first after warm-up)", "object store MiB",
-              "open fds", "threads")
+              "run folder MiB", "open fds", "threads")
     for ax, label in zip(axes, labels, strict=True):
         ax.set_ylabel(label)
         ax.axvspan(0, summary["warmup_s"] / 60, color="0.92")
@@ -489,4 +558,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup-s", type=float,
                         help="not judged for growth (default: 20%% of the run, at least 60 s, "
                         "at most half)")
+    parser.add_argument("--rotate-mb", type=float, default=1.0,
+                        help="events and stats files rotate at this size (MB)")
+    parser.add_argument("--snapshots-mb", type=float, default=5.0,
+                        help="the snapshot folder's budget (MB)")
     parser.add_argument("--plot", default="bench-soak.png", help="PNG plot path ('' for none)")

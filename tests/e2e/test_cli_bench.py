@@ -152,6 +152,9 @@ def test_bench_soak_smoke(tmp_path):
             assert sample[kind]["rss_sum"] > 0 and sample[kind]["fds"] > 0
             assert sample[kind]["threads"] > 0
         assert sample["store"]["mib"] is not None
+        assert sample["disk"]["files"] > 0  # the run folder, retention on
+    assert summary["disk_within_bound"] is True and summary["nothing_lost"] is True
+    assert summary["disk_peak_mib"] <= summary["disk_bound_mib"]
     for key in ("camera.rss_sum", "detector.private_sum", "detector.fds", "controller.threads",
                 "store.mib_min", "store.mib"):
         assert key in summary["growth"]
