@@ -1,4 +1,4 @@
-"""CameraActor: a Ray actor that owns one :class:`fleet.camera.Camera` pipeline."""
+"""CameraActor: a Ray actor that owns one :class:`fleet.pipeline.camera.Camera` pipeline."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from typing import Any
 
 import ray
 
+from actors.handoff import RayDispatcher
 from actors.lease import Lease
-from fleet.camera import Camera
 from fleet.frames import CameraPlan, CameraStats
-from fleet.handoff import RayDispatcher
 from fleet.logsafe import install_log_redaction
-from fleet.sinks import EventSink
+from fleet.pipeline.camera import Camera
+from fleet.sinks.events import EventSink
 from fleet.sources import open_source
 
 

@@ -1,4 +1,5 @@
-"""ControllerActor: the named Ray actor that runs a :class:`fleet.controller.FleetController`.
+"""ControllerActor: the named Ray actor that runs a
+:class:`fleet.control.controller.FleetController`.
 
 Detached and restartable: it outlives a driver that ``ray job stop`` kills mid-drain (so the
 drain finishes and ``summary.json`` is written), and when its process dies Ray restarts it and
@@ -18,12 +19,12 @@ import ray
 from actors.camera import CameraActor
 from actors.detector import DetectorActor
 from actors.lease import Lease
+from actors.rayactors import RayActors
 from fleet.config import FleetConfig
-from fleet.controller import FleetController
+from fleet.control.controller import FleetController
+from fleet.control.stats import FleetSnapshot
 from fleet.frames import CameraStats
 from fleet.logsafe import install_log_redaction
-from fleet.rayactors import RayActors
-from fleet.stats import FleetSnapshot
 
 END_AFTER_STOP_S = 10.0  # a stopped controller lingers this long for the CLI's last calls
 

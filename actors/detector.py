@@ -1,10 +1,10 @@
 """DetectorActor: a Ray actor that forwards to :class:`fleet.detectors.DetectorService`.
 
 An asyncio actor: every ``detect`` call (one frame, from any camera) waits in a
-:class:`fleet.batching.BatchQueue`, and the queue runs one model call per batch in a thread of
-its own, so frames from several cameras share a model call while the event loop keeps taking
-calls. The frame each call carries is a read-only view on the object store, held only until its
-batch is done.
+:class:`fleet.pipeline.batching.BatchQueue`, and the queue runs one model call per batch in a
+thread of its own, so frames from several cameras share a model call while the event loop
+keeps taking calls. The frame each call carries is a read-only view on the object store, held only
+until its batch is done.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import numpy as np
 import ray
 
 from actors.lease import Lease
-from fleet.batching import BatchQueue
 from fleet.config import DetectorConfig
 from fleet.detectors import Detector, DetectorService, build_detector
 from fleet.frames import DetectionResult, DetectorStats, FrameMeta
 from fleet.logsafe import install_log_redaction
+from fleet.pipeline.batching import BatchQueue
 
 Item = tuple[np.ndarray, FrameMeta]
 log = logging.getLogger(__name__)

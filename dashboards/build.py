@@ -7,7 +7,7 @@ The JSON files are what Grafana loads (file provisioning, or Dashboards > New > 
 Python here is where they are edited: the vocabulary in ``grafana.py``, the panels in
 ``fleet_dashboard.py`` and ``camera_dashboard.py``. Edit there, run this, commit both.
 ``tests/unit/test_dashboards.py`` holds the JSON to this script, its PromQL to the metrics the
-controller exposes (``fleet/metrics.py``) and its panels to Grafana's own dashboard schema.
+controller exposes (``fleet/control/metrics.py``) and its panels to Grafana's own dashboard schema.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ data source, selectors, legend, units and layout, and a dashboard file reads as 
 Every selector carries ``job=~"$job", instance=~"$instance"`` (:data:`FLEET`): ``$fleet`` picks
 fleets by the name in ``camfleet_fleet_info``, and the hidden ``$instance`` turns that into the
 controllers' scrape instances, so several fleets can share one Prometheus. PromQL in here uses only
-the metrics the controller exposes (``fleet/metrics.py``).
+the metrics the controller exposes (``fleet/control/metrics.py``).
 """
 
 from __future__ import annotations

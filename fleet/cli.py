@@ -20,9 +20,9 @@ from typing import Any
 
 from fleet.config import FleetConfig, SyntheticSource, json_schema
 from fleet.errors import FleetError
-from fleet.facesize import face_notes
 from fleet.live import add_parsers, load_or_report
 from fleet.logsafe import LOG_FORMAT, install_log_redaction
+from fleet.pipeline.facesize import face_notes
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 LEASE_RENEW_S = 2.0  # the controller stops the fleet itself when the CLI is gone this long
@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.file)
     if config is None:
         return EXIT_BAD_CONFIG
-    from fleet import runtime
+    from actors import runtime
 
     run_dir = _run_dir(config, args.run_dir)
     stop = _StopFlag()  # from here on a signal stops the fleet, whatever phase it is in
@@ -170,8 +170,8 @@ def _watch(fleet: Any, args: argparse.Namespace, stop: _StopFlag, feed: Any = No
     """Print the live table every ``--every`` seconds (and the object events written since,
     from ``feed``) until a signal, --duration or the end; keep the controller's lease. False if
     the controller is gone for good."""
-    from fleet.runtime import ControllerGone
-    from fleet.stats import format_table
+    from actors.runtime import ControllerGone
+    from fleet.control.stats import format_table
 
     started = time.monotonic()
     next_table, next_lease, shown = started + args.every, started, time.time()
@@ -203,7 +203,7 @@ def _watch(fleet: Any, args: argparse.Namespace, stop: _StopFlag, feed: Any = No
 def _reattach(fleet: Any, gone: Any, stop: _StopFlag) -> bool:
     """The controller stopped answering: Ray restarts it and it adopts the running actors.
     Wait for it; True once it answers again."""
-    from fleet.runtime import ControllerGone
+    from actors.runtime import ControllerGone
 
     print(f"camfleet: the controller is not answering ({gone}); cameras go on meanwhile; "
           f"waiting up to {REATTACH_S:g} s for it to come back", file=sys.stderr, flush=True)
@@ -225,9 +225,9 @@ def _reattach(fleet: Any, gone: Any, stop: _StopFlag) -> bool:
 
 
 def _stop(fleet: Any, config: Any, run_dir: Path, stop: _StopFlag, feed: Any = None) -> bool:
-    from fleet.rotation import write_atomically
-    from fleet.runtime import ControllerGone
-    from fleet.stats import format_summary
+    from actors.runtime import ControllerGone
+    from fleet.control.stats import format_summary
+    from fleet.sinks.rotation import write_atomically
 
     why = f"on {stop.signal}" if stop.signal else "at the end of the run"
     print(f"camfleet: stopping {why}; draining in-flight frames", flush=True)

@@ -1,9 +1,9 @@
 """The records and protocols that cross module and actor boundaries.
 
 The frozen records travel between actors and hold no pixels. ``Completion`` and the
-``Dispatcher`` protocol are the seam between a camera's pipeline (``fleet.camera``, no Ray) and
-the hand-off that implements it (``fleet.handoff``, Ray): both sides import them from here.
-Imports no Ray.
+``Dispatcher`` protocol are the seam between a camera's pipeline (``fleet.pipeline.camera``, no
+Ray) and the hand-off that implements it (``actors.handoff``, Ray): both sides import them from
+here. Imports no Ray.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ class CameraStats:
     height: int = 0
     outstanding: dict[str, int] = field(default_factory=dict)  # frames at each detector actor
     stuck_s: float = 0.0  # how long capture has been inside one source call (the watchdog's)
-    audit_problems: tuple[str, ...] = ()  # what the per-frame audit found (fleet.accounting)
+    # what the per-frame audit found (fleet.pipeline.accounting)
+    audit_problems: tuple[str, ...] = ()
     put_bytes: int = 0  # bytes of the last frame put into the object store (see put_width)
     puts: int = 0  # objects put into the store: one per frame, one per group with put_frames
     tracks_active: dict[str, int] = field(default_factory=dict)  # live objects per label

@@ -31,8 +31,8 @@ def load_or_report(path: str) -> FleetConfig | None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from fleet import runtime
-    from fleet.stats import format_table
+    from actors import runtime
+    from fleet.control.stats import format_table
 
     try:
         runtime.join_ray(args.address)
@@ -59,7 +59,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     config = load_or_report(args.file)
     if config is None:
         return EXIT_BAD_CONFIG
-    from fleet import runtime
+    from actors import runtime
 
     try:
         runtime.join_ray(args.address)

@@ -8,6 +8,6 @@ echo "[lint] ruff check"
 "$py/ruff" check fleet actors tests dashboards scripts
 echo "[lint] mypy fleet actors"
 "$py/mypy" --no-error-summary
-echo "[lint] mypy --strict fleet/config fleet/policy.py fleet/frames.py"
-"$py/mypy" --strict --no-error-summary fleet/config fleet/policy.py fleet/frames.py
+echo "[lint] mypy --strict fleet/config fleet/control/policy.py fleet/frames.py"
+"$py/mypy" --strict --no-error-summary fleet/config fleet/control/policy.py fleet/frames.py
 echo "[lint] ok"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fleet import runtime
+from actors import runtime
 from fleet.bench import plotting
 
 FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")

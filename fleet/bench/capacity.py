@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import statistics
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from fleet import runtime
+from actors import runtime
 from fleet.bench import cpu, plotting
 from fleet.bench.autoscale import background_image
 

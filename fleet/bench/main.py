@@ -1,8 +1,8 @@
 """The ``camfleet bench`` command: its arguments, and running one mode on Ray.
 
 Each mode module has ``add_arguments(parser)`` and ``run(args, progress) -> results``; Ray is
-started (or joined) here, through :mod:`fleet.runtime`, the one wiring place, so a mode neither
-starts Ray nor knows how a fleet's actors are wired: it asks :mod:`fleet.runtime` for a
+started (or joined) here, through :mod:`actors.runtime`, the one wiring place, so a mode neither
+starts Ray nor knows how a fleet's actors are wired: it asks :mod:`actors.runtime` for a
 controller or an actor class. Ray itself is imported only once a mode runs.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from fleet import runtime
+from actors import runtime
 from fleet.bench import (
     accuracy,
     autoscale,

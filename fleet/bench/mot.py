@@ -40,12 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from fleet import runtime
+from actors import runtime
 from fleet.bench import cpu, detcost, mot_score, plotting
-from fleet.camera import FpsLimiter
 from fleet.config import CameraConfig, FleetConfig
 from fleet.frames import Completion, Detection, DetectionResult, FrameMeta
-from fleet.tracking import ObjectTracker
+from fleet.pipeline.camera import FpsLimiter
+from fleet.pipeline.tracking import ObjectTracker
 
 CLIP = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 CAMERA = "clip"

@@ -43,9 +43,8 @@ class FaceBatch:
         self.detect_width = detect_width
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from fleet.frames import FrameMeta
-
         from fleet.detectors import detect_batch
+        from fleet.frames import FrameMeta
 
         frames = list(batch["frame"])
         metas = [FrameMeta("raydata", int(i), 0.0, f.shape[1], f.shape[0], self.detect_width)
@@ -85,7 +84,7 @@ def throughput(frames: list[np.ndarray], count: int, actors: int,
 
 def fleet_startup(yaml_text: str, folder: Path, timeout_s: float = 60.0) -> float:
     """Seconds from building a fleet to its first analysed frame (camfleet's start-up)."""
-    from fleet import runtime
+    from actors import runtime
     from fleet.config import parse_fleet
 
     wait_for_free_cpus()  # Ray Data's pool actors may still be ending

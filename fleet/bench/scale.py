@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fleet import runtime
+from actors import runtime
 from fleet.bench import plotting
 from fleet.bench.soak import ActorProcesses, StoreProbe, process_stats
 
@@ -85,7 +85,7 @@ def timed_collect(controller: Any) -> tuple[float, float, int]:
 def measure(cameras: int, args: argparse.Namespace, folder: Path,
             progress: Callable[[str], None]) -> dict[str, Any]:
     from fleet.config import parse_fleet
-    from fleet.stats import format_table
+    from fleet.control.stats import format_table
 
     controller = runtime.build_controller(parse_fleet(fleet_yaml(cameras, args.fps), env={}),
                                           str(folder / f"run-{cameras}"))
@@ -152,9 +152,9 @@ def controller_work(cameras: int, rounds: int = 5) -> dict[str, Any]:
 
     from prometheus_client import generate_latest
 
+    from fleet.control.metrics import FleetMetrics
+    from fleet.control.stats import FleetSnapshot, FleetStats
     from fleet.frames import CameraStats, SinkStats
-    from fleet.metrics import FleetMetrics
-    from fleet.stats import FleetSnapshot, FleetStats
 
     stats = FleetStats(window_s=10.0)
     metrics = FleetMetrics("model")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fleet import runtime
+from actors import runtime
 from fleet.bench import plotting
 from fleet.bench.transport import SIZES, TouchDetector, frame_pool, measure_memcpy
 from fleet.frames import FrameMeta

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fleet import runtime
+from actors import runtime
 from fleet.bench import plotting
 from fleet.bench.autoscale import background_image
 from fleet.frames import CameraStats

@@ -31,9 +31,9 @@ from typing import Any
 from fleet.bench import plotting
 from fleet.config import CameraConfig, ScenePath, SinksConfig
 from fleet.frames import Completion, Detection, DetectionResult, FrameMeta
-from fleet.sinks import EventSink
+from fleet.pipeline.tracking import ObjectTracker
+from fleet.sinks.events import EventSink
 from fleet.sources import path_box
-from fleet.tracking import ObjectTracker
 
 NEEDS_RAY = False
 W, H, FPS = 1920, 1080, 10.0

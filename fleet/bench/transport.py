@@ -1,8 +1,9 @@
 """``camfleet bench transport``: for each frame size, the camera -> detector hand-off through
-the real code path, a :class:`fleet.camera.Camera` with its :class:`fleet.handoff.RayDispatcher`
-and real DetectorActors running a detector that does no work (:class:`TouchDetector`), timed
-per frame from ``submit`` to result, with one frame in flight and with several (a camera's
-``buffers``), and with ``put_width`` at the largest size; next to one ``memcpy`` of the same
+the real code path, a :class:`fleet.pipeline.camera.Camera` with its
+:class:`actors.handoff.RayDispatcher` and real DetectorActors running a detector that does no
+work (:class:`TouchDetector`), timed per frame from ``submit`` to result, with one frame in flight
+and with several (a camera's ``buffers``), and with ``put_width`` at the largest size; next to one
+``memcpy`` of the same
 frame and the baselines of :mod:`fleet.bench.baselines`, on the same frames in the same run.
 Results go to stdout as a markdown table, to ``--json`` and to a PNG plot.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fleet import runtime
+from actors import runtime
 from fleet.bench import baselines, plotting
 from fleet.bench.bufferpool import memory_table_1080p
 from fleet.bench.measure import BaselineResult
@@ -100,8 +101,8 @@ class PoolSource:
 
 
 def _timed_dispatcher(pools: dict[str, list[Any]]) -> Any:
-    """fleet.handoff.RayDispatcher, timing each frame from ``submit`` to its completion."""
-    from fleet.handoff import RayDispatcher
+    """actors.handoff.RayDispatcher, timing each frame from ``submit`` to its completion."""
+    from actors.handoff import RayDispatcher
 
     class TimedDispatcher(RayDispatcher):
         def __init__(self, pools: dict[str, list[Any]]):
@@ -192,16 +193,16 @@ cameras:
 def camera_run(detectors: list[Any], pool: list[np.ndarray], frames: int, buffers: int,
                put_width: int | None = None, warmup: int = 10,
                timeout_s: float = 120.0, put_frames: int = 1) -> dict[str, Any]:
-    """A real :class:`fleet.camera.Camera` with a real RayDispatcher on real DetectorActors.
+    """A real :class:`fleet.pipeline.camera.Camera`, a real RayDispatcher, real DetectorActors.
 
     The camera reads ``pool`` as a file read as fast as possible (its own timeline, so the fps
     limit admits every frame), puts each frame once and waits for a buffer when all ``buffers``
     are in flight (``drop_policy: wait``). Timed per frame: submit to result (``latencies``),
     and frames completed per second after ``warmup`` (``ms_per_frame``, the steady cost).
     """
-    from fleet.camera import Camera
     from fleet.config import parse_fleet
-    from fleet.sinks import EventSink
+    from fleet.pipeline.camera import Camera
+    from fleet.sinks.events import EventSink
 
     width = f"    put_width: {put_width}" if put_width else ""
     fleet = parse_fleet(CAMERA_YAML.format(buffers=buffers, put_width=width,
@@ -270,7 +271,8 @@ def run_transport(args: argparse.Namespace, progress: Callable[[str], None]) -> 
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {"sizes": {}, "repeats": args.repeats, "in_flight": args.in_flight,
                                "runs": args.runs,
-                               "path": "fleet.camera.Camera + fleet.handoff.RayDispatcher + "
+                               "path": "fleet.pipeline.camera.Camera + "
+                                       "actors.handoff.RayDispatcher + "
                                        "DetectorActor(TouchDetector)"}
     for name in args.sizes:
         pool = frame_pool(SIZES[name], rng)

@@ -3,9 +3,6 @@
 from typing import Any
 
 from fleet.config._loader import load_fleet, parse_fleet
-from fleet.config._objects import MaskConfig, TrackingConfig, ZoneConfig
-from fleet.config._push import MqttSinkConfig, WebhookSinkConfig
-from fleet.config._scene import ScenePath
 from fleet.config._models import (
     DEFAULT_DETECTOR_CLASSES,
     DEFAULT_DETECTOR_TYPES,
@@ -38,6 +35,9 @@ from fleet.config._models import (
     SyntheticSource,
     TilesConfig,
 )
+from fleet.config._objects import MaskConfig, TrackingConfig, ZoneConfig
+from fleet.config._push import MqttSinkConfig, WebhookSinkConfig
+from fleet.config._scene import ScenePath
 
 # The legacy OpenCV detectors by what they are (type: haar, type: hog).
 HaarDetectorConfig = FaceDetectorConfig

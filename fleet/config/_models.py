@@ -380,7 +380,7 @@ _FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*/\s*([0-9]*\.?[0-9]+)\s*$")
 
 
 class BatchingConfig(StrictModel):
-    """Frames from several cameras in one model call (see fleet/batching.py)."""
+    """Frames from several cameras in one model call (see fleet/pipeline/batching.py)."""
 
     max_batch_size: int = Field(
         default=1, ge=1, le=256,
@@ -960,7 +960,7 @@ def _detectors_schema(schema: dict[str, Any]) -> None:
 
 
 class AutoscalingConfig(StrictModel):
-    """Targets and bounds for the controller's scaling policy (see fleet/policy.py)."""
+    """Targets and bounds for the controller's scaling policy (see fleet/control/policy.py)."""
 
     enabled: bool = Field(
         default=True, description="Tune detector actors and camera buffers; false keeps them fixed."

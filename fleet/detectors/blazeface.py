@@ -27,8 +27,8 @@ from fleet.detectors.base import SettingError
 from fleet.detectors.letterbox import InputPacker, InputSpec
 from fleet.detectors.models import FETCH_HINT, existing_file
 from fleet.detectors.session import OrtModel
-from fleet.facesize import INPUT_PX
 from fleet.frames import Detection, FrameMeta
+from fleet.pipeline.facesize import INPUT_PX
 
 VALUES_PER_ANCHOR = 16  # box centre x, y, width, height, then 6 keypoints (x, y)
 SCORE_CLIP = 100.0  # MediaPipe clips logits before the sigmoid
@@ -41,7 +41,8 @@ class Variant:
     strides: tuple[int, ...]
 
 
-VARIANTS = {  # input sizes from fleet.facesize, which says what each model misses at a frame size
+# input sizes from fleet.pipeline.facesize, which says what each model misses at a frame size
+VARIANTS = {
     "front": Variant("face_detection_front_128x128_barracuda.onnx", INPUT_PX["front"],
                      (8, 16, 16, 16)),
     "back": Variant("face_detection_back_256x256_barracuda.onnx", INPUT_PX["back"],
@@ -120,7 +121,7 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou: float,
 
 class BlazeFaceDetector:
     """Faces with MediaPipe BlazeFace (back, the default: faces from about 1/17 of the frame's
-    longer side; front: from about 1/8.5, at a third of the cost; see fleet.facesize)."""
+    longer side; front: from about 1/8.5, at a third of the cost; see fleet.pipeline.facesize)."""
 
     label = "face"
 

@@ -8,7 +8,8 @@ folder (``stats.jsonl``, ``decisions.jsonl``, ``summary.json``, the object event
 - :mod:`fleet.report.load`: reading and validating a run folder (:func:`load_run`,
   :func:`load_objects`);
 - :mod:`fleet.report.series`: the run as time series and the figures drawn from them; rates come
-  from :mod:`fleet.stats`, the live stats' own code; the object events as tracks (:class:`Objects`);
+  from :mod:`fleet.control.stats`, the live stats' own code; the object events as tracks
+  (:class:`Objects`);
 - :mod:`fleet.report.plot`: the five panels (:func:`render`) and the objects timeline
   (:func:`render_objects`); matplotlib is imported only there, and only when drawing;
 - :mod:`fleet.report.command`: the subcommand and its text summaries.
@@ -20,6 +21,7 @@ folder (``stats.jsonl``, ``decisions.jsonl``, ``summary.json``, the object event
 
 from __future__ import annotations
 
+from fleet.control.stats import windowed_rate
 from fleet.report.command import add_parser, main, objects_text, summary_text
 from fleet.report.load import EVENTS_FILE, ReportError, load_objects, load_run
 from fleet.report.plot import (
@@ -46,7 +48,6 @@ from fleet.report.series import (
     ZoneMark,
     worst_camera,
 )
-from fleet.stats import windowed_rate
 
 __all__ = [
     "DEFAULT_TARGET_HIT_RATE", "EVENTS_FILE", "FPS_WINDOW_S", "MAX_CAMERA_LINES", "MAX_LANE_ROWS",

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from fleet.errors import FleetError
-from fleet.rotation import rotated_paths
 from fleet.report.series import CameraSeries, Decision, DetectorSeries, ObjectEvent, Objects, Run
+from fleet.sinks.rotation import rotated_paths
 
 
 class ReportError(FleetError):

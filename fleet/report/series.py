@@ -1,9 +1,10 @@
 """A finished run as time series, and the figures its panels show (rates, the worst camera);
 its object events as tracks, and the figures the objects summary prints.
 
-Rates come from :func:`fleet.stats.windowed_rate`, which replays the recorded counters through
-the live stats' own :class:`~fleet.stats.CounterWindow`: one implementation for the live table and
-for the report. Everything here is numpy only, so a run can be summed up without matplotlib.
+Rates come from :func:`fleet.control.stats.windowed_rate`, which replays the recorded counters
+through the live stats' own :class:`~fleet.control.stats.CounterWindow`: one implementation for
+the live table and for the report. Everything here is numpy only, so a run can be summed up
+without matplotlib.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fleet.stats import windowed_rate
+from fleet.control.stats import windowed_rate
 
 FPS_WINDOW_S = 4.0  # an even number of 1 s snapshots cancels the 4, 6, 4, 6 of a 5 fps camera
 

@@ -2,7 +2,7 @@
 
 ``dashboard_queries()`` returns every query of every dashboard in ``dashboards/`` with Grafana's
 template variables filled in; ``METRICS`` is the metric contract of the controller's ``/metrics``
-endpoint (``fleet/metrics.py``) that the dashboards may use; ``metric_names`` and
+endpoint (``fleet/control/metrics.py``) that the dashboards may use; ``metric_names`` and
 ``label_names`` read the metric and label names out of an expression.
 
     >>> from tests.dashboards.queries import dashboard_queries
@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
 
-# metric name -> its labels, as fleet/metrics.py exposes them (the scrape adds job and instance)
+# metric name -> its labels, as fleet/control/metrics.py exposes them (the scrape adds job and
+# instance)
 _COUNTERS = {
     "camfleet_object_events_total": {"camera", "event"},
     "camfleet_handoffs_total": {"camera", "locality"},

@@ -7,11 +7,11 @@ import pytest
 
 from actors.camera import CameraActor
 from actors.detector import DetectorActor
+from actors.rayactors import RayActors
+from actors.runtime import RAY_SYSTEM_CONFIG
 from fleet.config import parse_fleet
-from fleet.controller import FleetController
+from fleet.control.controller import FleetController
 from fleet.errors import FleetError
-from fleet.rayactors import RayActors
-from fleet.runtime import RAY_SYSTEM_CONFIG
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]

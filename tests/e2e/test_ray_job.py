@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.conftest import MEGAMIND, REPO
 from tests import rayhead
+from tests.conftest import MEGAMIND, REPO
 from tests.helpers import camfleet, check_run_folder, wait_until
 from tests.servers import fixtures
 

@@ -15,7 +15,7 @@ def ray_ready():
     """
     import ray
 
-    from fleet.runtime import RAY_SYSTEM_CONFIG
+    from actors.runtime import RAY_SYSTEM_CONFIG
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     ray.init(address="local", num_cpus=4, object_store_memory=400 * 2**20, include_dashboard=False,

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from actors import runtime
 from actors.camera import CameraActor
 from actors.detector import DetectorActor
-from fleet import runtime
+from actors.rayactors import RayActors
 from fleet.config import parse_fleet
-from fleet.controller import FleetController
-from fleet.rayactors import RayActors
+from fleet.control.controller import FleetController
 from tests.helpers import wait_until
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]

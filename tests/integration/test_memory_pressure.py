@@ -11,9 +11,9 @@ import pytest
 
 from actors.camera import CameraActor
 from actors.detector import DetectorActor
+from actors.rayactors import RayActors
 from fleet.config import parse_fleet
-from fleet.controller import FleetController
-from fleet.rayactors import RayActors
+from fleet.control.controller import FleetController
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 CAMERAS, BUFFERS = 4, 2

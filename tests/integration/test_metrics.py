@@ -11,9 +11,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from actors.camera import CameraActor
 from actors.detector import DetectorActor
+from actors.rayactors import RayActors
 from fleet.config import parse_fleet
-from fleet.controller import FleetController
-from fleet.rayactors import RayActors
+from fleet.control.controller import FleetController
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -14,9 +14,9 @@ import pytest
 
 from actors.camera import CameraActor
 from actors.detector import DetectorActor
+from actors.rayactors import RayActors
 from fleet.config import parse_fleet
-from fleet.controller import FleetController
-from fleet.rayactors import RayActors
+from fleet.control.controller import FleetController
 from tests.conftest import VTEST
 from tests.helpers import check_run_folder, wait_until
 from tests.integration.test_faults import Running, pid_of

@@ -20,7 +20,7 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from fleet.config._push import MqttSinkConfig, WebhookSinkConfig
-from fleet.push import MqttSink, WebhookSink
+from fleet.sinks.push import MqttSink, WebhookSink
 from tests.conftest import REPO
 from tests.helpers import wait_until
 from tests.servers import push as servers
@@ -181,7 +181,7 @@ def test_mqtt_over_tls_with_a_private_ca_and_a_client_certificate(tmp_path):
 CHILD = """
 import sys, time
 from fleet.config._push import MqttSinkConfig
-from fleet.push import MqttSink
+from fleet.sinks.push import MqttSink
 config = MqttSinkConfig(enabled=True, host=sys.argv[1], port=int(sys.argv[2]), keepalive_s=5)
 sink = MqttSink(config, "yard", "gate")
 sink.set_state("up")

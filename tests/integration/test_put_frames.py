@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from actors.detector import DetectorActor
+from actors.handoff import RayDispatcher
 from fleet.config import FaceDetectorConfig
 from fleet.frames import FrameMeta
-from fleet.handoff import RayDispatcher
 from tests.conftest import MEGAMIND
 from tests.integration.probes import ProbeDetector, read_probes
 from tests.integration.test_pipeline import run_until, start_fleet

@@ -1,4 +1,4 @@
-"""An in-process stand-in for :class:`fleet.actorsys.Actors`, for the controller's logic.
+"""An in-process stand-in for :class:`fleet.control.actorsys.Actors`, for the controller's logic.
 
 Actors are plain objects; a test makes one die (``die``) or stop answering (``hang``) and the
 controller learns it the way it would from Ray: ActorLostError or ActorTimeoutError.
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fleet.actorsys import ActorLostError, ActorRef, ActorTimeoutError, Outcome, Placement
+from fleet.control.actorsys import ActorLostError, ActorRef, ActorTimeoutError, Outcome, Placement
 from fleet.frames import CameraStats, DetectorStats
 
 

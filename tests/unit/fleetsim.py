@@ -1,6 +1,6 @@
 """A discrete-event fleet simulator for the scaling policy: fake clock, no Ray, no sleeps.
 
-It models what ``fleet.policy.decide`` reacts to, at the grain the controller sees it:
+It models what ``fleet.control.policy.decide`` reacts to, at the grain the controller sees it:
 
 - **cameras** offer frames at a rate that is a function of time (:func:`steps` models a load
   step), optionally with I-frame pauses (:class:`Pause`: nothing for ``pause_s``, then the missed
@@ -10,12 +10,13 @@ It models what ``fleet.policy.decide`` reacts to, at the grain the controller se
   has answered.
 - **detector pools**, one per kind: actors that serve one frame at a time from their own FIFO;
   each frame goes to the running actor with the fewest outstanding frames (ties round-robin, as in
-  fleet/handoff.py). Service times are lognormal around ``service_s``. A new actor is pending until
+  actors/handoff.py). Service times are lognormal around ``service_s``. A new actor is pending until
   the cluster has ``num_cpus`` free for it and then for ``start_delay_s``; a removed actor takes no
   new frames, finishes its queue and only then gives its CPUs back.
-- **the controller**: every ``interval_s`` it builds a :class:`fleet.policy.Snapshot` from the last
-  ``look_back_s`` (offered fps, hit-rate, p95 capture-to-result latency, utilisation busy/wall of
-  the running actors, mean service time, free CPUs), calls ``decide`` and applies the decision.
+- **the controller**: every ``interval_s`` it builds a :class:`fleet.control.policy.Snapshot` from
+  the last ``look_back_s`` (offered fps, hit-rate, p95 capture-to-result latency, utilisation
+  busy/wall of the running actors, mean service time, free CPUs), calls ``decide`` and applies the
+  decision.
 
 Not modelled: the fps limiter and motion gate (every frame a camera produces is offered), frame
 transfer and object store time, actor failures, stats arriving late, multi-node placement.
@@ -43,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from fleet.config import AutoscalingConfig
-from fleet.policy import (
+from fleet.control.policy import (
     Action,
     CameraSignal,
     Decision,

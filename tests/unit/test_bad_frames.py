@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fleet.camera import Camera
 from fleet.config import parse_fleet
 from fleet.imaging import Downscaler
+from fleet.pipeline.camera import Camera
 from fleet.sources import open_source
 from tests.helpers import wait_until
 from tests.servers.fixtures import serving_mjpeg

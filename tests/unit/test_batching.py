@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from fleet.batching import BatchQueue
+from fleet.pipeline.batching import BatchQueue
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -12,13 +12,12 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from fleet.camera import Backoff, Camera, FpsLimiter
-from fleet.frames import Completion
 from fleet.config import parse_fleet
 from fleet.detectors import Detection
 from fleet.errors import EndOfStreamError
-from fleet.frames import DetectionResult, FrameMeta
-from fleet.sinks import EventSink
+from fleet.frames import Completion, DetectionResult, FrameMeta
+from fleet.pipeline.camera import Backoff, Camera, FpsLimiter
+from fleet.sinks.events import EventSink
 from tests.helpers import check_run_folder, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -343,7 +342,7 @@ def test_the_accounting_check_fails_on_a_planted_double_settle_or_leak(cls, prob
 
 
 def test_the_audit_sees_what_the_counters_cannot():
-    from fleet.accounting import FrameLedger
+    from fleet.pipeline.accounting import FrameLedger
 
     ledger = FrameLedger("cam")
     index = ledger.capture()

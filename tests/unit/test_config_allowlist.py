@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from fleet.config import load_fleet, parse_fleet
-from fleet.config import _loader
+from fleet.config import _loader, load_fleet, parse_fleet
 from fleet.errors import ConfigError, ConfigProblem
 
 SECRET = "hunter2-secret-value"

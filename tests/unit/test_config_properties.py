@@ -23,8 +23,7 @@ from hypothesis import Phase, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from fleet.config import FleetConfig, load_fleet, parse_fleet
-from fleet.config import _loader, _models
+from fleet.config import FleetConfig, _loader, _models, load_fleet, parse_fleet
 from fleet.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

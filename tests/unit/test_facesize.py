@@ -1,4 +1,5 @@
-"""What a face detector misses at a camera's frame size (fleet.facesize): the smallest face is
+"""What a face detector misses at a camera's frame size (fleet.pipeline.facesize): the smallest
+face is
 about 15 px of the model's input scaled back to the frame, a note says so when that is over
 48 px and names what would see smaller faces, and `camfleet validate` prints it for cameras whose
 size the file gives, without importing numpy or OpenCV (test_imports.py holds that)."""
@@ -15,7 +16,7 @@ from fleet.config import (
     NanoDetDetectorConfig,
     TilesConfig,
 )
-from fleet.facesize import SMALL_FACE_PX, face_notes, small_face_note, smallest_face_px
+from fleet.pipeline.facesize import SMALL_FACE_PX, face_notes, small_face_note, smallest_face_px
 
 
 def camera(**settings) -> CameraConfig:

@@ -29,7 +29,7 @@ from tests.unit.test_redact_properties import (
 
 FORMS = USERINFO_FORMS + [f.replace("{key}", "token") for f in QUERY_FORMS] + PATH_FORMS \
     + WEBHOOK_FORMS
-log = logging.getLogger("fleet.camera")
+log = logging.getLogger("fleet.pipeline.camera")
 SOURCE = Path(__file__).read_text()
 
 

@@ -9,9 +9,9 @@ from collections import Counter
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleet.metrics import FleetMetrics
-from fleet.policy import PoolSignal, possible_actions
-from fleet.stats import FleetSnapshot
+from fleet.control.metrics import FleetMetrics
+from fleet.control.policy import PoolSignal, possible_actions
+from fleet.control.stats import FleetSnapshot
 
 FACE = PoolSignal("face", target=1, running=1, pending=0, utilisation=0.0, service_s=None,
                   num_cpus=1.0, min_actors=1, max_actors=4)

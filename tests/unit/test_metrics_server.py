@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
-from fleet import metrics
+from fleet.control import metrics
+from fleet.control.metrics import FleetMetrics
 from fleet.frames import CameraStats
-from fleet.metrics import FleetMetrics
 
 
 @pytest.fixture

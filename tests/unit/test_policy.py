@@ -1,5 +1,5 @@
-"""The scaling policy (fleet/policy.py) on a simulated fleet (tests/unit/fleetsim.py), and its
-pieces as pure functions. No Ray, no sleeps: every run is a fake clock and a seed."""
+"""The scaling policy (fleet/control/policy.py) on a simulated fleet (tests/unit/fleetsim.py), and
+its pieces as pure functions. No Ray, no sleeps: every run is a fake clock and a seed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fleet.config import AutoscalingConfig
-from fleet.policy import (
+from fleet.control.policy import (
     ACTIONS,
     Action,
     CameraSignal,

@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from fleet.config._push import MqttSinkConfig, MqttTlsConfig, WebhookSinkConfig
-from fleet.push import (
+from fleet.sinks.push import (
     MqttSink,
     PushSettingError,
     PushStats,
@@ -255,7 +255,7 @@ def test_credentials_never_appear_in_stats_errors_or_logs(caplog):
     assert "127.0.0.1" in refused.last_error and "401" in sink.stats().last_error
     leaks = [(secret, text) for secret in secrets for text in shown if secret in text]
     assert not leaks
-    assert any("fleet.push" == record.name for record in caplog.records)
+    assert any("fleet.sinks.push" == record.name for record in caplog.records)
 
 
 # ---------------------------------------------------------------------------- bad receivers

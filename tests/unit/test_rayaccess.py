@@ -3,7 +3,7 @@ by a token-auth head is tests/e2e/test_ray_token.py)."""
 
 from __future__ import annotations
 
-from fleet import rayaccess
+from actors import rayaccess
 
 
 def test_a_refusal_says_what_to_set_and_never_the_token():

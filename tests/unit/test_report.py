@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fleet.control.stats import FleetStats
 from fleet.errors import FleetError
 from fleet.frames import CameraStats
 from fleet.report import (
@@ -46,7 +47,6 @@ from fleet.report import (
     windowed_rate,
     worst_camera,
 )
-from fleet.stats import FleetStats
 
 DEMO = Path(__file__).parent / "fixtures" / "runs" / "demo-4cams"
 DEMO_CAMERAS = ["megamind", "town-square", "lobby-1080p", "yard-720p"]

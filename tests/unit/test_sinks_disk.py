@@ -25,10 +25,10 @@ from fleet.cli import _stop
 from fleet.config import CameraConfig, SinksConfig
 from fleet.feed import EventFeed
 from fleet.frames import Completion, Detection, DetectionResult, FrameMeta
+from fleet.pipeline.tracking import ObjectTracker
 from fleet.report.load import load_objects, load_run
-from fleet.rotation import LineLog, SnapshotPruner
-from fleet.sinks import EventSink
-from fleet.tracking import ObjectTracker
+from fleet.sinks.events import EventSink
+from fleet.sinks.rotation import LineLog, SnapshotPruner
 from tests.conftest import REPO
 
 
@@ -288,7 +288,7 @@ def test_a_file_size_limit_counts_as_a_full_disk(tmp_path):
     code = f"""
 import resource, signal, json
 from fleet.config import SinksConfig
-from fleet.sinks import EventSink
+from fleet.sinks.events import EventSink
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 sink = EventSink(SinksConfig.model_validate({{"snapshots": {{"enabled": False}}}}),

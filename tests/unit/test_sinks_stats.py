@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 
 from fleet.config import SinksConfig
+from fleet.control.stats import FleetSnapshot, FleetStats, format_summary, format_table
 from fleet.feed import EventFeed
 from fleet.frames import CameraStats, Detection, DetectionResult, FrameMeta, SinkStats
-from fleet.sinks import EventSink
-from fleet.stats import FleetSnapshot, FleetStats, format_summary, format_table
+from fleet.sinks.events import EventSink
 from tests.helpers import free_port
 
 
@@ -136,7 +136,7 @@ def test_rates_and_latency_percentiles_over_the_window():
 def test_table_and_summary_show_accounting():
     fleet = FleetStats()
     fleet.update_camera(stats(1.0, 30, 5))
-    from fleet.stats import FleetSnapshot
+    from fleet.control.stats import FleetSnapshot
 
     snapshot = FleetSnapshot(1.0, cameras=dict(fleet.cameras))
     assert "cam" in format_table(snapshot) and "fps=25" in format_table(snapshot)

@@ -15,10 +15,10 @@ from fleet.config import CameraConfig, ScenePath
 from fleet.config._push import PUSH_EVENTS, PushEvent
 from fleet.feed import SHOWN
 from fleet.frames import Completion, Detection, DetectionResult, FrameMeta
+from fleet.pipeline.reorder import Reorder, Sighting
+from fleet.pipeline.tracking import EVENT_TYPES, ObjectTracker, quality
 from fleet.report.series import TRACK_EVENTS
 from fleet.sources import path_box
-from fleet.reorder import Reorder, Sighting
-from fleet.tracking import EVENT_TYPES, ObjectTracker, quality
 
 W, H, FPS = 640, 480, 10.0
 
@@ -316,7 +316,7 @@ def test_a_camera_that_tracks_nothing_never_loads_the_tracker_library():
     import sys
 
     code = ("import sys; from tests.unit.test_tracking import camera; "
-            "from fleet.tracking import ObjectTracker; t = ObjectTracker(camera(), 'f'); "
+            "from fleet.pipeline.tracking import ObjectTracker; t = ObjectTracker(camera(), 'f'); "
             "t.close(); print(sorted(m for m in ('supervision', 'trackers', 'scipy') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

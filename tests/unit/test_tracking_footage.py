@@ -19,7 +19,7 @@ import pytest
 from fleet.config import CameraConfig, NanoDetDetectorConfig
 from fleet.detectors import build_detector
 from fleet.frames import Completion, DetectionResult, FrameMeta
-from fleet.tracking import ObjectTracker
+from fleet.pipeline.tracking import ObjectTracker
 from tests.conftest import VTEST
 
 PEOPLE = 19  # PETS 2009 S2.L1 View 001 ground truth

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from fleet.actorsys import Actors
 from fleet.config import CameraConfig, FleetConfig
+from fleet.control.actorsys import Actors
+from fleet.control.pools import DetectorPool
 from fleet.errors import FleetError
 from fleet.frames import CameraStats
-from fleet.pools import DetectorPool
 
 log = logging.getLogger(__name__)
 FIXED = ("name", "output_dir", "stats_interval_s", "drain_timeout_s", "orphan_timeout_s",
@@ -32,7 +32,8 @@ LEASE_RENEW_S = 2.0  # well inside orphan_timeout_s (at least 5 s)
 
 
 class FleetController(Protocol):
-    """What of :class:`fleet.controller.FleetController` a change uses (no import back up)."""
+    """What of :class:`fleet.control.controller.FleetController` a change uses (no import
+    back up)."""
 
     config: FleetConfig
     actors: Actors

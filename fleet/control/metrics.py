@@ -24,10 +24,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from fleet.control.policy import DecisionKey
+from fleet.control.stats import FleetSnapshot
 from fleet.frames import CameraStats, DetectorStats
-from fleet.policy import DecisionKey
-from fleet.push import SINK_DROP_REASONS
-from fleet.stats import FleetSnapshot
+from fleet.sinks.push import SINK_DROP_REASONS
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10,
                    30)
@@ -227,7 +227,7 @@ class FleetMetrics:
     def update(self, snapshot: FleetSnapshot, decisions: Counter[DecisionKey],
                possible: Iterable[DecisionKey] = ()) -> None:
         """The latest snapshot, the decisions taken so far, and those the fleet's pools and
-        cameras can see (:func:`fleet.policy.possible_actions`)."""
+        cameras can see (:func:`fleet.control.policy.possible_actions`)."""
         with self.lock:
             self.snapshot, self.decisions = snapshot, Counter(decisions)
             self.possible = frozenset(possible)

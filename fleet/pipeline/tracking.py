@@ -1,7 +1,7 @@
 """Per-camera object tracking: a camera's detections become objects with a lifecycle.
 
-Each analysed frame's boxes go, in capture order (:mod:`fleet.reorder`), through the camera's
-masks, then to one ByteTrack tracker per label (Roboflow's ``trackers`` package: Kalman
+Each analysed frame's boxes go, in capture order (:mod:`fleet.pipeline.reorder`), through the
+camera's masks, then to one ByteTrack tracker per label (Roboflow's ``trackers`` package: Kalman
 prediction and two-stage IoU association). What this module adds is the part an operator acts on:
 
 - **Ids.** ``trackers`` numbers its tracks with a counter shared by every tracker in the
@@ -47,9 +47,9 @@ if TYPE_CHECKING:
 
 from fleet.config import CameraConfig
 from fleet.frames import Completion, Detection, FrameMeta
-from fleet.reorder import Reorder, Sighting
-from fleet.stillness import Stillness
-from fleet.zones import Regions
+from fleet.pipeline.reorder import Reorder, Sighting
+from fleet.pipeline.stillness import Stillness
+from fleet.pipeline.zones import Regions
 
 EVENT_TYPES = ("start", "update", "end", "enter", "leave", "loiter", "stationary")
 SNAPSHOT_EVERY_S = 1.0  # a track's snapshot file is rewritten at most this often
@@ -58,7 +58,7 @@ EDGE_PX = 2  # a box this close to the frame's border is probably cut off
 
 
 class Snapshots(Protocol):
-    """Where a track's best sighting goes (``fleet.sinks.ObjectSnapshots``)."""
+    """Where a track's best sighting goes (``fleet.sinks.events.ObjectSnapshots``)."""
 
     def encode(self, frame: np.ndarray, meta: FrameMeta, box: Detection) -> bytes | None: ...
 

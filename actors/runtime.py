@@ -4,7 +4,7 @@
 same way whoever starts it: the controller (an actor, or an in-process object for benchmarks
 that step it themselves), the camera and detector actor classes, and Ray's settings.
 
-    >>> from fleet.runtime import init_ray, start_fleet   # doctest: +SKIP
+    >>> from actors.runtime import init_ray, start_fleet   # doctest: +SKIP
     >>> embedded = init_ray(None, num_cpus=2, object_store_mb=512)
     >>> fleet = start_fleet(config, run_dir)
     >>> fleet.snapshot(); fleet.stop()
@@ -17,10 +17,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from actors.rayaccess import check_ray_access
 from fleet.config import FleetConfig
 from fleet.errors import FleetError
 from fleet.frames import CameraStats
-from fleet.rayaccess import check_ray_access
 
 # Ray's raylet frees out-of-scope objects in batches, by default once a second: at 30 fps a
 # camera's released frames would linger ~30 deep in the object store, past its `buffers` bound.
@@ -70,7 +70,7 @@ def detector_actor() -> Any:
 
 
 def build_controller(config: FleetConfig, run_dir: str) -> Any:
-    """A :class:`fleet.controller.FleetController` in this process, wired to real actors.
+    """A :class:`fleet.control.controller.FleetController` in this process, wired to real actors.
 
     For benchmarks that call ``collect()`` and step the loop themselves; ``camfleet run`` uses
     :func:`start_fleet`, which runs the same controller inside a named actor.

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Iterable
 from dataclasses import replace as with_fields
 
-from fleet.actorsys import ActorRef, Actors, Placement
 from fleet.config import DetectorConfig
+from fleet.control.actorsys import ActorRef, Actors, Placement
 from fleet.errors import DetectorError, FleetError
 
 log = logging.getLogger(__name__)

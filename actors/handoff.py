@@ -22,8 +22,8 @@ import numpy as np
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
+from actors.rayactors import actor_id
 from fleet.frames import Completion, FrameMeta
-from fleet.rayactors import actor_id
 
 _LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
 REMOTE_PENALTY = 2  # frames a remote actor must be less loaded by to get a frame

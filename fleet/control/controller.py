@@ -1,8 +1,8 @@
 """FleetController: starts the fleet's actors from the config, gathers their stats, runs the
 scaling policy on them and applies its decisions, replaces actors that die, and stops the fleet.
 
-A plain class over :class:`fleet.actorsys.Actors` (``actors/controller.py`` wires it to Ray),
-so its logic has unit tests with an in-process fake. Each step of the control loop catches and
+A plain class over :class:`fleet.control.actorsys.Actors` (``actors/controller.py`` wires it to
+Ray), so its logic has unit tests with an in-process fake. Each step of the control loop catches and
 logs its own exceptions: one bad camera never halts the loop. One stats path: the snapshot
 ``collect`` builds feeds the policy, the live table, ``stats.jsonl`` and ``/metrics`` alike.
 """
@@ -18,15 +18,16 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from fleet import facesize, policy
-from fleet.actorsys import ActorLostError, ActorRef, Actors, ActorTimeoutError, Placement
 from fleet.config import FleetConfig
+from fleet.control import policy
+from fleet.control.actorsys import ActorLostError, ActorRef, Actors, ActorTimeoutError, Placement
+from fleet.control.metrics import FleetMetrics
+from fleet.control.pools import DetectorPool
+from fleet.control.stats import FleetSnapshot, FleetStats
 from fleet.errors import FleetError
 from fleet.frames import CameraPlan, CameraStats
-from fleet.metrics import FleetMetrics
-from fleet.pools import DetectorPool
-from fleet.rotation import LineLog, write_atomically
-from fleet.stats import FleetSnapshot, FleetStats
+from fleet.pipeline import facesize
+from fleet.sinks.rotation import LineLog, write_atomically
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 60.0
@@ -260,7 +261,7 @@ class FleetController:
     def _note_frame_size(self, cid: str, stats: CameraStats) -> None:
         """Once a camera's stats carry its frame size (its first frame), and again if it
         changes: the faces its detectors are likely to miss at that size
-        (:mod:`fleet.facesize`). Here because the controller holds the detector configs."""
+        (:mod:`fleet.pipeline.facesize`). Here because the controller holds the detector configs."""
         size = (stats.width, stats.height)
         camera = self.configs.get(cid)
         if camera is None or not all(size) or self.frame_sizes.get(cid) == size:
@@ -427,8 +428,9 @@ class FleetController:
 
     # ------------------------------------------------------------------------------------ apply
     def apply(self, new: FleetConfig) -> list[str]:
-        """Change the running fleet to ``new`` (:mod:`fleet.changes`); returns what changed."""
-        from fleet import changes
+        """Change the running fleet to ``new`` (:mod:`fleet.control.changes`); returns what
+        changed."""
+        from fleet.control import changes
 
         problem = changes.refusal(self.config, new)
         if problem:
@@ -507,7 +509,7 @@ class FleetController:
     def _stop(self) -> dict[str, CameraStats]:
         calls = {cid: (ref, "stop", (self.config.drain_timeout_s,))
                  for cid, ref in self.cameras.items()}
-        # a camera's stop returns within drain_timeout_s + fleet.camera.STOP_BOUND_S (12 s)
+        # a camera's stop returns within drain_timeout_s + fleet.pipeline.camera.STOP_BOUND_S (12 s)
         outcomes = self.actors.call_all(calls, self.config.drain_timeout_s + 20)
         final: dict[str, CameraStats] = {}
         for cid, outcome in outcomes.items():

@@ -1,10 +1,10 @@
 """The controller's narrow view of actors: start one, call it with a timeout, learn that it
 died, kill it. Imports no Ray.
 
-``fleet.controller`` and ``fleet.pools`` talk to actors only through :class:`Actors`, so their
-logic (start-up, stats fan-in, applying decisions, reacting to a dead actor) is unit-tested
-with an in-process fake, the way ``fleet.camera`` is tested with a fake dispatcher.
-``fleet.rayactors.RayActors`` is the real thing.
+``fleet.control.controller`` and ``fleet.control.pools`` talk to actors only through
+:class:`Actors`, so their logic (start-up, stats fan-in, applying decisions, reacting to a dead
+actor) is unit-tested with an in-process fake, the way ``fleet.pipeline.camera`` is tested with a
+fake dispatcher. ``actors.rayactors.RayActors`` is the real thing.
 
 A call's outcome is its value, or one of two exceptions: :class:`ActorLostError` (the actor is
 dead, for good or while Ray restarts it) or :class:`ActorTimeoutError` (no answer in time;

@@ -1,4 +1,4 @@
-"""Whether a tracked object has stopped: the ``stationary`` state of :mod:`fleet.tracking`.
+"""Whether a tracked object has stopped: the ``stationary`` state of :mod:`fleet.pipeline.tracking`.
 
 An object is stationary once its box has stayed put for ``stationary_s`` on the stream's clock;
 it has moved again when it leaves that spot. "Put" has to survive a detector's jitter, and a

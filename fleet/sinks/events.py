@@ -1,11 +1,11 @@
 """Event sinks: JSONL lines (object events, optionally one per frame and one per tracked box),
 JPEG snapshots (each object's best, optionally frames), and the push sinks (webhook, MQTT:
-:mod:`fleet.push`), which get object events only.
+:mod:`fleet.sinks.push`), which get object events only.
 
 Lines are batched in memory and written with one ``write`` on a file opened ``O_APPEND``, so
 the camera actors of a fleet can share one file on a node without tearing each other's lines;
 the file rotates by size and the snapshot folder is pruned by age and size
-(:mod:`fleet.rotation`). The sinks are independent: object events go to the push sinks before
+(:mod:`fleet.sinks.rotation`). The sinks are independent: object events go to the push sinks before
 the file, and a file or snapshot that cannot be written (a full disk) is counted as dropped
 (``disk_full``) in the sink stats ``jsonl`` and ``snapshots``, never raised.
 """
@@ -29,8 +29,8 @@ import numpy as np
 from fleet.config import SinksConfig
 from fleet.frames import Detection, DetectionResult, FrameMeta, SinkStats
 from fleet.imaging import Downscaler, draw_boxes
-from fleet.push import FILE_DROP_REASONS, PushSink, open_push_sinks
-from fleet.rotation import AppendLog, SnapshotPruner, is_disk_full
+from fleet.sinks.push import FILE_DROP_REASONS, PushSink, open_push_sinks
+from fleet.sinks.rotation import AppendLog, SnapshotPruner, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class FileCounts:
 
 class JsonlWriter:
     """Lines batched in memory and written with one ``write`` per flush (``O_APPEND``: camera
-    actors of a node share the file), rotated by size (:class:`fleet.rotation.AppendLog`).
+    actors of a node share the file), rotated by size (:class:`fleet.sinks.rotation.AppendLog`).
 
     A failed write (a full disk) keeps the lines, retries at most every ``flush_interval_s``
     (not on every ``add``: ``add`` stays O(1)), and holds at most ``max_pending`` lines, dropping
@@ -247,8 +247,8 @@ class SnapshotWriter:
 
 class EventSink:
     """What a camera does with its results: frame lines and snapshots as frames finish, object
-    events (from :mod:`fleet.tracking`) to the push sinks and the JSONL file, track lines to
-    the JSONL file only. Each sink fails on its own: a full disk stops no push sink, and a
+    events (from :mod:`fleet.pipeline.tracking`) to the push sinks and the JSONL file, track
+    lines to the JSONL file only. Each sink fails on its own: a full disk stops no push sink, and a
     failed write is counted (``stats()``: sinks ``jsonl`` and ``snapshots``), never raised."""
 
     def __init__(self, config: SinksConfig, run_dir: str, camera: str, fleet: str = ""):

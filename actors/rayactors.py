@@ -1,4 +1,4 @@
-"""RayActors: :class:`fleet.actorsys.Actors` on real Ray actors."""
+"""RayActors: :class:`fleet.control.actorsys.Actors` on real Ray actors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from fleet.actorsys import ActorLostError, ActorRef, ActorTimeoutError, Outcome, Placement
+from fleet.control.actorsys import ActorLostError, ActorRef, ActorTimeoutError, Outcome, Placement
 
 _LOST = (RayActorError,)  # ActorDiedError and ActorUnavailableError are subclasses
 

@@ -21,15 +21,15 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from fleet.accounting import FrameLedger
 from fleet.config import CameraConfig, FileSource
 from fleet.errors import EndOfStreamError, FrameError, SourceError
 from fleet.frames import CameraStats, Completion, Dispatcher, FrameMeta, SinkStats
-from fleet.motion import MotionGate
+from fleet.pipeline.accounting import FrameLedger
+from fleet.pipeline.motion import MotionGate
+from fleet.pipeline.tracking import ObjectTracker
 from fleet.redact import redact_url
-from fleet.sinks import EventSink
+from fleet.sinks.events import EventSink
 from fleet.sources import FrameSource
-from fleet.tracking import ObjectTracker
 
 log = logging.getLogger(__name__)
 STOP_JOIN_S = 5.0  # longest stop() waits for the capture thread to leave the source

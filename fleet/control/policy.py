@@ -114,7 +114,8 @@ class Action:
         if kind is None or self.reason not in kind.reasons \
                 or not self.target.startswith(f"{kind.on}:"):
             raise ValueError(f"no such scaling action: {self.action} ({self.reason}) on "
-                             f"{self.target}; the policy's vocabulary is fleet.policy.ACTIONS")
+                             f"{self.target}; the policy's vocabulary is "
+                             "fleet.control.policy.ACTIONS")
 
     @property
     def key(self) -> DecisionKey:

@@ -1,0 +1,2 @@
+"""Sinks: where events go. Files (events.jsonl with rotation, snapshots) and push sinks
+(webhook, MQTT)."""
