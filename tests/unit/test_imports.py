@@ -7,7 +7,8 @@ and this rule are one thing:
     control    fleet/control/: controller, pools, policy, changes, stats, metrics, actorsys
     pipeline   fleet/pipeline/ (per camera, per frame) and the plug-in families beside it:
                fleet/sources/, fleet/sinks/, fleet/detectors/
-    base       fleet/config/, fleet/frames.py, errors.py, redact.py, logsafe.py, imaging.py
+    base       fleet/config/, fleet/frames.py, errors.py, vocab.py, backoff.py, redact.py,
+               logsafe.py, imaging.py
 
 Read from the source with ``ast`` (imports inside functions count too), so the test sees what
 a reader sees. And ``camfleet validate`` imports no Ray.
@@ -30,11 +31,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("control", ("fleet.control",)),
     ("pipeline", ("fleet.pipeline", "fleet.sources", "fleet.sinks", "fleet.detectors")),
     ("base", ("fleet.config", "fleet.frames", "fleet.errors", "fleet.redact", "fleet.logsafe",
-              "fleet.imaging", "fleet")),
+              "fleet.imaging", "fleet.backoff", "fleet.vocab", "fleet")),
 ]
 # Everything below the actors imports no Ray (the bench's Ray-free helpers are checked apart)
 NO_RAY = ("fleet.config", "fleet.frames", "fleet.errors", "fleet.redact", "fleet.logsafe",
-          "fleet.imaging", "fleet.control", "fleet.pipeline", "fleet.sources", "fleet.sinks",
+          "fleet.imaging", "fleet.backoff", "fleet.vocab", "fleet.control", "fleet.pipeline", "fleet.sources", "fleet.sinks",
           "fleet.detectors")
 
 
