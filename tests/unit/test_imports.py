@@ -33,10 +33,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("fleet.config", "fleet.frames", "fleet.errors", "fleet.redact", "fleet.logsafe",
               "fleet.imaging", "fleet.backoff", "fleet.vocab", "fleet")),
 ]
-# Everything below the actors imports no Ray (the bench's Ray-free helpers are checked apart)
+# Everything below the actors imports no Ray
 NO_RAY = ("fleet.config", "fleet.frames", "fleet.errors", "fleet.redact", "fleet.logsafe",
-          "fleet.imaging", "fleet.backoff", "fleet.vocab", "fleet.control", "fleet.pipeline", "fleet.sources", "fleet.sinks",
-          "fleet.detectors")
+          "fleet.imaging", "fleet.backoff", "fleet.vocab", "fleet.control", "fleet.pipeline",
+          "fleet.sources", "fleet.sinks", "fleet.detectors")
 
 
 def module_name(path: Path) -> str:
