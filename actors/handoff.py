@@ -3,11 +3,10 @@
 The detector receives the ObjectRef as a top-level argument, so Ray resolves it to a read-only
 numpy view on the object store: the only copy of the pixels is the one ``ray.put`` made. That
 holds on the camera's node only: a detector on another node pulls the whole frame over the
-network first. Ray routes actor calls without regard to where their arguments are, so the
-routing here prefers the camera's own node: a remote actor gets a frame only when it has
-``REMOTE_PENALTY`` fewer frames outstanding than the least loaded local one (local capacity
-is short, or there is none). Every hand-off is counted local or remote, with the bytes that
-cross.
+network first. Which actor of a kind gets a frame (least loaded, the camera's own node preferred
+by ``REMOTE_PENALTY``) is decided in :mod:`fleet.pipeline.routing`, without Ray; this module
+sends the frames, collects the results and counts every hand-off local or remote, with the bytes
+that cross.
 """
 
 from __future__ import annotations
@@ -24,25 +23,17 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors.rayactors import actor_id
 from fleet.frames import Completion, FrameMeta
+from fleet.pipeline.routing import Route, is_remote, pick, repool
+from fleet.errors import ActorLostError
 
 _LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
-REMOTE_PENALTY = 2  # frames a remote actor must be less loaded by to get a frame
-
-
-@dataclass
-class _Route:
-    handle: Any
-    actor: str
-    node: str | None = None  # where the actor runs (None: not known yet)
-    outstanding: int = 0
-    dead: bool = False  # a call to it found it dead: no new frame goes there
 
 
 @dataclass
 class _Ticket:
     completion: Completion
     frame_ref: ray.ObjectRef
-    waiting: dict[ray.ObjectRef, _Route] = field(default_factory=dict)
+    waiting: dict[ray.ObjectRef, Route] = field(default_factory=dict)
 
 
 class RayDispatcher:
@@ -52,7 +43,7 @@ class RayDispatcher:
                  nodes: dict[str, list[str | None]] | None = None):
         self.lock = threading.Lock()
         self.node = node  # the camera's node
-        self.routes: dict[str, list[_Route]] = {}
+        self.routes: dict[str, list[Route]] = {}
         self.rotation = itertools.count(offset)
         for kind, handles in pools.items():
             self.set_pool(kind, handles, (nodes or {}).get(kind))
@@ -69,17 +60,9 @@ class RayDispatcher:
         a removed actor gets no new frame, and the frames it has finish normally (they are
         still tracked by their tickets)."""
         where = list(nodes) if nodes is not None else [None] * len(handles)
+        members = [(h, actor_id(h), node) for h, node in zip(handles, where, strict=True)]
         with self.lock:
-            old = {r.actor: r for r in self.routes.get(kind, [])}
-            routes = []
-            for handle, node in zip(handles, where, strict=True):
-                route = old.get(actor_id(handle)) or _Route(handle, actor_id(handle))
-                route.node = node or route.node
-                routes.append(route)
-            self.routes[kind] = routes
-
-    def _remote(self, route: _Route) -> bool:
-        return self.node is not None and route.node is not None and route.node != self.node
+            self.routes[kind] = repool(self.routes.get(kind, []), members)
 
     def locality(self) -> tuple[int, int, int]:
         """Hand-offs so far: (local, remote, bytes that crossed nodes)."""
@@ -95,27 +78,20 @@ class RayDispatcher:
                     counts[route.actor] = counts.get(route.actor, 0) + 1
             return counts
 
-    def _pick(self, kind: str) -> _Route | None:
-        routes = [r for r in self.routes[kind] if not r.dead]
-        if not routes:
-            return None
-        start = next(self.rotation) % len(routes)
-        ordered = routes[start:] + routes[:start]  # ties go round-robin
-        return min(ordered, key=lambda r: r.outstanding + REMOTE_PENALTY * self._remote(r))
-
-    def _picks(self) -> dict[str, _Route]:
+    def _picks(self) -> dict[str, Route]:
         with self.lock:  # choose every kind's actor first: a frame is sent whole or not at all
-            picks = {kind: self._pick(kind) for kind in self.routes}
+            picks = {kind: pick(routes, self.node, self.rotation)
+                     for kind, routes in self.routes.items()}
         missing = sorted(kind for kind, route in picks.items() if route is None)
         if missing:
             names = ", ".join(missing)
-            raise RuntimeError(f"no live detector actor of kind(s) {names}; the controller "
-                               "is replacing it")
+            raise ActorLostError(f"no live detector actor of kind(s) {names}; the controller "
+                                 "is replacing it")
         return {kind: route for kind, route in picks.items() if route is not None}
 
-    def _count(self, route: _Route, frames: int, nbytes: int) -> None:
+    def _count(self, route: Route, frames: int, nbytes: int) -> None:
         route.outstanding += frames
-        if self._remote(route):
+        if is_remote(route, self.node):
             self.remote += frames
             self.remote_bytes += nbytes
         else:

@@ -9,7 +9,8 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from fleet.control.actorsys import ActorLostError, ActorRef, ActorTimeoutError, Outcome, Placement
+from fleet.control.actorsys import ActorRef, Outcome, Placement
+from fleet.errors import ActorLostError, ActorTimeoutError
 
 _LOST = (RayActorError,)  # ActorDiedError and ActorUnavailableError are subclasses
 

@@ -1,8 +1,8 @@
 """The one wiring place: start (or join) Ray, and build a running fleet from a config.
 
-``camfleet run`` and every ``camfleet bench`` mode come through here, so a fleet is wired the
-same way whoever starts it: the controller (an actor, or an in-process object for benchmarks
-that step it themselves), the camera and detector actor classes, and Ray's settings.
+``camfleet run`` and ``camfleet bench`` start (or join) Ray through here, with the same
+settings, and ``camfleet run`` starts its fleet's controller in a named actor. (A benchmark
+that steps the controller itself builds it in its own process: :mod:`fleet.bench.common`.)
 
     >>> from actors.runtime import init_ray, start_fleet   # doctest: +SKIP
     >>> embedded = init_ray(None, num_cpus=2, object_store_mb=512)
@@ -19,7 +19,7 @@ from typing import Any
 
 from actors.rayaccess import check_ray_access
 from fleet.config import FleetConfig
-from fleet.errors import FleetError
+from fleet.errors import ControllerGone, FleetError
 from fleet.frames import CameraStats
 
 # Ray's raylet frees out-of-scope objects in batches, by default once a second: at 30 fps a
@@ -55,29 +55,6 @@ def shutdown_ray(embedded: bool) -> None:
 
     if embedded and ray.is_initialized():
         ray.shutdown()
-
-
-def camera_actor() -> Any:
-    from actors.camera import CameraActor
-
-    return CameraActor
-
-
-def detector_actor() -> Any:
-    from actors.detector import DetectorActor
-
-    return DetectorActor
-
-
-def build_controller(config: FleetConfig, run_dir: str) -> Any:
-    """A :class:`fleet.control.controller.FleetController` in this process, wired to real actors.
-
-    For benchmarks that call ``collect()`` and step the loop themselves; ``camfleet run`` uses
-    :func:`start_fleet`, which runs the same controller inside a named actor.
-    """
-    from actors.controller import build_controller as build
-
-    return build(config, run_dir)
 
 
 NAMESPACE = "camfleet"  # fleets are found by name here (`camfleet status`, a restarted CLI)
@@ -149,14 +126,6 @@ class RunningFleet:
             ray.kill(self.controller, no_restart=True)
         except Exception:  # noqa: BLE001, S110 - already gone
             pass
-
-
-class ControllerGone(FleetError):
-    """The fleet's controller did not answer; ``for_good`` when Ray will not restart it."""
-
-    def __init__(self, why: str, for_good: bool):
-        super().__init__(why)
-        self.for_good = for_good
 
 
 def controller_name(config: FleetConfig) -> str:

@@ -170,7 +170,7 @@ def _watch(fleet: Any, args: argparse.Namespace, stop: _StopFlag, feed: Any = No
     """Print the live table every ``--every`` seconds (and the object events written since,
     from ``feed``) until a signal, --duration or the end; keep the controller's lease. False if
     the controller is gone for good."""
-    from actors.runtime import ControllerGone
+    from fleet.errors import ControllerGone
     from fleet.control.stats import format_table
 
     started = time.monotonic()
@@ -203,7 +203,7 @@ def _watch(fleet: Any, args: argparse.Namespace, stop: _StopFlag, feed: Any = No
 def _reattach(fleet: Any, gone: Any, stop: _StopFlag) -> bool:
     """The controller stopped answering: Ray restarts it and it adopts the running actors.
     Wait for it; True once it answers again."""
-    from actors.runtime import ControllerGone
+    from fleet.errors import ControllerGone
 
     print(f"camfleet: the controller is not answering ({gone}); cameras go on meanwhile; "
           f"waiting up to {REATTACH_S:g} s for it to come back", file=sys.stderr, flush=True)
@@ -225,7 +225,7 @@ def _reattach(fleet: Any, gone: Any, stop: _StopFlag) -> bool:
 
 
 def _stop(fleet: Any, config: Any, run_dir: Path, stop: _StopFlag, feed: Any = None) -> bool:
-    from actors.runtime import ControllerGone
+    from fleet.errors import ControllerGone
     from fleet.control.stats import format_summary
     from fleet.sinks.rotation import write_atomically
 

@@ -1,14 +1,27 @@
-"""The exceptions camfleet raises.
+"""The exceptions camfleet raises, all of them here, in one tree.
 
-    FleetError
+    FleetError                  root: every error camfleet raises on purpose
     ├── ConfigError             a fleet file is malformed; carries every problem found
-    ├── SourceError             a camera source misbehaves
+    ├── SourceError             a camera source misbehaves (the camera reconnects)
     │   ├── SourceConnectionError   could not open, or the connection dropped
     │   ├── EndOfStreamError        a finite source (file, folder) has no more frames
     │   └── FrameError              one frame is unusable (undecodable, too large); the
     │                               source is fine and goes on with the next
     ├── DetectorError           a detector could not be built or failed on a frame
-    └── ReportError             a run folder cannot be reported on (fleet/report/)
+    │   └── SettingError            one detector setting is unusable (names the field)
+    ├── PushSettingError        a push sink's setting is unusable on this node (also a
+    │                           ValueError)
+    ├── ActorLostError          an actor died (fleet.control.actorsys)
+    ├── ActorTimeoutError       an actor did not answer in time; it may be alive
+    ├── ControllerGone          the fleet's controller did not answer the CLI (actors.runtime)
+    ├── ReportError             a run folder cannot be reported on (fleet/report/)
+    └── BenchError              a benchmark could not measure what it set out to (fleet/bench/)
+        └── BaselineError           a baseline's process failed or answered for the wrong pixels
+
+The modules that raise them import them from here; the modules where they used to be defined
+(``fleet.control.actorsys``, ``fleet.detectors.base``, ``actors.runtime``, ...) re-export them, so
+older imports still work. A module's private exception that never leaves it (a signal between
+two of its functions) stays in that module. ``tests/unit/test_errors.py`` holds the rule.
 
 Messages say what was found, what was expected and what to do. They never contain a
 credential: URLs go through :func:`fleet.redact.redact_url` before they reach a message.
@@ -22,6 +35,8 @@ from dataclasses import dataclass
 class FleetError(Exception):
     """Root of every error camfleet raises on purpose."""
 
+
+# --- configuration ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ConfigProblem:
@@ -46,6 +61,8 @@ class ConfigError(FleetError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+# --- sources ----------------------------------------------------------------------------------
+
 class SourceError(FleetError):
     """A camera source failed; the camera reconnects with backoff."""
 
@@ -69,5 +86,64 @@ class FrameError(SourceError):
         self.reason, self.count = reason, count
 
 
+# --- detectors and sinks ----------------------------------------------------------------------
+
 class DetectorError(FleetError):
     """A detector could not be built, or failed on a frame."""
+
+
+class SettingError(DetectorError):
+    """A detector cannot start because of one setting: ``model.path: no file at ...``.
+
+    ``field`` is relative to the detector's config; :func:`fleet.detectors.build_detector` puts
+    ``detectors.<name>.`` in front when it knows the detector's name.
+    """
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+    def under(self, prefix: str) -> SettingError:
+        return SettingError(f"{prefix}.{self.field}", self.message)
+
+
+class PushSettingError(FleetError, ValueError):
+    """A push sink's setting cannot be used on this node (a TLS file missing, say)."""
+
+    def __init__(self, field: str, message: str):
+        self.field, self.message = field, message
+        super().__init__(f"{field}: {message}")
+
+
+# --- actors -----------------------------------------------------------------------------------
+
+class ActorLostError(FleetError):
+    """The actor died (its process was killed, its node was lost, or it raised at start)."""
+
+
+class ActorTimeoutError(FleetError):
+    """The actor did not answer within the timeout."""
+
+
+class ControllerGone(FleetError):
+    """The fleet's controller did not answer; ``for_good`` when Ray will not restart it."""
+
+    def __init__(self, why: str, for_good: bool):
+        super().__init__(why)
+        self.for_good = for_good
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+class ReportError(FleetError):
+    """A run folder is missing, incomplete or has a corrupt file; or it cannot be drawn."""
+
+
+class BenchError(FleetError):
+    """A benchmark could not measure what it set out to (too few frames done, a frame that
+    should have been read-only was not, a codec round trip failed)."""
+
+
+class BaselineError(BenchError):
+    """A baseline's server, worker or child process failed, or answered for the wrong pixels."""

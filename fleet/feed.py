@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-SHOWN = ("start", "end", "enter", "leave", "loiter", "stationary")
+from fleet.vocab import EVENT_KINDS, EventKind
+
+SHOWN = tuple(kind for kind in EVENT_KINDS if kind != EventKind.UPDATE)  # updates: see _line
 
 
 def describe(event: dict[str, Any], what: str | None = None) -> str:

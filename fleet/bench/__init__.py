@@ -9,5 +9,7 @@
 
 Each mode prints a markdown table, writes ``--json`` and a PNG plot, and shows progress on stderr.
 The command is :mod:`fleet.bench.main`; this package imports nothing, so importing one bench
-module (say the baselines, which need no Ray) does not pull in the others.
+module (say the baselines, which need no Ray) does not pull in the others. What modes share (the
+fleet builder, probes, footage, the hand-off through a real camera) is in
+:mod:`fleet.bench.common`, and no mode imports another (``tests/unit/test_bench_fleets.py``).
 """

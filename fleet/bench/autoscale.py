@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,71 +19,39 @@ from typing import Any
 
 import numpy as np
 
-from actors import runtime
 from fleet.bench import plotting
-
-FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
-
-
-def background_image(folder: Path) -> str | None:
-    """A frame of real footage with faces, if Debian's opencv-doc is installed."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(FOOTAGE))
-    for _ in range(20):
-        ok, frame = cap.read()
-    cap.release()
-    if not FOOTAGE.is_file() or not ok:
-        return None
-    path = folder / "background.png"
-    cv2.imwrite(str(path), frame)
-    return str(path)
+from fleet.bench.common.fleets import build, synthetic_cameras
+from fleet.bench.common.footage import background_image
+from fleet.bench.common.running import ControlLoop
+from fleet.config import FleetConfig
 
 
-def fleet_yaml(args: argparse.Namespace, background: str | None, autoscaling: bool,
-               actors: int) -> str:
+def fleet_config(args: argparse.Namespace, background: str | None, autoscaling: bool,
+                 actors: int) -> FleetConfig:
+    """The load step: ``--cameras`` at ``--low-fps``, ``--high-fps`` from the warm-up's end for
+    ``--step-s``, then back; the face pool starts at ``actors``."""
     t1, t2 = args.warmup_s, args.warmup_s + args.step_s
-    schedule = f"[[{t1}, {args.high_fps}], [{t2}, {args.low_fps}]]"
-    scene = f"background: {background}, objects: 1" if background else "objects: 1"
-    cameras = "\n".join(
-        f"  - {{id: cam-{i}, source: {{type: synthetic, width: 1280, height: 720, "
-        f"fps: {args.low_fps}, fps_schedule: {schedule}, {scene}}}}}"
-        for i in range(args.cameras)
-    )
-    return f"""
-name: bench-autoscale
-stats_interval_s: 0.5
-defaults: {{fps: 60, buffers: 2, detect: [face], detect_width: 640, num_cpus: 0.1}}
-cameras:
-{cameras}
-detectors:
-  face: {{actors: {actors}, min_actors: 1, max_actors: {args.max_actors},
-          num_cpus: {args.detector_cpus}}}
-autoscaling:
-  enabled: {str(autoscaling).lower()}
-  target_hit_rate: {args.target_hit_rate}
-  target_utilisation: 0.75
-  latency_slo_ms: 1000
-  upscale_delay_s: 2
-  downscale_delay_s: 10
-  look_back_s: 5
-"""
+    cameras = synthetic_cameras(args.cameras, 1280, 720, args.low_fps, background,
+                                fps_schedule=[[t1, args.high_fps], [t2, args.low_fps]])
+    return build(
+        "bench-autoscale", cameras, stats_interval_s=0.5,
+        defaults={"fps": 60, "buffers": 2, "detect": ["face"], "detect_width": 640,
+                  "num_cpus": 0.1},
+        detectors={"face": {"actors": actors, "min_actors": 1, "max_actors": args.max_actors,
+                            "num_cpus": args.detector_cpus}},
+        autoscaling={"enabled": autoscaling, "target_hit_rate": args.target_hit_rate,
+                     "target_utilisation": 0.75, "latency_slo_ms": 1000, "upscale_delay_s": 2,
+                     "downscale_delay_s": 10, "look_back_s": 5})
 
 
-def run_scenario(yaml_text: str, run_dir: Path, duration_s: float,
+def run_scenario(config: FleetConfig, run_dir: Path, duration_s: float,
                  progress: Callable[[str], None], label: str) -> dict[str, Any]:
     """One fleet on real Ray, its control loop in a thread, sampled every 0.5 s."""
-    from fleet.config import parse_fleet
-
-    controller = runtime.build_controller(parse_fleet(yaml_text, env={}), str(run_dir))
-    controller.start()
-    halt = threading.Event()
-    loop = threading.Thread(target=controller.run, args=(halt,), daemon=True)
-    loop.start()
     timeline: list[dict[str, Any]] = []
-    started = time.monotonic()
-    next_note = started
-    try:
+    fleet = ControlLoop(config, run_dir)
+    with fleet as controller:
+        started = time.monotonic()
+        next_note = started
         while (elapsed := time.monotonic() - started) < duration_s:
             time.sleep(0.5)
             snap = controller.latest
@@ -106,10 +73,7 @@ def run_scenario(yaml_text: str, run_dir: Path, duration_s: float,
                 progress(f"{label}: {elapsed:.0f}/{duration_s:.0f} s, offered "
                          f"{last['offered_fps']} fps, {last['actors']} actor(s), "
                          f"hit-rate {last['hit_rate']}")
-    finally:
-        halt.set()
-        loop.join()
-        final = controller.stop()
+    final = fleet.final
     return {"timeline": timeline, "actions": list(controller.recent),
             "accounted": all(s.accounted for s in final.values()),
             "lost": sum(s.dropped.get("detector_lost", 0) for s in final.values())}
@@ -151,11 +115,11 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
         background = background_image(folder)
         progress(f"autoscaled fleet: {args.cameras} cameras, {args.low_fps} -> {args.high_fps} -> "
                  f"{args.low_fps} fps each, {duration:.0f} s")
-        auto = run_scenario(fleet_yaml(args, background, True, 1), folder / "auto", duration,
+        auto = run_scenario(fleet_config(args, background, True, 1), folder / "auto", duration,
                             progress, "autoscaled")
         peak = max((p["actors"] for p in auto["timeline"]), default=1)
         progress(f"fixed fleet of {peak} actor(s) (the autoscaled peak), same scenario")
-        fixed = run_scenario(fleet_yaml(args, background, False, peak), folder / "fixed",
+        fixed = run_scenario(fleet_config(args, background, False, peak), folder / "fixed",
                              duration, progress, "fixed")
     results = {
         "scenario": {"cameras": args.cameras, "low_fps": args.low_fps, "high_fps": args.high_fps,

@@ -11,8 +11,8 @@ rate, latency, CPU use and efficiency = analysed fps / compute bound. At saturat
 above the bound) the efficiency says how much of the machine the fleet turns into detections.
 
 The case-study table adds the hand-off per frame, measured in the same run through a real
-camera (:func:`fleet.bench.transport.measure_handoff_ms`), or read from a ``bench transport``
-JSON given with ``--transport-json``; never a constant.
+camera (:func:`fleet.bench.common.handoff.measure_handoff_ms`), or read from a ``bench
+transport`` JSON given with ``--transport-json``; never a constant.
 """
 
 from __future__ import annotations
@@ -30,35 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from actors import runtime
-from fleet.bench import cpu, plotting
-from fleet.bench.autoscale import background_image
+from fleet.bench import plotting
+from fleet.bench.common.fleets import MODELS, capacity_fleet
+from fleet.bench.common.footage import background_image, scene_frames
+from fleet.bench.common.handoff import measure_handoff_ms
+from fleet.bench.common.running import run_point
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
-# --model: the detector the fleet and the bound run (the pool is named face either way)
-MODELS: dict[str, dict[str, Any]] = {
-    "front": {"type": "blazeface", "model": "front"},
-    "back": {"type": "blazeface", "model": "back"},
-    "nanodet": {"type": "nanodet", "classes": ["person"]},
-}
 HANDOFF_IN_FLIGHT = 4  # frames in flight when the hand-off is measured (a camera's buffers)
-
-
-def scene_frames(width: int, height: int, background: str | None,
-                 count: int = 8) -> list[np.ndarray]:
-    """The frames the synthetic cameras produce, so the bound and the fleet see the same work."""
-    from fleet.config import SyntheticSource
-    from fleet.sources import SyntheticScene
-
-    scene = SyntheticScene("bench", SyntheticSource(width=width, height=height, objects=1,
-                                                    background=background))
-    scene.open()
-    frames = []
-    for i in range(count * 4):
-        scene.grab()
-        if i % 4 == 0:
-            frames.append(scene.retrieve(None).copy())
-    return frames
 
 
 def _tight_loop(frames: list[np.ndarray], detect_width: int, seconds: float, out: Any,
@@ -121,91 +100,6 @@ def compute_bound(frames: list[np.ndarray], detect_width: int, seconds: float,
             "ms_per_frame": round(1000 * cores / fps, 2), "cores": cores}
 
 
-def _cpu_busy() -> tuple[float, float]:
-    with open("/proc/stat", encoding="ascii") as fh:
-        fields = [float(x) for x in fh.readline().split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-
-
-def fleet_yaml(cameras: int, fps: float, width: int, height: int, background: str | None,
-               actors: int, detect_width: int, max_batch_size: int = 1,
-               put_frames: int = 1, model: str = "front") -> str:
-    scene = f", background: {background}" if background else ""
-    detector = ", ".join(f"{k}: {json.dumps(v)}" for k, v in MODELS[model].items())
-    rows = "\n".join(
-        f"  - {{id: cam-{i}, source: {{type: synthetic, width: {width}, height: {height}, "
-        f"fps: {fps}, objects: 1{scene}}}}}" for i in range(cameras)
-    )
-    return f"""
-name: bench-fleet
-stats_interval_s: 0.5
-metrics: {{enabled: false}}
-sinks: {{jsonl: {{enabled: false}}}}
-defaults: {{fps: {fps}, buffers: {max(4, 2 * put_frames)}, drop_policy: drop_newest,
-           detect: [face], detect_width: {detect_width}, num_cpus: 0.01,
-           put_frames: {put_frames}}}
-cameras:
-{rows}
-detectors:
-  face: {{{detector}, actors: {actors}, min_actors: {actors},
-         max_actors: {actors},
-         num_cpus: 0.9, batching: {{max_batch_size: {max_batch_size}}}}}
-autoscaling: {{enabled: false}}
-"""
-
-
-def run_point(yaml_text: str, seconds: float, warmup_s: float, folder: Path,
-              split: bool = False) -> dict[str, Any]:
-    """One fleet on real Ray: warm up, then sample its counters for ``seconds``. ``split``:
-    the detector actors get the last core to themselves and everything else (cameras, Ray's
-    raylet and GCS, the controller) the others, as a camera node and a detector node."""
-    from fleet.config import parse_fleet
-
-    cpu.wait_for_free_cpus()  # the last point's actors may still be ending
-
-    controller = runtime.build_controller(parse_fleet(yaml_text, env={}), str(folder))
-    controller.start()
-    every = set(range(os.cpu_count() or 1))
-    try:
-        if split:
-            detector_core = {max(every)}
-            cpu.pin(cpu.snapshot(), {"detectors": detector_core}, every - detector_core)
-        time.sleep(warmup_s)
-        first = controller.collect()
-        busy0, total0 = _cpu_busy()
-        procs0, t0 = cpu.snapshot(), time.monotonic()
-        deadline = time.monotonic() + seconds
-        last = first
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            last = controller.collect()
-        busy1, total1 = _cpu_busy()
-        cores = cpu.cores_by_role(procs0, cpu.snapshot(), time.monotonic() - t0)
-    finally:
-        final = controller.stop()
-        if split:
-            cpu.pin(cpu.snapshot(), {}, every)  # Ray's processes serve the next point too
-    elapsed = last.time - first.time
-    totals = {k: sum(getattr(v.stats, k) - getattr(first.cameras[c].stats, k)
-                     for c, v in last.cameras.items())
-              for k in ("captured", "offered", "processed")}
-    # latencies of the last look-back window (10 s) of the measurement
-    samples = [s for c in last.cameras for _, s in controller.stats.latency[c]]
-    offered = totals["offered"]
-    return {
-        "offered_fps": round(offered / elapsed, 2),
-        "analysed_fps": round(totals["processed"] / elapsed, 2),
-        "drop_rate": round(max(0.0, 1 - totals["processed"] / offered), 4) if offered else 0.0,
-        "p50_ms": round(float(np.percentile(samples, 50)) * 1000, 1) if samples else None,
-        "p95_ms": round(float(np.percentile(samples, 95)) * 1000, 1) if samples else None,
-        "p99_ms": round(float(np.percentile(samples, 99)) * 1000, 1) if samples else None,
-        "cpu_busy": round((busy1 - busy0) / (total1 - total0), 3),
-        "cores": cores,  # cores each role used (this run's processes only)
-        "accounted": all(s.accounted for s in final.values()),
-    }
-
-
 def case_study_table(background: str | None, detect_width: int, seconds: float, cores: int,
                      handoff_ms: dict[str, float],
                      progress: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -230,8 +124,6 @@ def handoff_ms(args: argparse.Namespace, progress: Callable[[str], None]) -> dic
         sizes = json.loads(Path(args.transport_json).read_text(encoding="utf-8"))["sizes"]
         return {"source": args.transport_json,
                 "ms": {name: sizes[name]["pipelined_ms_per_frame"] for name in RESOLUTIONS}}
-    from fleet.bench.transport import measure_handoff_ms
-
     ms = measure_handoff_ms(list(RESOLUTIONS), frames=40, buffers=HANDOFF_IN_FLIGHT,
                             progress=progress)
     return {"source": f"measured in this run (real camera, {HANDOFF_IN_FLIGHT} in flight)",
@@ -287,10 +179,10 @@ def _sweep(args: argparse.Namespace, progress: Callable[[str], None], folder: Pa
                     progress(f"fleet: {where}max_batch_size {batch}, put_frames {group}, "
                              f"{cameras} camera(s) x {fps:g} fps, run {i + 1}/{args.runs}, "
                              f"{args.point_s:g} s")
-                    yaml_text = fleet_yaml(cameras, fps, width, height, background, actors,
-                                           args.detect_width, batch, group, args.model)
+                    config = capacity_fleet(cameras, fps, width, height, background, actors,
+                                            args.detect_width, batch, group, args.model)
                     name = f"{'s' if split else 'a'}-b{batch}-p{group}-c{cameras}-f{fps}-{i}"
-                    runs.append(run_point(yaml_text, args.point_s, args.warmup_s,
+                    runs.append(run_point(config, args.point_s, args.warmup_s,
                                           folder / name, split=split))
                 point = _median_point(runs)
                 point.update(cameras=cameras, fps_per_camera=fps, max_batch_size=batch,

@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fleet.errors import BenchError
+
 OPENCV_DOC = Path("/usr/share/doc/opencv-doc")
 BACKGROUND_VIDEO = OPENCV_DOC / "examples/data/vtest.avi"
 FRAME_SIZE = (1920, 1080)  # width, height by default: a "40 px face" is 40 px of a 1080p frame
@@ -367,7 +369,7 @@ def degrade(frame: np.ndarray, variant: str, rng: np.random.Generator) -> np.nda
         ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
         if decoded is None:
-            raise RuntimeError("JPEG round trip failed")
+            raise BenchError("JPEG round trip failed")
         return np.asarray(decoded, np.uint8)
     raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
 

@@ -9,7 +9,6 @@ are counted, never another Ray on the machine.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 ROLES = (("ray::DetectorWo", "detectors"), ("ray::CameraWork", "cameras"),
@@ -88,15 +87,3 @@ def pin(tree: dict[int, tuple[str, float]], cores_for: dict[str, set[int]],
             except OSError:
                 pass
     return pinned
-
-
-def wait_for_free_cpus(timeout_s: float = 60.0) -> None:
-    """Until every CPU of the cluster is free again (killed actors release theirs late)."""
-    import ray
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        total = ray.cluster_resources().get("CPU", 0.0)
-        if ray.available_resources().get("CPU", 0.0) >= total - 0.01:
-            return
-        time.sleep(0.2)

@@ -1,9 +1,9 @@
 """The ``camfleet bench`` command: its arguments, and running one mode on Ray.
 
 Each mode module has ``add_arguments(parser)`` and ``run(args, progress) -> results``; Ray is
-started (or joined) here, through :mod:`actors.runtime`, the one wiring place, so a mode neither
-starts Ray nor knows how a fleet's actors are wired: it asks :mod:`actors.runtime` for a
-controller or an actor class. Ray itself is imported only once a mode runs.
+started (or joined) here, through :mod:`actors.runtime`, as ``camfleet run`` starts it, so no
+mode starts Ray. A mode builds its fleet and its controller with :mod:`fleet.bench.common`, and
+imports no other mode. Ray itself is imported only once a mode runs.
 """
 
 from __future__ import annotations

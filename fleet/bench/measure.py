@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from fleet.bench.children.common import status_kb
-from fleet.errors import FleetError
+from fleet.errors import BaselineError  # defined with every other exception; imported from here too
 
 CHILD_TIMEOUT_S = 60.0
 """Longest wait for a server, worker or per-frame process before it is deemed stuck."""
@@ -57,9 +57,6 @@ MB = 1e6  # as the benchmark tables: 1080p is 6.22 MB
 
 HandOff = Callable[[np.ndarray, bool], dict[str, int]]
 """Hands one frame over (``verify``: ask for its CRC-32) and returns the other side's answer."""
-
-class BaselineError(FleetError):
-    """A baseline's server, worker or child process failed, or answered for the wrong pixels."""
 
 
 # --- results ----------------------------------------------------------------------------------

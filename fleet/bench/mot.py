@@ -40,8 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from actors import runtime
-from fleet.bench import cpu, detcost, mot_score, plotting
+from fleet.bench import detcost, mot_score, plotting
+from fleet.bench.common.fleets import build
+from fleet.bench.common.running import in_process_controller, wait_for_free_cpus
 from fleet.config import CameraConfig, FleetConfig
 from fleet.frames import Completion, Detection, DetectionResult, FrameMeta
 from fleet.pipeline.camera import FpsLimiter
@@ -68,18 +69,15 @@ GRID = {"min_score": (0.3, 0.4, 0.5), "threshold": (0.5, 0.6, 0.7), "min_frames"
 def fleet_config(clip: str, fps: float, detector: dict[str, Any],
                  tracking: dict[str, Any]) -> FleetConfig:
     """One file camera, every frame it is given analysed by ``person``, track lines on."""
-    return FleetConfig.model_validate({
-        "name": "bench-mot", "stats_interval_s": 1.0, "metrics": {"enabled": False},
-        "autoscaling": {"enabled": False},
-        "cameras": [{
-            "id": CAMERA, "source": {"type": "file", "path": clip, "loop": False,
-                                     "realtime": False},
-            "fps": fps, "buffers": 4, "drop_policy": "wait", "detect": ["person"],
-            "tracking": tracking,
-        }],
-        "detectors": {"person": {"actors": 1, "num_cpus": 1, **_low_boxes(detector)}},
-        "sinks": {"jsonl": {"tracks": True, "frames": True}, "snapshots": {"enabled": False}},
-    })
+    camera = {"id": CAMERA, "source": {"type": "file", "path": clip, "loop": False,
+                                       "realtime": False},
+              "fps": fps, "buffers": 4, "drop_policy": "wait", "detect": ["person"],
+              "tracking": tracking}
+    return build(
+        "bench-mot", [camera], stats_interval_s=1.0, metrics={"enabled": False},
+        autoscaling={"enabled": False},
+        detectors={"person": {"actors": 1, "num_cpus": 1, **_low_boxes(detector)}},
+        sinks={"jsonl": {"tracks": True, "frames": True}, "snapshots": {"enabled": False}})
 
 
 def _low_boxes(detector: dict[str, Any]) -> dict[str, Any]:
@@ -94,8 +92,8 @@ def _low_boxes(detector: dict[str, Any]) -> dict[str, Any]:
 def run_fleet(config: FleetConfig, run_dir: Path, progress: Callable[[str], None],
               timeout_s: float = 900.0) -> dict[str, Any]:
     """The fleet on real Ray until its camera has read the whole clip; its accounting."""
-    cpu.wait_for_free_cpus()  # the last run's actors may still be ending
-    controller = runtime.build_controller(config, str(run_dir))
+    wait_for_free_cpus()  # the last run's actors may still be ending
+    controller = in_process_controller(config, run_dir)
     began = time.monotonic()
     controller.start()
     try:

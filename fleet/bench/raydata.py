@@ -24,9 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from fleet.bench.autoscale import background_image
-from fleet.bench.capacity import fleet_yaml, run_point, scene_frames
-from fleet.bench.cpu import wait_for_free_cpus
+from fleet.bench import plotting
+from fleet.bench.common.fleets import capacity_fleet
+from fleet.bench.common.footage import background_image, scene_frames
+from fleet.bench.common.running import in_process_controller, run_point, wait_for_free_cpus
+from fleet.config import FleetConfig
 
 
 class FaceBatch:
@@ -82,14 +84,21 @@ def throughput(frames: list[np.ndarray], count: int, actors: int,
             "fps": round(steady_frames / steady_s, 2) if steady_s > 0 else 0.0, "faces": faces}
 
 
-def fleet_startup(yaml_text: str, folder: Path, timeout_s: float = 60.0) -> float:
-    """Seconds from building a fleet to its first analysed frame (camfleet's start-up)."""
-    from actors import runtime
-    from fleet.config import parse_fleet
+def fleet_configs(args: argparse.Namespace,
+                  background: str | None) -> tuple[FleetConfig, FleetConfig]:
+    """camfleet's side: ``--cameras`` x ``--fps`` (saturating), and 1 camera at 5 fps (frames
+    arrive one at a time), each on ``--actors`` detectors batching ``--batch-size``."""
+    saturating = capacity_fleet(args.cameras, args.fps, 1280, 720, background, args.actors, 640,
+                                args.batch_size)
+    light = capacity_fleet(1, 5.0, 1280, 720, background, args.actors, 640, args.batch_size)
+    return saturating, light
 
+
+def fleet_startup(config: FleetConfig, folder: Path, timeout_s: float = 60.0) -> float:
+    """Seconds from building a fleet to its first analysed frame (camfleet's start-up)."""
     wait_for_free_cpus()  # Ray Data's pool actors may still be ending
     start = time.perf_counter()
-    controller = runtime.build_controller(parse_fleet(yaml_text, env={}), str(folder))
+    controller = in_process_controller(config, folder)
     controller.start()
     try:
         while time.perf_counter() - start < timeout_s:
@@ -132,10 +141,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
         frames = scene_frames(1280, 720, background)
         progress("warm-up: one small Ray Data execution and one fleet start (not measured)")
         throughput(frames, 2 * args.batch_size, args.actors, args.batch_size)
-        saturating = fleet_yaml(args.cameras, args.fps, 1280, 720, background, args.actors, 640,
-                                args.batch_size)
-        light_yaml = fleet_yaml(1, 5.0, 1280, 720, background, args.actors, 640,
-                                args.batch_size)
+        saturating, light = fleet_configs(args, background)
         for i in range(args.runs):
             tag = f"run {i + 1}/{args.runs}"
             progress(f"{tag}: Ray Data, {args.frames} frames streamed through map_batches, "
@@ -150,7 +156,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
                      f"{args.actors} detector actor(s), max_batch_size {args.batch_size}")
             fleets.append(run_point(saturating, args.point_s, 4.0, folder / f"fleet-{i}"))
             progress(f"{tag}: camfleet, 1 camera x 5 fps (frames arrive one at a time)")
-            lights.append(run_point(light_yaml, args.point_s, 4.0, folder / f"light-{i}"))
+            lights.append(run_point(light, args.point_s, 4.0, folder / f"light-{i}"))
     ray_data = {key: _median([b[key] for b in batches])
                 for key in ("frames", "seconds", "startup_s", "fps_end_to_end", "fps")}
     ray_data["single_frame_latency_ms"] = round(statistics.median(alones) * 1000, 1)
@@ -174,8 +180,6 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
 
 
 def plot(results: dict[str, Any], path: Path) -> bool:
-    from fleet.bench import plotting
-
     plt = plotting.pyplot()
     if plt is None:
         return False

@@ -32,28 +32,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from actors import runtime
 from fleet.bench import plotting
-from fleet.bench.soak import ActorProcesses, StoreProbe, process_stats
+from fleet.bench.common.fleets import build, synthetic_cameras
+from fleet.bench.common.probes import MIB, ActorProcesses, StoreProbe, process_stats
+from fleet.bench.common.running import in_process_controller
+from fleet.config import FleetConfig
 
-MIB = 2**20
 
-
-def fleet_yaml(cameras: int, fps: float) -> str:
-    rows = "\n".join(f"  - {{id: cam-{i:04d}, source: {{type: synthetic, width: 64, height: 48, "
-                     f"fps: 2, objects: 1}}}}" for i in range(cameras))
-    return f"""
-name: bench-scale
-stats_interval_s: 1.0
-metrics: {{enabled: true, port: 0}}
-autoscaling: {{enabled: false}}
-defaults: {{fps: {fps}, buffers: 2, detect: [blobs], detect_width: null, num_cpus: 0}}
-cameras:
-{rows}
-detectors:
-  blobs: {{type: blobs, actors: 1, num_cpus: 0.5}}
-sinks: {{jsonl: {{enabled: false}}, snapshots: {{enabled: false}}}}
-"""
+def fleet_config(cameras: int, fps: float) -> FleetConfig:
+    """``cameras`` tiny synthetic cameras, no CPU reserved, one blobs actor, no files."""
+    return build(
+        "bench-scale", synthetic_cameras(cameras, 64, 48, 2, ids="cam-{:04d}"),
+        stats_interval_s=1.0, metrics={"enabled": True, "port": 0},
+        autoscaling={"enabled": False},
+        defaults={"fps": fps, "buffers": 2, "detect": ["blobs"], "detect_width": None,
+                  "num_cpus": 0},
+        detectors={"blobs": {"type": "blobs", "actors": 1, "num_cpus": 0.5}},
+        sinks={"jsonl": {"enabled": False}, "snapshots": {"enabled": False}})
 
 
 def ray_daemons() -> dict[str, float]:
@@ -84,11 +79,9 @@ def timed_collect(controller: Any) -> tuple[float, float, int]:
 
 def measure(cameras: int, args: argparse.Namespace, folder: Path,
             progress: Callable[[str], None]) -> dict[str, Any]:
-    from fleet.config import parse_fleet
     from fleet.control.stats import format_table
 
-    controller = runtime.build_controller(parse_fleet(fleet_yaml(cameras, args.fps), env={}),
-                                          str(folder / f"run-{cameras}"))
+    controller = in_process_controller(fleet_config(cameras, args.fps), folder / f"run-{cameras}")
     started = time.perf_counter()
     controller.start()
     start_s = time.perf_counter() - started

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from actors import runtime
 from fleet.bench import plotting
-from fleet.bench.transport import SIZES, TouchDetector, frame_pool, measure_memcpy
+from fleet.bench.common.handoff import SIZES, TouchDetector, frame_pool, measure_memcpy
+from fleet.bench.common.running import detector_actor_class
 from fleet.frames import FrameMeta
 from fleet.imaging import plasma_mapping
 
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
     direct: Any = ray.remote(num_cpus=0.5)(ProbeTouch).remote()
     from fleet.config import FaceDetectorConfig
 
-    detector = runtime.detector_actor().options(num_cpus=0.5).remote(
+    detector = detector_actor_class().options(num_cpus=0.5).remote(
         "touch", FaceDetectorConfig(num_cpus=0.5), TouchDetector)
     ray.get(detector.ready.remote())
 

@@ -33,23 +33,24 @@ import argparse
 import os
 import statistics
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from actors import runtime
 from fleet.bench import plotting
-from fleet.bench.autoscale import background_image
+from fleet.bench.common.fleets import build, fixed_pool, synthetic_cameras
+from fleet.bench.common.footage import background_image
+from fleet.bench.common.probes import MIB, ActorProcesses, StoreProbe, process_stats
+from fleet.bench.common.running import ControlLoop
+from fleet.config import FleetConfig
 from fleet.frames import CameraStats
 
 WIDTH, HEIGHT, SOURCE_FPS, FPS, DETECT_WIDTH, BUFFERS = 1280, 720, 15.0, 5.0, 480, 4
 DETECTOR_ACTORS, DETECTOR_CPUS = 2, 0.5
 GROWTH_LIMIT_PCT = 5.0
 KINDS = ("camera", "detector", "controller")
-MIB = 2**20
 # (key in a sample, label in the table)
 METRICS = (
     ("camera.rss_sum", "camera RSS MiB (sum)"), ("camera.rss_max", "camera RSS MiB (max)"),
@@ -85,130 +86,24 @@ def disk_bound_mib(cameras: int, rotate_mb: float, snapshots_mb: float) -> float
     return round(files + snapshots_mb * 1e6 / MIB + between_prunes + 1, 1)
 
 
-def fleet_yaml(cameras: int, background: str | None, rotate_mb: float = 1.0,
-               snapshots_mb: float = 5.0) -> str:
-    scene = f", background: {background}" if background else ""
-    rows = "\n".join(
-        f"  - {{id: cam-{i}, source: {{type: synthetic, width: {WIDTH}, height: {HEIGHT}, "
-        f"fps: {SOURCE_FPS}, objects: 1{scene}}}}}" for i in range(cameras)
-    )
-    return f"""
-name: bench-soak
-stats_interval_s: 1.0
-metrics: {{enabled: true, port: 0}}
-defaults: {{fps: {FPS}, buffers: {BUFFERS}, detect: [face], detect_width: {DETECT_WIDTH},
-           num_cpus: 0.1}}
-cameras:
-{rows}
-detectors:
-  face: {{actors: {DETECTOR_ACTORS}, min_actors: {DETECTOR_ACTORS},
-          max_actors: {DETECTOR_ACTORS}, num_cpus: {DETECTOR_CPUS}}}
-autoscaling: {{enabled: false}}
-sinks:
-  jsonl: {{frames: true, tracks: true, rotate_mb: {rotate_mb}, keep_files: {KEEP_FILES}}}
-  snapshots: {{frames: true, max_per_camera: 100000, min_interval_s: {SNAPSHOT_INTERVAL_S},
-              max_mb: {snapshots_mb}, prune_interval_s: {PRUNE_S}}}
-"""
+def fleet_config(cameras: int, background: str | None, rotate_mb: float = 1.0,
+                 snapshots_mb: float = 5.0) -> FleetConfig:
+    """The soaked fleet: a fixed pool, metrics served, retention on (see the module's text)."""
+    return build(
+        "bench-soak", synthetic_cameras(cameras, WIDTH, HEIGHT, SOURCE_FPS, background),
+        stats_interval_s=1.0, metrics={"enabled": True, "port": 0},
+        defaults={"fps": FPS, "buffers": BUFFERS, "detect": ["face"],
+                  "detect_width": DETECT_WIDTH, "num_cpus": 0.1},
+        detectors={"face": fixed_pool(DETECTOR_ACTORS, num_cpus=DETECTOR_CPUS)},
+        autoscaling={"enabled": False},
+        sinks={"jsonl": {"frames": True, "tracks": True, "rotate_mb": rotate_mb,
+                         "keep_files": KEEP_FILES},
+               "snapshots": {"frames": True, "max_per_camera": 100000,
+                             "min_interval_s": SNAPSHOT_INTERVAL_S, "max_mb": snapshots_mb,
+                             "prune_interval_s": PRUNE_S}})
 
 
 # ---------------------------------------------------------------------------------- measuring
-def process_stats(pid: int) -> dict[str, float] | None:
-    """RSS (MiB), open fds and threads of one local process; None if it is gone.
-
-    RSS counts the pages of the object store's shared memory the process has touched (a camera
-    writes frames there, a detector reads them), so it is also split: ``private_mib`` is RSS
-    less shared pages (Linux: RssAnon), the process's own heap.
-    """
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        with proc.oneshot():
-            mem = proc.memory_info()
-            shared = getattr(mem, "shared", 0)
-            return {"rss_mib": round(mem.rss / MIB, 2),
-                    "private_mib": round((mem.rss - shared) / MIB, 2),
-                    "fds": proc.num_fds(), "threads": proc.num_threads()}
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-
-
-class StoreProbe:
-    """The object store's use, from the raylet's own store stats (what ``ray memory
-    --stats-only`` prints), read a few times per sample: frames come and go every few tens of
-    milliseconds, so one reading is mostly luck."""
-
-    READS, APART_S = 5, 0.2
-
-    def __init__(self, address: str):
-        from ray._private.internal_api import get_state_from_address
-
-        self.state = get_state_from_address(address)  # once: a GCS client per read would leak
-
-    def read(self) -> tuple[float, int, float] | None:
-        """(MiB used, objects, MiB spilled so far) now; None if the raylet did not answer."""
-        from ray._private.internal_api import get_memory_info_reply
-
-        try:
-            stats = get_memory_info_reply(self.state, timeout_seconds=10).store_stats
-        except Exception:  # noqa: BLE001 - a missed reading, not a failed run
-            return None
-        return (stats.object_store_bytes_used / MIB, int(stats.num_local_objects),
-                stats.spilled_bytes_total / MIB)
-
-    def sample(self) -> dict[str, float | None]:
-        reads = []
-        for i in range(self.READS):
-            if i:
-                time.sleep(self.APART_S)
-            if (r := self.read()) is not None:
-                reads.append(r)
-        if not reads:
-            return dict.fromkeys(("mib", "mib_min", "mib_max", "objects", "objects_min",
-                                  "spilled_mib"))
-        return {"mib": round(statistics.mean(r[0] for r in reads), 2),
-                "mib_min": round(min(r[0] for r in reads), 2),
-                "mib_max": round(max(r[0] for r in reads), 2),
-                "objects": round(statistics.mean(r[1] for r in reads), 2),
-                "objects_min": min(r[1] for r in reads),
-                "spilled_mib": round(reads[-1][2], 2)}
-
-
-class ActorProcesses:
-    """Which process each of the fleet's actors runs in (asked once per actor, via ``info``)."""
-
-    def __init__(self) -> None:
-        import ray
-
-        self.node = ray.get_runtime_context().get_node_id()
-        self.where: dict[str, tuple[int, str]] = {}  # actor id -> (pid, node)
-
-    def current(self, controller: Any) -> list[tuple[str, str, str]]:
-        """(kind, name, actor id) of every live camera and detector actor."""
-        found = [("camera", cid, ref.id) for cid, ref in dict(controller.cameras).items()]
-        for name, pool in dict(controller.pools).items():
-            found += [("detector", name, ref.id) for ref in list(pool.live())]
-        return found
-
-    def pid(self, controller: Any, actor: str) -> int | None:
-        """The actor's pid if it runs on this node (psutil sees only local processes)."""
-        import ray
-
-        if actor not in self.where:
-            refs = [*dict(controller.cameras).values(),
-                    *(r for p in dict(controller.pools).values() for r in list(p.live()))]
-            ref = next((r for r in refs if r.id == actor), None)
-            if ref is None:
-                return None
-            try:
-                info = ray.get(ref.handle.info.remote(), timeout=10)
-            except Exception:  # noqa: BLE001 - restarting or gone: try again next sample
-                return None
-            self.where[actor] = (int(info["pid"]), str(info["node"]))
-        pid, node = self.where[actor]
-        return pid if node == self.node else None
-
-
 def kind_totals(actors: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     totals: dict[str, dict[str, float]] = {}
     for kind in KINDS:
@@ -289,32 +184,22 @@ def take_sample(controller: Any, where: ActorProcesses, store: StoreProbe,
     }
 
 
-def soak(yaml_text: str, run_dir: Path, duration_s: float, sample_s: float,
+def soak(config: FleetConfig, run_dir: Path, duration_s: float, sample_s: float,
          progress: Callable[[str], None]) -> dict[str, Any]:
     """The fleet on real Ray for ``duration_s``, its control loop in a thread, sampled."""
     import ray
 
-    from fleet.config import parse_fleet
-
-    controller = runtime.build_controller(parse_fleet(yaml_text, env={}), str(run_dir))
-    controller.start()
-    halt = threading.Event()
-    loop = threading.Thread(target=controller.run, args=(halt,), daemon=True)
-    loop.start()
-    where, store = ActorProcesses(), StoreProbe(ray.get_runtime_context().gcs_address)
     samples: list[dict[str, Any]] = []
-    started = time.monotonic()
-    try:
+    fleet = ControlLoop(config, run_dir)
+    with fleet as controller:
+        where, store = ActorProcesses(), StoreProbe(ray.get_runtime_context().gcs_address)
+        started = time.monotonic()
         for n in range(1, int(duration_s // sample_s) + 1):
             time.sleep(max(0.0, started + n * sample_s - time.monotonic()))
             samples.append(take_sample(controller, where, store, time.monotonic() - started,
                                        run_dir))
             progress(note(samples[-1], duration_s))
-    finally:
-        halt.set()
-        loop.join()
-        final = controller.stop()
-    return {"samples": samples, "final": totals(list(final.values()))}
+    return {"samples": samples, "final": totals(list(fleet.final.values()))}
 
 
 def note(sample: dict[str, Any], duration_s: float) -> str:
@@ -414,11 +299,9 @@ def summarise(run: dict[str, Any], cameras: int, warmup_s: float,
 
 
 def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, Any]:
-    from fleet.config import parse_fleet
-
     duration = args.minutes * 60
     warm = warmup(duration, args.warmup_s)
-    kind = str(getattr(parse_fleet(fleet_yaml(1, None), env={}).detectors["face"], "type", ""))
+    kind = str(getattr(fleet_config(1, None).detectors["face"], "type", ""))
     bound = disk_bound_mib(args.cameras, args.rotate_mb, args.snapshots_mb)
     with tempfile.TemporaryDirectory(prefix="camfleet-bench-") as tmp:
         folder = Path(tmp)
@@ -429,7 +312,7 @@ def run(args: argparse.Namespace, progress: Callable[[str], None]) -> dict[str, 
         progress(f"soak: {args.cameras} cameras ({WIDTH}x{HEIGHT} at {SOURCE_FPS:g} fps, {FPS:g} "
                  f"analysed), {DETECTOR_ACTORS} face ({kind}) actors x {DETECTOR_CPUS:g} CPU, "
                  f"{duration:.0f} s, a sample every {args.sample_s:g} s, warm-up {warm:.0f} s")
-        soaked = soak(fleet_yaml(args.cameras, background, args.rotate_mb, args.snapshots_mb),
+        soaked = soak(fleet_config(args.cameras, background, args.rotate_mb, args.snapshots_mb),
                       folder / "run", duration, args.sample_s, progress)
     summary = summarise(soaked, args.cameras, warm, bound)
     results = {

@@ -2,42 +2,33 @@
 
 from typing import Any
 
-from fleet.config._loader import load_fleet, parse_fleet
-from fleet.config._models import (
-    DEFAULT_DETECTOR_CLASSES,
-    DEFAULT_DETECTOR_TYPES,
-    DETECTOR_KINDS,
-    AutoscalingConfig,
-    BatchingConfig,
+from fleet.config._camera import CameraConfig, CameraSettings, MotionConfig, ReconnectConfig
+from fleet.config._controller import AutoscalingConfig, MetricsConfig
+from fleet.config._defaults import DEFAULT_DETECTOR_CLASSES, DEFAULT_DETECTOR_TYPES, DETECTOR_KINDS
+from fleet.config._detector_pool import BatchingConfig, TilesConfig
+from fleet.config._detectors import (
     BlazeFaceDetectorConfig,
     BlobsDetectorConfig,
-    CameraConfig,
-    CameraSettings,
     DetectorConfig,
-    DeviceSource,
     FaceDetectorConfig,
-    FileSource,
-    FleetConfig,
-    HttpSource,
-    ImagesSource,
-    JsonlSinkConfig,
-    MetricsConfig,
-    MotionConfig,
     NanoDetDetectorConfig,
-    OnnxDetectorConfig,
-    OnnxModelConfig,
-    OnnxRuntimeSettings,
     PersonDetectorConfig,
-    ReconnectConfig,
-    RtspSource,
-    SinksConfig,
-    SnapshotSinkConfig,
-    SyntheticSource,
-    TilesConfig,
 )
+from fleet.config._fleet import FleetConfig
+from fleet.config._loader import load_fleet, parse_fleet
 from fleet.config._objects import MaskConfig, TrackingConfig, ZoneConfig
+from fleet.config._onnx import OnnxDetectorConfig, OnnxModelConfig, OnnxRuntimeSettings
 from fleet.config._push import MqttSinkConfig, WebhookSinkConfig
 from fleet.config._scene import ScenePath
+from fleet.config._sinks import JsonlSinkConfig, SinksConfig, SnapshotSinkConfig
+from fleet.config._sources import (
+    DeviceSource,
+    FileSource,
+    HttpSource,
+    ImagesSource,
+    RtspSource,
+    SyntheticSource,
+)
 
 # The legacy OpenCV detectors by what they are (type: haar, type: hog).
 HaarDetectorConfig = FaceDetectorConfig

@@ -9,17 +9,21 @@ put them in ``${ENV}`` or ``${file:...}`` so they stay out of the fleet file as 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from fleet.config._base import StrictModel
 from fleet.redact import redact_url
+from fleet.vocab import EVENT_KINDS
 
+# The events a push sink can send: every EventKind of fleet/vocab.py, in its order. Spelt out
+# as plain strings because the schema and mypy need a Literal, and a Literal of EventKind members
+# would put their reprs (<EventKind.START: 'start'>) in the loader's messages; checked here.
 PushEvent = Literal["start", "update", "end", "enter", "leave", "loiter", "stationary"]
-PUSH_EVENTS: tuple[PushEvent, ...] = ("start", "update", "end", "enter", "leave", "loiter",
-                                      "stationary")
+PUSH_EVENTS: tuple[PushEvent, ...] = get_args(PushEvent)
+assert PUSH_EVENTS == EVENT_KINDS, "PushEvent must list fleet.vocab.EventKind, in its order"
 # An HTTP header name is an RFC 9110 token; a value must not break its line (header injection).
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _LINE_BREAK = re.compile(r"[\r\n\x00]")

@@ -37,7 +37,7 @@ class ScenePath(StrictModel):
 
 class BlobSettings(StrictModel):
     """What the blobs detector (``type: blobs``) finds: solid boxes of one colour, the synthetic
-    scene's paths. For tests and load tests. (A mixin of its config in ``_models``.)"""
+    scene's paths. For tests and load tests. (A mixin of its config in ``_detectors``.)"""
 
     type: Literal["blobs"] = Field(
         default="blobs", description="Solid-colour blobs (synthetic scenes; no model)."

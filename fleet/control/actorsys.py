@@ -17,15 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fleet.errors import FleetError
-
-
-class ActorLostError(FleetError):
-    """The actor died (its process was killed, its node was lost, or it raised at start)."""
-
-
-class ActorTimeoutError(FleetError):
-    """The actor did not answer within the timeout."""
+# Defined in fleet.errors with every other exception; re-exported, as older code imports them here
+from fleet.errors import ActorLostError as ActorLostError
+from fleet.errors import ActorTimeoutError as ActorTimeoutError
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ A plain class over :class:`fleet.control.actorsys.Actors` (``actors/controller.p
 Ray), so its logic has unit tests with an in-process fake. Each step of the control loop catches and
 logs its own exceptions: one bad camera never halts the loop. One stats path: the snapshot
 ``collect`` builds feeds the policy, the live table, ``stats.jsonl`` and ``/metrics`` alike.
+
+The class holds the fleet's state and starts, restarts and stops actors. A control step's two
+halves live beside it, as functions over the controller: :mod:`fleet.control.fanin` gathers the
+stats (``collect``), :mod:`fleet.control.scaling` carries out the policy (``autoscale``).
 """
 
 from __future__ import annotations
@@ -19,19 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from fleet.config import FleetConfig
-from fleet.control import policy
-from fleet.control.actorsys import ActorLostError, ActorRef, Actors, ActorTimeoutError, Placement
+from fleet.control import fanin, policy, scaling
+from fleet.control.actorsys import ActorRef, Actors, Placement
+from fleet.control.fanin import stats_file_every
 from fleet.control.metrics import FleetMetrics
 from fleet.control.pools import DetectorPool
 from fleet.control.stats import FleetSnapshot, FleetStats
 from fleet.errors import FleetError
 from fleet.frames import CameraPlan, CameraStats
-from fleet.pipeline import facesize
 from fleet.sinks.rotation import LineLog, write_atomically
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 60.0
-CALL_TIMEOUT_S = 10.0
 RESTART_BACKOFF_S = (1.0, 30.0)  # a camera actor that keeps dying is restarted at most this often
 
 
@@ -154,6 +157,23 @@ class FleetController:
         return self.actors.start_camera(cid, (plan, routes, nodes), Placement(
             num_cpus=camera.num_cpus, resources=dict(camera.resources)))
 
+    def _restart_camera(self, cid: str, why: BaseException) -> None:
+        """Replace a dead camera actor; its counters go on from what we last saw of it."""
+        now = time.monotonic()
+        due = self.restart_due.get(cid)
+        if due is not None and now < due:
+            return
+        self.restarts[cid] += 1
+        delay = min(RESTART_BACKOFF_S[1], RESTART_BACKOFF_S[0] * 2 ** (self.restarts[cid] - 1))
+        self.restart_due[cid] = now + delay
+        log.error("camera %s: actor died (%s); restarting it (restart %d)", cid, why,
+                  self.restarts[cid])
+        self.actors.kill(self.cameras[cid])
+        self.camera_nodes.pop(cid, None)  # its node may be gone: placement waits for the new one
+        offset = list(self.kinds).index(cid)
+        self.cameras[cid] = ref = self._start_camera(cid, offset, self.last.get(cid))
+        self.actors.send(ref, "start")
+
     def _place_by_cameras(self) -> bool:
         """Tell each pool where its cameras are (from their stats), so new actors go beside
         them. True if a camera's node changed (it started, or restarted elsewhere)."""
@@ -227,196 +247,25 @@ class FleetController:
                 "lower detectors.<name>.actors or num_cpus, or add nodes"
             )
 
-    # ---------------------------------------------------------------------------------- collect
+    # ------------------------------------------------------------------- collect and autoscale
+    # Carried out by fleet.control.fanin and fleet.control.scaling: these are their entries.
     def collect(self) -> FleetSnapshot:
         """Gather every actor's stats once; replace actors that turn out to be dead."""
-        now = time.time()
-        snapshot = FleetSnapshot(now)
-        timeout = self.config.stats_interval_s * 2
-        outcomes = self.actors.call_all(
-            {cid: (ref, "stats", ()) for cid, ref in self.cameras.items()}, timeout)
-        for cid, outcome in outcomes.items():
-            stats = self._camera_outcome(cid, outcome)
-            if stats is not None:
-                snapshot.cameras[cid] = self.stats.update_camera(stats)
-                self.metrics.observe_camera(stats)
-                if stats.node:
-                    self.camera_nodes[cid] = stats.node
-                self._note_frame_size(cid, stats)
-        self._place_by_cameras()
-        for name, pool in self.pools.items():
-            snapshot.detectors[name] = self._collect_pool(name, pool, snapshot, now)
-        snapshot.actions = list(self.recent)
-        # every decision these pools and cameras can see, at 0 until it is taken
-        possible = policy.possible_actions(self._pool_signals(snapshot), self.kinds)
-        self.metrics.update(snapshot, self.decisions, possible)
-        with self.lock:
-            self.latest = snapshot
-            due = now >= self.stats_file_due
-            if due and not self.stats_file.closed:
-                self.stats_file_due = now + self.stats_file_every_s - 0.05
-                self.stats_file.write(snapshot.record())
-        return snapshot
+        return fanin.collect(self)
 
-    def _note_frame_size(self, cid: str, stats: CameraStats) -> None:
-        """Once a camera's stats carry its frame size (its first frame), and again if it
-        changes: the faces its detectors are likely to miss at that size
-        (:mod:`fleet.pipeline.facesize`). Here because the controller holds the detector configs."""
-        size = (stats.width, stats.height)
-        camera = self.configs.get(cid)
-        if camera is None or not all(size) or self.frame_sizes.get(cid) == size:
-            return
-        self.frame_sizes[cid] = size
-        for note in facesize.face_notes(camera, self.config.detectors, *size):
-            log.warning("%s", note)
-
-    def _collect_pool(self, name: str, pool: DetectorPool, snapshot: FleetSnapshot,
-                      now: float) -> Any:
-        live = pool.live()
-        outcomes = self.actors.call_all({a.id: (a, "stats", ()) for a in live},
-                                        self.config.stats_interval_s)
-        results = [o for o in outcomes.values() if not isinstance(o, BaseException)]
-        lost = [k for k, o in outcomes.items() if isinstance(o, ActorLostError)]
-        silent = [k for k, o in outcomes.items()
-                  if isinstance(o, BaseException) and not isinstance(o, ActorLostError)]
-        if pool.health([k for k in outcomes if k not in lost and k not in silent], lost, silent):
-            self._route(name)
-        view = self.stats.update_detectors(name, results, now)
-        self.metrics.observe_detectors(name, results)
-        view.target, view.running = pool.target, len(pool.running)
-        view.pending, view.draining = len(pool.pending), len(pool.draining)
-        view.queued = self._queued(pool, snapshot)
-        return view
-
-    @staticmethod
-    def _queued(pool: DetectorPool, snapshot: FleetSnapshot) -> int:
-        """Frames at the pool's actors beyond the one each is working on."""
-        ids = {a.id for a in pool.live()}
-        at_pool = sum(n for v in snapshot.cameras.values()
-                      for a, n in v.stats.outstanding.items() if a in ids)
-        return max(0, at_pool - len(ids))
-
-    def _camera_outcome(self, cid: str, outcome: Any) -> CameraStats | None:
-        if isinstance(outcome, CameraStats):
-            self.last[cid] = outcome
-            watchdog_s = self.configs[cid].watchdog_s
-            if outcome.stuck_s > watchdog_s:  # told apart from waiting on downstream: see Camera
-                self._restart_camera(cid, FleetError(
-                    f"capture stuck inside the source for {outcome.stuck_s:.0f} s "
-                    f"(watchdog_s {watchdog_s:g})"))
-                return replace(outcome, state="restarting", latency_s=())
-            self.restart_due.pop(cid, None)
-            return outcome
-        last = self.last.get(cid)
-        if isinstance(outcome, ActorLostError):
-            self._restart_camera(cid, outcome)
-            return replace(last, state="restarting", latency_s=()) if last else None
-        if not isinstance(outcome, ActorTimeoutError):
-            log.error("camera %s: stats failed: %s", cid, outcome)
-        return replace(last, latency_s=()) if last else None
-
-    def _restart_camera(self, cid: str, why: BaseException) -> None:
-        """Replace a dead camera actor; its counters go on from what we last saw of it."""
-        now = time.monotonic()
-        due = self.restart_due.get(cid)
-        if due is not None and now < due:
-            return
-        self.restarts[cid] += 1
-        delay = min(RESTART_BACKOFF_S[1], RESTART_BACKOFF_S[0] * 2 ** (self.restarts[cid] - 1))
-        self.restart_due[cid] = now + delay
-        log.error("camera %s: actor died (%s); restarting it (restart %d)", cid, why,
-                  self.restarts[cid])
-        self.actors.kill(self.cameras[cid])
-        self.camera_nodes.pop(cid, None)  # its node may be gone: placement waits for the new one
-        offset = list(self.kinds).index(cid)
-        self.cameras[cid] = ref = self._start_camera(cid, offset, self.last.get(cid))
-        self.actors.send(ref, "start")
-
-    # -------------------------------------------------------------------------------- autoscale
     def signals(self, snapshot: FleetSnapshot) -> policy.Snapshot:
         """What the policy sees: the same figures as the table, per camera and per pool."""
-        cameras = tuple(
-            policy.CameraSignal(cid, self.kinds[cid], v.offered_fps, v.hit_rate, v.p95_ms,
-                                v.stats.buffers)
-            for cid, v in snapshot.cameras.items()
-            if v.stats.state not in ("ended", "crashed", "restarting")
-        )
-        _, free = self.actors.resources()
-        return policy.Snapshot(time.monotonic(), cameras, self._pool_signals(snapshot),
-                               free.get("CPU", 0.0), free.get("GPU", 0.0))
-
-    def _pool_signals(self, snapshot: FleetSnapshot) -> tuple[policy.PoolSignal, ...]:
-        return tuple(
-            policy.PoolSignal(
-                kind=name, target=pool.target, running=len(pool.running),
-                pending=len(pool.pending),
-                utilisation=view.utilisation if (view := snapshot.detectors.get(name)) else 0.0,
-                service_s=view.mean_service_s if view else None, num_cpus=pool.spec.num_cpus,
-                min_actors=pool.spec.min_actors, max_actors=pool.spec.max_actors,
-                batch_size=pool.batch_size, max_batch_size=pool.spec.batching.max_batch_size,
-                queued=view.queued if view else 0, num_gpus=pool.spec.num_gpus,
-            )
-            for name, pool in self.pools.items()
-        )
+        return scaling.signals(self, snapshot)
 
     def autoscale(self, snapshot: FleetSnapshot) -> policy.Decision:
         """Promote ready actors, decide, apply: actors, routing, buffers; reap drained actors."""
-        changed = {name for name, pool in self.pools.items() if pool.promote()}
-        signals = self.signals(snapshot)
-        if self.config.autoscaling.enabled:
-            decision, self.policy_state = policy.decide(signals, self.policy_state,
-                                                        self.config.autoscaling)
-        else:
-            decision = policy.disabled(signals)
-        for name, target in decision.actors.items():
-            if self.pools[name].resize(target):
-                changed.add(name)
-        for name in changed:
-            self._route(name)
-        for name, size in decision.batch.items():
-            self.pools[name].set_batch_size(size)
-        for camera in signals.cameras:
-            wanted = decision.buffers.get(camera.camera, camera.buffers)
-            if wanted != camera.buffers:
-                self.actors.send(self.cameras[camera.camera], "set_buffers", wanted)
-        self._reap()
-        self._record(decision.actions)
-        return decision
+        return scaling.autoscale(self, snapshot)
 
     def _route(self, name: str) -> None:
-        """Tell every camera of this kind which actors to send frames to, and where they run."""
-        handles, nodes = self.pools[name].handles(), self.pools[name].handle_nodes()
-        calls = {cid: (self.cameras[cid], "set_pool", (name, handles, nodes))
-                 for cid, kinds in self.kinds.items() if name in kinds and cid in self.cameras}
-        for cid, outcome in self.actors.call_all(calls, CALL_TIMEOUT_S).items():
-            if isinstance(outcome, BaseException):  # a restarted camera gets the pool at start
-                log.warning("camera %s: routing update failed: %s", cid, outcome)
+        scaling.route(self, name)
 
     def _reap(self) -> None:
-        self.retired = [p for p in self.retired if p.draining]
-        if not any(p.draining for p in [*self.pools.values(), *self.retired]):
-            return
-        calls = {cid: (ref, "outstanding", ()) for cid, ref in self.cameras.items()}
-        outstanding: Counter[str] = Counter()
-        for counts in self.actors.call_all(calls, CALL_TIMEOUT_S).values():
-            if isinstance(counts, ActorLostError):
-                continue  # a dead camera's frames died with it
-            if isinstance(counts, BaseException):
-                return  # unknown: reap next time rather than kill an actor with frames
-            outstanding.update(counts)
-        for pool in [*self.pools.values(), *self.retired]:
-            pool.reap(outstanding)
-
-    def _record(self, actions: tuple[policy.Action, ...]) -> None:
-        for action in actions:
-            event = {"time": round(time.time(), 3), **asdict(action)}
-            self.decisions[action.key] += 1
-            self.recent.append(event)
-            self.decisions_file.write(json.dumps(event, separators=(",", ":")) + "\n")
-            log.info("autoscale: %s %s %s -> %s (%s)", action.target, action.action,
-                     action.before, action.after, action.reason)
-        if actions:
-            self.decisions_file.flush()
+        scaling.reap(self)
 
     # ------------------------------------------------------------------------------------- loop
     def step(self) -> None:
@@ -540,14 +389,6 @@ class FleetController:
                         "last line of stats.jsonl, if that could be", error.strerror or error)
         self.metrics.close()
         return final
-
-
-def stats_file_every(config: FleetConfig) -> float:
-    """Seconds between stats.jsonl lines: a line holds every camera (about 300 bytes each)."""
-    if config.stats_file_interval_s is not None:
-        return config.stats_file_interval_s
-    extra = max(0, len(config.active_cameras) - 100) / 100
-    return config.stats_interval_s + extra
 
 
 def lost_with_actor(last: CameraStats, state: str) -> CameraStats:

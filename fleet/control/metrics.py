@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from fleet.control.policy import DecisionKey
 from fleet.control.stats import FleetSnapshot
 from fleet.frames import CameraStats, DetectorStats
-from fleet.sinks.push import SINK_DROP_REASONS
+from fleet.vocab import SINK_DROPS as SINK_DROP_REASONS
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10,
                    30)

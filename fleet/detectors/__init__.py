@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fleet.config import DetectorConfig
-from fleet.detectors.base import Detector, SettingError, detect_batch
+from fleet.detectors.base import Detector, detect_batch
 from fleet.detectors.blazeface import BlazeFaceDetector
 from fleet.detectors.blobs import BlobsDetector
 from fleet.detectors.legacy import CASCADES, HaarFaceDetector, HogPersonDetector
@@ -29,7 +29,7 @@ from fleet.detectors.nanodet import NanoDetDetector
 from fleet.detectors.onnx_detector import OnnxDetector
 from fleet.detectors.regions import with_tiles
 from fleet.detectors.service import DetectorService
-from fleet.errors import DetectorError
+from fleet.errors import DetectorError, SettingError
 from fleet.frames import Detection
 
 REGISTRY: dict[str, Callable[..., Detector]] = {

@@ -8,6 +8,8 @@ from typing import Protocol
 import numpy as np
 
 from fleet.errors import DetectorError
+# Defined in fleet.errors with every other exception; re-exported for older imports
+from fleet.errors import SettingError as SettingError
 from fleet.frames import Detection, FrameMeta
 
 
@@ -40,19 +42,3 @@ def detect_batch(detector: Detector, frames: Sequence[np.ndarray],
     if len(found) != len(frames):
         raise DetectorError(f"detect_batch returned {len(found)} results for {len(frames)} frames")
     return found
-
-
-class SettingError(DetectorError):
-    """A detector cannot start because of one setting: ``model.path: no file at ...``.
-
-    ``field`` is relative to the detector's config; :func:`fleet.detectors.build_detector` puts
-    ``detectors.<name>.`` in front when it knows the detector's name.
-    """
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}")
-
-    def under(self, prefix: str) -> SettingError:
-        return SettingError(f"{prefix}.{self.field}", self.message)

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from fleet.config import BlazeFaceDetectorConfig
-from fleet.detectors.base import SettingError
 from fleet.detectors.letterbox import InputPacker, InputSpec
 from fleet.detectors.models import FETCH_HINT, existing_file
 from fleet.detectors.session import OrtModel
+from fleet.errors import SettingError
 from fleet.frames import Detection, FrameMeta
 from fleet.pipeline.facesize import INPUT_PX
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from fleet.config import FaceDetectorConfig, PersonDetectorConfig
-from fleet.detectors.base import SettingError
+from fleet.errors import SettingError
 from fleet.frames import Detection, FrameMeta
 from fleet.imaging import Downscaler
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fleet.detectors.base import SettingError
+from fleet.errors import SettingError
 
 MODELS_ENV = "CAMFLEET_MODELS"
 FETCH_HINT = ("fetch it with `python scripts/fetch_models.py` (scripts/setup.sh does), or set "

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from fleet.config import OnnxDetectorConfig, OnnxModelConfig
-from fleet.detectors.base import SettingError
 from fleet.detectors.decoders import Candidates, Outputs, best, resolve_family, suppress
 from fleet.detectors.letterbox import InputPacker, InputSpec, Placement
 from fleet.detectors.models import existing_file
 from fleet.detectors.session import OrtModel
+from fleet.errors import SettingError
 from fleet.frames import Detection, FrameMeta
 
 MAX_CLASSES = 100_000  # class indices a model's metadata may name (the list is built at start)

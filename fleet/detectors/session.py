@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fleet.config import OnnxRuntimeSettings
-from fleet.detectors.base import SettingError
+from fleet.errors import SettingError
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = ("install the onnxruntime build that has it on the node (onnxruntime-gpu for "

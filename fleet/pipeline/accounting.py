@@ -22,11 +22,6 @@ from collections import Counter
 
 from fleet.frames import CameraStats
 
-# camera_lost: in flight in a camera actor that died (Ray frees the objects a dead worker owned);
-# corrupt: the source could not decode it, the connection is fine (fleet.errors.FrameError);
-# too_large: more pixels than the camera's max_frame_pixels, never put into the pipeline
-DROP_REASONS = ("fps", "no_motion", "no_buffer", "detector_lost", "camera_lost", "shutdown",
-                "corrupt", "too_large")
 _MAX_SAMPLES = 20_000
 _MAX_PROBLEMS = 20
 

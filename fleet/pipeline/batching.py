@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from fleet.errors import DetectorError
+
 T = TypeVar("T")
 R = TypeVar("R")
 _MAX_SAMPLES = 10_000
@@ -118,8 +120,8 @@ class BatchQueue(Generic[T, R]):
             answer = await loop.run_in_executor(self._executor, self.handler, items)
             results: list[Any] = list(answer)
             if len(results) != len(batch):
-                raise RuntimeError(f"the batch handler returned {len(results)} results for "
-                                   f"{len(batch)} items")
+                raise DetectorError(f"the batch handler returned {len(results)} results for "
+                                    f"{len(batch)} items")
         except Exception as exc:  # noqa: BLE001 - the whole call failed: every item fails
             results = [exc] * len(batch)
         del items, answer  # keep no reference to a frame once its batch is done

@@ -4,28 +4,30 @@
 Two threads: capture (reads, limits, gates, dispatches) and collect (waits for results,
 settles frames, feeds the tracker, emits events, dispatches a waiting frame when a slot frees).
 The hand-off itself is a collaborator (:class:`fleet.frames.Dispatcher`) so this module needs
-no Ray.
+no Ray. The in-flight slots and the drop policy are :class:`fleet.pipeline.slots.Slots`; frames
+stacked into one put (``put_frames``) are :class:`fleet.pipeline.putgroup.PutGroup`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 
-import cv2
 import numpy as np
 
+from fleet.backoff import Backoff
 from fleet.config import CameraConfig, FileSource
 from fleet.errors import EndOfStreamError, FrameError, SourceError
 from fleet.frames import CameraStats, Completion, Dispatcher, FrameMeta, SinkStats
 from fleet.pipeline.accounting import FrameLedger
 from fleet.pipeline.motion import MotionGate
+from fleet.pipeline.putgroup import PutGroup, shrink
+from fleet.pipeline.slots import Slots
 from fleet.pipeline.tracking import ObjectTracker
 from fleet.redact import redact_url
 from fleet.sinks.events import EventSink
@@ -55,24 +57,6 @@ class FpsLimiter:
         return True
 
 
-class Backoff:
-    """Capped exponential backoff with jitter."""
-
-    def __init__(self, initial_s: float, max_s: float, jitter: float,
-                 rng: random.Random | None = None):
-        self.initial_s, self.max_s, self.jitter = initial_s, max_s, jitter
-        self.attempt = 0
-        self.rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        base = min(self.max_s, self.initial_s * 2 ** self.attempt)
-        self.attempt += 1
-        return max(0.0, base * (1 + self.rng.uniform(-self.jitter, self.jitter)))
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 class Camera:
     """The per-camera pipeline. ``start()`` runs it in two threads; ``stop()`` drains it."""
 
@@ -90,32 +74,20 @@ class Camera:
         self.limiter = FpsLimiter(config.fps)
         self.gate = MotionGate(config.motion) if config.motion.enabled else None
         self.backoff = Backoff(config.reconnect.initial_backoff_s, config.reconnect.max_backoff_s,
-                               config.reconnect.jitter)
-        self.buffers = config.buffers
+                               jitter=config.reconnect.jitter)
         self._state = "starting"
         self.last_error = ""
         self.bad_frames = 0  # dropped corrupt or too_large: their warnings are thinned out
-        self.lock = threading.Lock()  # guards slots, the waiting frame and the spare buffer
-        self.slot_freed = threading.Condition(self.lock)  # drop_policy wait: capture waits here
-        self.waiting: tuple[np.ndarray, FrameMeta, float] | None = None
-        self.spare: np.ndarray | None = None
         self.shape = (0, 0)
         self.small: np.ndarray | None = None  # put_width: the reused buffer frames shrink into
         self.put_bytes = 0  # bytes of the last frame put into the object store
         self.puts = resume.puts if resume is not None else 0  # objects put (groups count once)
         self.puts_lock = threading.Lock()  # both threads put: capture, and collect (waiting
         # frames, stale groups)
-        # put_frames > 1: frames admitted and decoded into ``stack`` (reused), not yet sent
-        self.stack: np.ndarray | None = None
-        self.group: list[tuple[FrameMeta, float]] = []
-        self.group_closed = False  # stop() sent the group while capture was stuck
-        # guards group and stack rows 0..len(group)-1: the collect thread sends a group whose
-        # first frame has waited past put_wait_ms while capture waits for the next frame
-        self.group_lock = threading.Lock()
-        self.gap_s = 1.0 / config.fps  # time between admitted frames (moving average)
-        self.last_admit: float | None = None
+        self.group = PutGroup(config, self._submit_group, self._join)  # put_frames > 1
         self.in_source_since: float | None = None  # monotonic start of a source call under way
         self.capture_stop = threading.Event()
+        self.slots = Slots(config, self.ledger, self.capture_stop, self._dispatch)
         self.collect_stop = threading.Event()
         self.threads: list[threading.Thread] = []
         media_time = isinstance(config.source, FileSource) and not config.source.realtime
@@ -157,12 +129,8 @@ class Camera:
         if self.threads[0].is_alive():  # stuck inside the source: the actor ends anyway
             log.error("camera %s: capture did not stop within %g s (stuck in the source for "
                       "%g s); stopping without it", self.config.id, STOP_JOIN_S, self.stuck_s())
-            self.group_closed = True
-            self._send_group()  # what capture decoded before it got stuck
-        with self.lock:
-            if self.waiting is not None:
-                self.ledger.drop(self.waiting[1].index, "shutdown")
-                self.waiting = None
+            self.group.close()  # what capture decoded before it got stuck goes
+        self.slots.drop_waiting()
         deadline = time.monotonic() + drain_timeout_s
         while self.ledger.slots_used > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -188,9 +156,7 @@ class Camera:
 
     def set_buffers(self, buffers: int) -> None:
         """Takes effect on the next frame; frames already in flight finish normally."""
-        with self.lock:
-            self.buffers = max(1, buffers)
-            self.slot_freed.notify_all()
+        self.slots.resize(buffers)
 
     def stats(self) -> CameraStats:
         tracker = self.tracker
@@ -205,7 +171,7 @@ class Camera:
             local, remote = local + base.handoffs_local, remote + base.handoffs_remote
             crossed += base.remote_bytes
         return self.ledger.snapshot(
-            state=self.state, buffers=self.buffers, last_error=self.last_error,
+            state=self.state, buffers=self.slots.buffers, last_error=self.last_error,
             source_fps=self.source.native_fps, width=self.shape[1], height=self.shape[0],
             outstanding=self.dispatcher.outstanding(), stuck_s=self.stuck_s(),
             put_bytes=self.put_bytes, puts=self.puts, sinks=tuple(sinks), handoffs_local=local,
@@ -242,7 +208,7 @@ class Camera:
             except Exception as exc:  # a bug or an OpenCV error must not kill the camera silently
                 log.exception("camera %s: unexpected error", self.config.id)
                 opened = self._source_failed(exc)
-        self._send_group()  # end of stream or stop: the frames decoded so far go
+        self.group.send()  # end of stream or stop: the frames decoded so far go
         self.source.close()
 
     def _pace(self, next_read: float, fps: float) -> float:
@@ -254,7 +220,7 @@ class Camera:
         return next_read + 1.0 / fps
 
     def _source_failed(self, exc: Exception) -> bool:
-        self._send_group()  # frames decoded before the failure are good: they go
+        self.group.send()  # frames decoded before the failure are good: they go
         self.state = "down"
         self.last_error = redact_url(str(exc))
         log.warning("%s", self.last_error)
@@ -279,7 +245,7 @@ class Camera:
         except BaseException:
             # Whatever went wrong between capture and hand-off (a decode error, an OpenCV
             # exception in the motion gate, a bug), the frame is settled, never left in flight.
-            if self.ledger.unsent(index) and not self._is_waiting(index):
+            if self.ledger.unsent(index) and not self.slots.is_waiting(index):
                 self.ledger.fail_unsent(index)
             raise
 
@@ -291,14 +257,15 @@ class Camera:
         if not self.limiter.admit(t):
             self.ledger.drop(index, "fps")
             return buf
-        if self._full_and_dropping(index):
-            self._send_group_if_due()
+        if self.gate is None and self.slots.full_and_dropping(index):
+            # (not with a motion gate: whether a frame is offered depends on its pixels)
+            self.slots.send_if_due(self.group)
             return buf  # dropped before decoding: no CPU spent on a frame nobody will analyse
-        grouped = self.config.put_frames > 1 and self._slot_for_group()
+        grouped = self.config.put_frames > 1 and self.slots.for_group(self.group)
         if not grouped:
-            self._send_group_if_due()
+            self.slots.send_if_due(self.group)
         direct = grouped and not self.config.put_width  # decode straight into the group
-        frame = self._decode(index, self._group_slot() if direct else buf)
+        frame = self._decode(index, self.group.slot() if direct else buf)
         if frame is None:
             return buf  # dropped: the next frame decodes into buf
         if self.gate is not None and not self.gate.moving(frame):
@@ -307,14 +274,15 @@ class Camera:
         meta = FrameMeta(self.config.id, index, wall, frame.shape[1], frame.shape[0],
                          self.config.detect_width, stream_time=t if self.media_time else None)
         if grouped:
-            self._join_group(frame, meta, started)
+            self.group.join(frame, meta, started)
             return buf if direct else frame
         if self.config.put_width and self.config.put_width < frame.shape[1]:
-            small = self._shrink(frame)
+            small = self.small = shrink(frame, self.config.put_width, self.small)
+            self.put_bytes = small.nbytes
             meta = replace(meta, put_scale=frame.shape[1] / small.shape[1])
-            self.small = self._offer(small, meta, started)  # the small buffer to reuse next
+            self.small = self.slots.offer(small, meta, started)  # the small buffer to reuse next
             return frame  # nothing holds the full frame: decode the next one into it
-        return self._offer(frame, meta, started)
+        return self.slots.offer(frame, meta, started)
 
     # -------------------------------------------------------------------- frames of any shape
     def _decode(self, index: int, into: np.ndarray | None) -> np.ndarray | None:
@@ -369,131 +337,8 @@ class Camera:
             log.info("camera %s: frames are now %dx%d (were %dx%d)", self.config.id,
                      frame.shape[1], frame.shape[0], self.shape[1], self.shape[0])
         self.shape = (frame.shape[0], frame.shape[1])
-        with self.lock:
-            self.spare = None
+        self.slots.let_go_spare()
         self.small = None
-
-    # ------------------------------------------------------------------------- put_frames groups
-    def _slot_for_group(self) -> bool:
-        """Whether the frame can join the group (a slot is free). With ``drop_policy: wait``
-        it waits for one first (sending the group when it is due)."""
-        while True:
-            with self.lock:
-                if self.ledger.slots_used < self.buffers:
-                    return True
-                if self.config.drop_policy != "wait" or self.capture_stop.is_set():
-                    return False
-                if not self._group_due():
-                    self.slot_freed.wait(0.1)
-                    continue
-            self._send_group()
-
-    def _group_due(self) -> bool:
-        """Whether the pending group must go although it is not full: no other frame is in
-        flight (none will free a slot for it to grow), or its first frame would wait longer
-        than ``put_wait_ms``."""
-        group = self.group  # replaced, never emptied, when sent: this stays readable
-        if not group:
-            return False
-        if len(group) >= self.config.put_frames:
-            return True
-        if self.ledger.slots_used <= len(group):
-            return True
-        waited = time.monotonic() - group[0][1]
-        return waited + self.gap_s > self.config.put_wait_ms / 1000
-
-    def _send_group_if_due(self) -> None:
-        with self.lock:
-            due = self._group_due()
-        if due:
-            self._send_group()
-
-    def _put_shape(self, frame: np.ndarray) -> tuple[int, ...]:
-        width = self.config.put_width
-        if not width or width >= frame.shape[1]:
-            return frame.shape
-        return (max(1, round(frame.shape[0] * width / frame.shape[1])), width, *frame.shape[2:])
-
-    def _group_slot(self) -> np.ndarray | None:
-        """Where the next frame of the group is decoded to (None: no stack yet). Rows from
-        len(group) on are the capture thread's alone; a group sent meanwhile (by the collect
-        thread) only copies rows before it."""
-        with self.group_lock:
-            return self.stack[len(self.group)] if self.stack is not None else None
-
-    def _join_group(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
-        """Admit a decoded frame into the pending group (it takes a slot now) and send the
-        group when it is full or its first frame would wait longer than ``put_wait_ms``."""
-        with self.group_lock:
-            if self.group_closed:
-                return  # capture was stuck when stop() ended the groups; stop() settled it
-            shape = self._put_shape(frame)
-            stack = self.stack
-            if stack is None or stack.shape[1:] != shape or stack.dtype != frame.dtype:
-                self._send_locked()  # the frame size changed: what is pending goes as it is
-                stack = self.stack = np.empty((self.config.put_frames, *shape), frame.dtype)
-            slot = stack[len(self.group)]
-            if shape != frame.shape:  # put_width: shrink into the group
-                cv2.resize(frame, (shape[1], shape[0]), dst=slot, interpolation=cv2.INTER_AREA)
-                meta = replace(meta, put_scale=frame.shape[1] / shape[1])
-            elif frame.ctypes.data != slot.ctypes.data:  # decoded elsewhere (first frame, a
-                np.copyto(slot, frame)  # source that allocates, a group sent meanwhile)
-            self.put_bytes = slot.nbytes
-            self.ledger.offer()
-            self.ledger.admit(meta.index)
-            self.group.append((meta, started))
-            if self.tracker is not None:
-                self.tracker.expect(meta)
-            now = time.monotonic()
-            if self.last_admit is not None:
-                self.gap_s = 0.8 * self.gap_s + 0.2 * (now - self.last_admit)
-            self.last_admit = now
-            waited = now - self.group[0][1]  # the next frame is due in about gap_s
-            if (len(self.group) >= self.config.put_frames
-                    or waited + self.gap_s > self.config.put_wait_ms / 1000):
-                self._send_locked()
-
-    def _send_group(self) -> None:
-        """Hand the pending group off: one put, one call per detector kind."""
-        with self.group_lock:
-            self._send_locked()
-
-    def _send_stale_group(self) -> None:
-        """From the collect loop: a group whose first frame has waited past ``put_wait_ms``
-        goes, even if no frame comes to send it (a stalled stream)."""
-        group = self.group
-        if group and time.monotonic() - group[0][1] > self.config.put_wait_ms / 1000:
-            self._send_group()
-
-    def _send_locked(self) -> None:
-        if not self.group:
-            return
-        group, self.group = self.group, []
-        assert self.stack is not None
-        metas, started = [m for m, _ in group], [t for _, t in group]
-        self._count_put()
-        try:
-            self.dispatcher.submit_group(self.stack[:len(group)], metas, started)
-        except Exception as exc:  # noqa: BLE001 - whatever Ray raised, the frames are settled
-            log.warning("camera %s: hand-off of %d frames failed: %s", self.config.id,
-                        len(group), exc)
-            for meta in metas:
-                self.ledger.settle(meta.index, "failed")
-                self._track(meta.index, None)
-
-    def _count_put(self) -> None:
-        with self.puts_lock:
-            self.puts += 1
-
-    def _shrink(self, frame: np.ndarray) -> np.ndarray:
-        """The frame at ``put_width``, resized into a buffer of the camera's, reused."""
-        width = self.config.put_width or frame.shape[1]
-        shape = (max(1, round(frame.shape[0] * width / frame.shape[1])), width, *frame.shape[2:])
-        if self.small is None or self.small.shape != shape:
-            self.small = np.empty(shape, frame.dtype)
-        cv2.resize(frame, (shape[1], shape[0]), dst=self.small, interpolation=cv2.INTER_AREA)
-        self.put_bytes = self.small.nbytes
-        return self.small
 
     @contextlib.contextmanager
     def _in_source(self) -> Iterator[None]:
@@ -505,61 +350,50 @@ class Camera:
         finally:
             self.in_source_since = None
 
-    def _is_waiting(self, index: int) -> bool:
-        with self.lock:
-            return self.waiting is not None and self.waiting[1].index == index
-
-    def _full_and_dropping(self, index: int) -> bool:
-        """drop_newest with every buffer busy: the frame would be dropped after decoding, so
-        drop it before. (Not with a motion gate: whether it was offered depends on its pixels.)"""
-        if self.config.drop_policy != "drop_newest" or self.gate is not None:
-            return False
-        with self.lock:
-            if self.ledger.slots_used < self.buffers:
-                return False
-            self.ledger.offer()
-            self.ledger.drop(index, "no_buffer")
-            return True
-
-    def _offer(self, frame: np.ndarray, meta: FrameMeta, started: float) -> np.ndarray | None:
-        """Dispatch now, or apply the drop policy. Returns the buffer to decode the next frame
-        into."""
-        self.ledger.offer()
-        with self.lock:
-            if self.config.drop_policy == "wait":  # backpressure: hold capture until a slot frees
-                while self.ledger.slots_used >= self.buffers and not self.capture_stop.is_set():
-                    self.slot_freed.wait(0.1)
-            if self.ledger.slots_used < self.buffers:
-                self._dispatch(frame, meta, started)
-                return frame  # ray.put copied it: the buffer is free again
-            if self.config.drop_policy == "wait":  # stopping while waiting
-                self.ledger.drop(meta.index, "shutdown")
-                return frame
-            if self.config.drop_policy == "drop_newest":
-                self.ledger.drop(meta.index, "no_buffer")
-                return frame
-            # drop_oldest: this frame waits for a slot; the frame it replaces is dropped.
-            free: np.ndarray | None
-            if self.waiting is not None:
-                self.ledger.drop(self.waiting[1].index, "no_buffer")
-                free = self.waiting[0]
-            else:
-                free, self.spare = self.spare, None
-            self.waiting = (frame, meta, started)
-            return free
-
+    # ---------------------------------------------------------------------------------- hand-off
     def _dispatch(self, frame: np.ndarray, meta: FrameMeta, started: float) -> None:
+        """One frame takes its slot and goes (the slots call this under their lock)."""
         self.put_bytes = frame.nbytes
         self._count_put()
-        self.ledger.admit(meta.index)
-        if self.tracker is not None:
-            self.tracker.expect(meta)  # before its result can come back
+        self._admit(meta)
         try:
             self.dispatcher.submit(frame, meta, started)
         except Exception as exc:  # noqa: BLE001 - whatever Ray raised, the frame is settled
             log.warning("camera %s: hand-off failed: %s", self.config.id, exc)
-            self.ledger.settle(meta.index, "failed")
-            self._track(meta.index, None)
+            self._failed(meta.index)
+
+    def _admit(self, meta: FrameMeta) -> None:
+        """The frame takes a slot; the tracker expects it before its result can come back."""
+        self.ledger.admit(meta.index)
+        if self.tracker is not None:
+            self.tracker.expect(meta)
+
+    def _failed(self, index: int) -> None:
+        """The hand-off raised: the frame is settled failed, with nothing to track."""
+        self.ledger.settle(index, "failed")
+        self._track(index, None)
+
+    def _join(self, meta: FrameMeta, nbytes: int) -> None:
+        """A frame joined the group (under the group's lock): it takes a slot now."""
+        self.put_bytes = nbytes
+        self.ledger.offer()
+        self._admit(meta)
+
+    def _submit_group(self, frames: np.ndarray, metas: list[FrameMeta],
+                      started: list[float]) -> None:
+        """The group's frames go as one put (the group calls this under its lock)."""
+        self._count_put()
+        try:
+            self.dispatcher.submit_group(frames, metas, started)
+        except Exception as exc:  # noqa: BLE001 - whatever Ray raised, the frames are settled
+            log.warning("camera %s: hand-off of %d frames failed: %s", self.config.id,
+                        len(metas), exc)
+            for meta in metas:
+                self._failed(meta.index)
+
+    def _count_put(self) -> None:
+        with self.puts_lock:
+            self.puts += 1
 
     # ----------------------------------------------------------------------------------- collect
     def _collect_loop(self) -> None:
@@ -568,9 +402,9 @@ class Camera:
                 finished = self.dispatcher.wait(0.05)
                 while finished:
                     self._settle(finished.pop())  # pop: keep no reference to a settled frame
-                self._dispatch_waiting()
+                self.slots.dispatch_waiting(self.shape)
                 if self.config.put_frames > 1:
-                    self._send_stale_group()
+                    self.group.send_stale()
                 if self.tracker is not None and not self.media_time:
                     self._objects(self.tracker.tick(time.time()))  # a quiet or down camera
                 self.sink.tick()
@@ -618,13 +452,3 @@ class Camera:
                 self.sink.objects(events)
             except Exception:
                 log.exception("camera %s: object sink failed", self.config.id)
-
-    def _dispatch_waiting(self) -> None:
-        with self.lock:
-            self.slot_freed.notify_all()
-            if self.waiting is not None and self.ledger.slots_used < self.buffers:
-                frame, meta, started = self.waiting
-                self.waiting = None
-                self._dispatch(frame, meta, started)
-                if frame.shape[:2] == self.shape:  # of an old shape: let it go
-                    self.spare = frame

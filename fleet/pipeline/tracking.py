@@ -50,8 +50,8 @@ from fleet.frames import Completion, Detection, FrameMeta
 from fleet.pipeline.reorder import Reorder, Sighting
 from fleet.pipeline.stillness import Stillness
 from fleet.pipeline.zones import Regions
+from fleet.vocab import EVENT_KINDS
 
-EVENT_TYPES = ("start", "update", "end", "enter", "leave", "loiter", "stationary")
 SNAPSHOT_EVERY_S = 1.0  # a track's snapshot file is rewritten at most this often
 SNAPSHOT_UPDATE_GAP_S = 3.0  # a better snapshot alone sends an update at most this often
 EDGE_PX = 2  # a box this close to the frame's border is probably cut off
@@ -133,7 +133,7 @@ class ObjectTracker:
         self.reorder = Reorder(self.config.reorder_window, camera.buffers)
         self.byte: dict[str, ByteTrackTracker] = {}
         self.live: dict[tuple[str, int], Track] = {}  # (label, trackers' id) -> track
-        self.events: Counter[str] = Counter({kind: 0 for kind in EVENT_TYPES})
+        self.events: Counter[str] = Counter({kind: 0 for kind in EVENT_KINDS})
         self.size = (0, 0)  # of the last frame fed (snapshot edges, zones)
         self.track_lines = track_lines  # build a "track" line per tracked box (jsonl.tracks)
         self.lines: list[dict[str, Any]] = []  # built, not yet taken (take_lines)

@@ -18,13 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from fleet.errors import FleetError
+from fleet.errors import ReportError  # defined with every other exception; imported from here too
 from fleet.report.series import CameraSeries, Decision, DetectorSeries, ObjectEvent, Objects, Run
 from fleet.sinks.rotation import rotated_paths
-
-
-class ReportError(FleetError):
-    """A run folder is missing, incomplete or has a corrupt file; or it cannot be drawn."""
 
 
 CAMERA_FIELDS = ("captured", "processed", "input_fps", "analysed_fps", "hit_rate", "p50_ms",

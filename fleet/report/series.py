@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from fleet.control.stats import windowed_rate
+from fleet.vocab import EVENT_KINDS
 
 FPS_WINDOW_S = 4.0  # an even number of 1 s snapshots cancels the 4, 6, 4, 6 of a 5 fps camera
 
@@ -136,7 +137,6 @@ def worst_camera(run: Run) -> str:
 
 # ---- object events: tracks, zone events, per-camera figures ---------------------------------
 
-TRACK_EVENTS = ("start", "update", "end", "enter", "leave", "loiter", "stationary")  # printed
 ZONE_EVENTS = frozenset({"enter", "leave", "loiter"})
 
 
@@ -201,7 +201,7 @@ class CameraObjects:
     by_label: dict[str, int]  # tracks per label
     mean_duration_s: float  # NaN without tracks
     max_duration_s: float
-    events: dict[str, int]  # object events per type, in TRACK_EVENTS order then others
+    events: dict[str, int]  # object events per type, in EVENT_KINDS order then others
     open_tracks: int  # tracks without an end event
 
 
@@ -285,5 +285,5 @@ def _track(events: list[ObjectEvent], start_time: float) -> Track:
 
 def _in_event_order(counts: dict[str, int]) -> dict[str, int]:
     """Known event types in lifecycle order, then any newer ones alphabetically."""
-    order = {e: i for i, e in enumerate(TRACK_EVENTS)}
+    order = {e: i for i, e in enumerate(EVENT_KINDS)}
     return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from fleet.config import _loader, load_fleet, parse_fleet
+from fleet.config import _interpolate, load_fleet, parse_fleet
 from fleet.errors import ConfigError, ConfigProblem
 
 SECRET = "hunter2-secret-value"
@@ -40,7 +40,7 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         paths.append(os.fspath(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(_loader, "open", spy, raising=False)
+    monkeypatch.setattr(_interpolate, "open", spy, raising=False)
     return paths
 
 

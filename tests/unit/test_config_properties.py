@@ -9,7 +9,9 @@ every example it generates before its fix); test_config.py has an example of eac
 from __future__ import annotations
 
 import functools
+import importlib
 import json
+import pkgutil
 import re
 import string
 import time
@@ -23,7 +25,8 @@ from hypothesis import Phase, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from fleet.config import FleetConfig, _loader, _models, load_fleet, parse_fleet
+import fleet.config
+from fleet.config import FleetConfig, _problems, _yaml, load_fleet, parse_fleet
 from fleet.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +35,7 @@ DEMO_LINES = DEMO.splitlines(keepends=True)
 ONE_CAMERA = "cameras: [{id: a, source: synthetic}]\n"
 # The loader masks every environment value at least _MIN_SECRET_LEN long; the issue asks that a
 # password of 8 or more never shows: test at the longer of the two.
-SECRET_MIN_LEN = max(8, _loader._MIN_SECRET_LEN)
+SECRET_MIN_LEN = max(8, _problems._MIN_SECRET_LEN)
 # The examples of the regression tests at the end are slow or exact already: report the first
 # failing one, do not shrink it.
 NO_SHRINK = (Phase.explicit, Phase.generate)
@@ -294,10 +297,12 @@ def test_structured_hostile_values_load_like_the_models_validate_them(
 # Mutations of config/demo.yaml, a realistic file.
 KNOWN_KEYS = {
     name
-    for model in vars(_models).values()
+    for module in (importlib.import_module(f"fleet.config.{m.name}")
+                   for m in pkgutil.iter_modules(fleet.config.__path__))
+    for model in vars(module).values()
     if isinstance(model, type) and issubclass(model, BaseModel)
     for name in model.model_fields
-} | set(_models.DETECTOR_KINDS)
+} | set(fleet.config.DETECTOR_KINDS)
 
 
 def _delete(lines: list[str], i: int, draw: st.DrawFn) -> list[str]:
@@ -446,7 +451,7 @@ def test_interpolation_substitutes_values_verbatim_and_reports_unset_variables(
         assert {(p.line, p.field) for p in result.problems} == {(1, "output_dir")}
         used = {env[a] for kind, a, _ in parts if kind == "ref" and a in env}
         said = f"environment variable {unset[0]} is not set" if unset else ""
-        if unset and not any(len(v) >= _loader._MIN_SECRET_LEN and v in said for v in used):
+        if unset and not any(len(v) >= _problems._MIN_SECRET_LEN and v in said for v in used):
             assert said in result.problems[0].message
     else:
         assert isinstance(result, FleetConfig), result
@@ -624,7 +629,7 @@ def _laughs(depth: int, width: int, shape: str, where: str) -> str:
 def test_billion_laughs_is_refused_quickly(depth: int, width: int, shape: str, where: str) -> None:
     # A few drawn (depth, width) expand to little (2**3 values is no bomb): nest those deeper,
     # until the aliases expand to several times what the loader allows.
-    while width**depth < 4 * _loader.EXPANSION_MARGIN:
+    while width**depth < 4 * _yaml.EXPANSION_MARGIN:
         depth += 1
     text = _laughs(depth, width, shape, where)
 
@@ -884,4 +889,4 @@ def test_bug_deep_nesting_is_a_clean_config_error(depth: int, shape: str) -> Non
     result = outcome(text)
 
     assert isinstance(result, ConfigError)
-    assert any(f"nest more than {_loader.MAX_DEPTH} levels deep" in m for m in messages(result))
+    assert any(f"nest more than {_yaml.MAX_DEPTH} levels deep" in m for m in messages(result))

@@ -354,7 +354,7 @@ def test_apply_of_the_same_file_changes_nothing(fleet):
 
 
 def test_a_big_fleet_writes_stats_lines_less_often():
-    from fleet.control.controller import stats_file_every
+    from fleet.control.fanin import stats_file_every
 
     def fleet_of(n: int, extra: str = "") -> object:
         rows = "".join(f"  - {{id: c{i}, source: synthetic}}\n" for i in range(n))

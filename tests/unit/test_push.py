@@ -19,15 +19,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from fleet.backoff import Backoff as RetryBackoff
+from fleet.config import SinksConfig
 from fleet.config._push import MqttSinkConfig, MqttTlsConfig, WebhookSinkConfig
-from fleet.sinks.push import (
-    MqttSink,
-    PushSettingError,
-    PushStats,
-    RetryBackoff,
-    WebhookSink,
-    open_push_sinks,
-)
+from fleet.errors import PushSettingError
+from fleet.sinks.base import PushStats
+from fleet.sinks.mqtt import MqttSink
+from fleet.sinks.push import open_push_sinks
+from fleet.sinks.webhook import WebhookSink
 from tests.helpers import free_port, wait_until
 from tests.servers import push as servers
 from tests.servers.push import HttpReceiver
@@ -416,9 +415,8 @@ def test_an_mqtt_sink_without_a_broker_neither_blocks_nor_raises_and_closes_in_t
 
 
 def test_only_enabled_sinks_are_opened():
-    off = open_push_sinks(WebhookSinkConfig(), MqttSinkConfig(), "fleet", "gate")
-    assert off == []
-    [only] = open_push_sinks(webhook("http://127.0.0.1:9/x"), MqttSinkConfig(), "fleet", "gate")
+    assert open_push_sinks(SinksConfig(), "fleet", "gate") == []
+    [only] = open_push_sinks(SinksConfig(webhook=webhook("http://127.0.0.1:9/x")), "fleet", "gate")
     assert only.name == "webhook"
     only.close(timeout_s=0)
 

@@ -18,7 +18,7 @@ def test_committed_schema_matches_the_models() -> None:
 
     assert SCHEMA.is_file(), f"{SCHEMA} is missing; {REGENERATE}"
     assert SCHEMA.read_text(encoding="utf-8") == expected, (
-        f"{SCHEMA} is out of date with fleet/config/_models.py; {REGENERATE}"
+        f"{SCHEMA} is out of date with the models in fleet/config/; {REGENERATE}"
     )
 
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from fleet.bench import accuracy, composites
 from fleet.config import BlazeFaceDetectorConfig, FaceDetectorConfig, parse_fleet
-from fleet.config._models import TilesConfig
+from fleet.config import TilesConfig
 from fleet.detectors import build_detector
 from fleet.detectors.regions import (
     TiledDetector,

@@ -16,9 +16,9 @@ from fleet.config._push import PUSH_EVENTS, PushEvent
 from fleet.feed import SHOWN
 from fleet.frames import Completion, Detection, DetectionResult, FrameMeta
 from fleet.pipeline.reorder import Reorder, Sighting
-from fleet.pipeline.tracking import EVENT_TYPES, ObjectTracker, quality
-from fleet.report.series import TRACK_EVENTS
+from fleet.pipeline.tracking import ObjectTracker, quality
 from fleet.sources import path_box
+from fleet.vocab import EVENT_KINDS
 
 W, H, FPS = 640, 480, 10.0
 
@@ -325,9 +325,10 @@ def test_a_camera_that_tracks_nothing_never_loads_the_tracker_library():
 
 
 def test_every_list_of_event_types_names_every_event():
-    # the tracker's counters, what push sinks may select, the report's order, the live feed
-    assert set(EVENT_TYPES) == set(PUSH_EVENTS) == set(get_args(PushEvent)) == set(TRACK_EVENTS)
-    assert set(SHOWN) <= set(EVENT_TYPES)
+    # the tracker's counters and the report's order (both EVENT_KINDS), what push sinks may
+    # select, the live feed
+    assert set(EVENT_KINDS) == set(PUSH_EVENTS) == set(get_args(PushEvent))
+    assert set(SHOWN) <= set(EVENT_KINDS)
 
 
 # ------------------------------------------------------------------------------ track lines

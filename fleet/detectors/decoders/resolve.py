@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fleet.detectors.base import SettingError
 from fleet.detectors.decoders.base import Candidates, Family, Fit, Outputs
 from fleet.detectors.decoders.detr import DETR
 from fleet.detectors.decoders.nanodet import NANODET
 from fleet.detectors.decoders.yolo import NMS, YOLOV5, YOLOV8, YOLOX
+from fleet.errors import SettingError
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (YOLOV5, YOLOV8, NMS, YOLOX, DETR, NANODET)}
 
