@@ -74,10 +74,13 @@ def _token() -> str | None:
     try:
         from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
 
+        # whatever RAY_AUTH_MODE says here: with it unset, ray.init sends a token it finds
+        # (maybe_enable_token_auth_if_token_available), e.g. the ~/.ray/auth_token an
+        # embedded camfleet run's Ray wrote
         loader = AuthenticationTokenLoader.instance()
-        if not loader.has_token():
+        if not loader.has_token(ignore_auth_mode=True):
             return None
-        header = loader.get_token_for_http_header()
+        header = loader.get_token_for_http_header(ignore_auth_mode=True)
     except Exception:
         return None
     value = next(iter(header.values()), "") if header else ""
