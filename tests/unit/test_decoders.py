@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from fleet.config import OnnxDetectorConfig
 from fleet.detectors import OnnxDetector, SettingError, build_detector
 from fleet.frames import Detection, FrameMeta
+from tests.unit.test_onnx_detector import NAMES, frame, save_onnx
 
 
 # ------------------------------------------------------------------------------ test graphs
@@ -59,15 +59,7 @@ class Model:
             [helper.make_tensor_value_info("images", TensorProto.FLOAT,
                                            ["batch", 3, height, width])],
             results, constants)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        model.ir_version = 8
-        helper.set_model_props(model, self.metadata)
-        onnx.checker.check_model(model)
-        onnx.save(model, str(path))
-        return str(path)
-
-
-NAMES = {"names": "{0: 'person', 1: 'car', 2: 'truck'}"}
+        return save_onnx(graph, self.metadata, path)
 
 
 def detector(tmp_path: Path, model: Model, **settings: object) -> OnnxDetector:
@@ -75,12 +67,6 @@ def detector(tmp_path: Path, model: Model, **settings: object) -> OnnxDetector:
     built = build_detector(OnnxDetectorConfig(model={"path": path}, **settings))  # type: ignore[arg-type]
     assert isinstance(built, OnnxDetector)
     return built
-
-
-def frame(width: int = 64, height: int = 64, value: int = 128) -> np.ndarray:
-    out = np.full((height, width, 3), value, np.uint8)
-    out.flags.writeable = False
-    return out
 
 
 def meta(image: np.ndarray, index: int = 0) -> FrameMeta:

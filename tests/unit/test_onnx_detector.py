@@ -56,12 +56,17 @@ class Graph:
              numpy_helper.from_array(gain[None].astype(np.float32), "gain"),
              numpy_helper.from_array(np.array([-1, 1, 1], np.int64), "per_image")],
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        model.ir_version = 8
-        helper.set_model_props(model, self.metadata)
-        onnx.checker.check_model(model)
-        onnx.save(model, str(path))
-        return str(path)
+        return save_onnx(graph, self.metadata, path)
+
+
+def save_onnx(graph: onnx.GraphProto, metadata: dict[str, str], path: Path) -> str:
+    """``graph`` as a checked opset-17 model with ``metadata`` (class names), saved at ``path``."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return str(path)
 
 
 NAMES = {"names": "{0: 'person', 1: 'car', 2: 'truck'}"}
